@@ -1,0 +1,88 @@
+//! `meshroute`: reads Gateway API mesh manifests from a directory, validates them, compiles the
+//! route table the filter runs, and publishes it with the rest of Envoy's configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod model;
+
+#[derive(Parser)]
+#[command(name = "meshroute", version, about = "Gateway API mesh routing (GAMMA) for stock Envoy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the manifests and print each route's status per parent.
+    Check(CheckArgs),
+    /// Show how one request would be routed, by the filter's own code.
+    Explain(ExplainArgs),
+    /// Compile the manifests and print the route table the filter receives.
+    Compile(CompileArgs),
+    /// Write Envoy's configuration for the manifests, and keep it up to date.
+    Sync(SyncArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Manifests directory (a mounted ConfigMap works as is).
+    pub dir: PathBuf,
+    /// Treat unresolved references and shadowed rules as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    pub dir: PathBuf,
+    /// The Service the request is sent to: NAME, NAME.NAMESPACE, its FQDN or a ClusterIP, with
+    /// an optional :PORT (default 80).
+    #[arg(long)]
+    pub to: String,
+    /// Namespace a short Service name resolves in, as for a client in that namespace.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Path with an optional query string.
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// A request header, 'Name: value'; repeatable.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CompileArgs {
+    pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    pub dir: PathBuf,
+    /// Directory Envoy reads its configuration from.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Publish once and exit instead of watching DIR.
+    #[arg(long)]
+    pub once: bool,
+    /// The filter module to publish.
+    #[arg(long, default_value = "target/wasm32-wasip1/release/meshroute_filter.wasm")]
+    pub wasm: PathBuf,
+    /// Port of Envoy's admin interface, on 127.0.0.1.
+    #[arg(long, default_value_t = 9901)]
+    pub admin_port: u16,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check(_args) => ExitCode::FAILURE,
+        Command::Explain(_args) => ExitCode::FAILURE,
+        Command::Compile(_args) => ExitCode::FAILURE,
+        Command::Sync(_args) => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,125 @@
+//! The route table as `meshroute` publishes it and the filter receives it: a versioned JSON
+//! document, close to the Gateway API resources it comes from. It is plain data; every check
+//! happens when it is turned into a [`crate::table::RouteTable`].
+
+use serde::{Deserialize, Serialize};
+
+/// The only document version this build understands.
+pub const TABLE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDocument {
+    pub version: u32,
+    /// Service ports that have at least one attached route. Ports not listed pass through.
+    #[serde(default)]
+    pub frontends: Vec<FrontendDoc>,
+    #[serde(default)]
+    pub routes: Vec<RouteDoc>,
+}
+
+/// One Service port in its frontend role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendDoc {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+    /// The Service's ClusterIPs; traffic is matched to the frontend by these and `port`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Indexes into [`TableDocument::routes`] of the routes attached to this port.
+    pub routes: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteKind {
+    #[serde(rename = "HTTPRoute")]
+    Http,
+    #[serde(rename = "GRPCRoute")]
+    Grpc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDoc {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+    /// RFC 3339 in UTC (`2024-05-01T10:00:00Z`); older routes win ties. Absent sorts last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    pub rules: Vec<RuleDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// ORed; empty means "every request" (HTTPRoute: PathPrefix `/`).
+    #[serde(default)]
+    pub matches: Vec<MatchDoc>,
+    #[serde(default)]
+    pub backends: Vec<BackendDoc>,
+}
+
+/// One entry of a rule's `matches`; its fields are ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatchDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<ValueMatchDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathMatchType {
+    Exact,
+    PathPrefix,
+    RegularExpression,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatchDoc {
+    #[serde(rename = "type")]
+    pub kind: PathMatchType,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValueMatchType {
+    Exact,
+    RegularExpression,
+}
+
+/// A header or query-parameter match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatchDoc {
+    #[serde(rename = "type")]
+    pub kind: ValueMatchType,
+    pub name: String,
+    pub value: String,
+}
+
+/// One backendRef. `cluster` is the Envoy cluster that serves it, or absent when the reference
+/// does not resolve; such a backend keeps its share of traffic and answers 500.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendDoc {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Why the reference does not resolve (`BackendNotFound`, `InvalidKind`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
+}

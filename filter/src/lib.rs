@@ -1,0 +1,22 @@
+//! meshroute: Gateway API mesh routing (GAMMA) for stock Envoy.
+//!
+//! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
+//! [`matching`] (HTTPRoute matches and precedence) and [`choice`] (weighted backend choice) — is
+//! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
+//! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
+
+pub mod choice;
+pub mod document;
+pub mod matching;
+pub mod request;
+pub mod table;
+
+#[cfg(test)]
+mod precedence_tests;
+
+#[cfg(target_os = "wasi")]
+mod plugin;
+
+/// The request header through which the filter tells Envoy's router which cluster to use. A
+/// client's copy is always overwritten or removed, and the route strips it before forwarding.
+pub const SELECTION_HEADER: &str = "x-meshroute-cluster";

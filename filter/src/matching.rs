@@ -1,0 +1,322 @@
+//! Compiled HTTPRoute matches and the Gateway API precedence between them.
+
+use std::cmp::Ordering;
+
+use regex_lite::Regex;
+
+use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
+use crate::request::{query_param, Request};
+
+/// Regexes longer than this are refused; the Gateway API leaves the limit to implementations.
+pub const MAX_REGEX_LEN: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Exact(String),
+    /// Segment-wise prefix, stored without a trailing `/` (the root prefix is stored as "").
+    Prefix(String),
+    Regex(FullRegex),
+}
+
+impl PathMatch {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(value) => path == value,
+            PathMatch::Prefix(prefix) => path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            PathMatch::Regex(regex) => regex.matches(path),
+        }
+    }
+}
+
+/// A regex that must match the whole value, as Envoy's `safe_regex` does.
+#[derive(Debug, Clone)]
+pub struct FullRegex {
+    source: String,
+    regex: Regex,
+}
+
+impl FullRegex {
+    pub fn new(source: &str) -> Result<Self, String> {
+        if source.len() > MAX_REGEX_LEN {
+            return Err(format!("regex is longer than {MAX_REGEX_LEN} bytes"));
+        }
+        let regex = Regex::new(&format!("^(?:{source})$")).map_err(|e| format!("invalid regex {source:?}: {e}"))?;
+        Ok(FullRegex { source: source.to_owned(), regex })
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ValueMatch {
+    Exact(String),
+    Regex(FullRegex),
+}
+
+impl ValueMatch {
+    fn compile(kind: ValueMatchType, value: &str) -> Result<Self, String> {
+        Ok(match kind {
+            ValueMatchType::Exact => ValueMatch::Exact(value.to_owned()),
+            ValueMatchType::RegularExpression => ValueMatch::Regex(FullRegex::new(value)?),
+        })
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            ValueMatch::Exact(expected) => value == expected,
+            ValueMatch::Regex(regex) => regex.matches(value),
+        }
+    }
+}
+
+/// One entry of an HTTPRoute rule's `matches`, ready to run.
+#[derive(Debug, Clone)]
+pub struct HttpMatch {
+    pub path: PathMatch,
+    pub method: Option<String>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, ValueMatch)>,
+    pub query_params: Vec<(String, ValueMatch)>,
+}
+
+impl HttpMatch {
+    /// A rule without matches matches everything, like PathPrefix `/`.
+    pub fn catch_all() -> Self {
+        HttpMatch { path: PathMatch::Prefix(String::new()), method: None, headers: Vec::new(), query_params: Vec::new() }
+    }
+
+    pub fn compile(doc: &MatchDoc) -> Result<Self, String> {
+        let path = match &doc.path {
+            None => PathMatch::Prefix(String::new()),
+            Some(path) => compile_path(path)?,
+        };
+        if let Some(method) = &doc.method {
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("method {method:?} is not an upper-case HTTP method"));
+            }
+        }
+        let headers = doc
+            .headers
+            .iter()
+            .map(|h| {
+                if h.name.is_empty() {
+                    return Err("header name is empty".to_owned());
+                }
+                Ok((h.name.to_ascii_lowercase(), ValueMatch::compile(h.kind, &h.value)?))
+            })
+            .collect::<Result<_, String>>()?;
+        let query_params = doc
+            .query_params
+            .iter()
+            .map(|q: &ValueMatchDoc| {
+                if q.name.is_empty() {
+                    return Err("query parameter name is empty".to_owned());
+                }
+                Ok((q.name.clone(), ValueMatch::compile(q.kind, &q.value)?))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(HttpMatch { path, method: doc.method.clone(), headers, query_params })
+    }
+
+    pub fn matches(&self, request: &Request<'_>) -> bool {
+        let (path, query) = request.path_and_query();
+        self.path.matches(path)
+            && self.method.as_deref().is_none_or(|m| m == request.method)
+            && self
+                .headers
+                .iter()
+                .all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+            && self
+                .query_params
+                .iter()
+                .all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+    }
+
+    /// How specific this match is; a greater rank wins. Rules that tie here fall back to route
+    /// age, route name and rule order, which [`crate::table`] adds.
+    pub fn rank(&self) -> MatchRank {
+        let path = match &self.path {
+            PathMatch::Exact(value) => PathRank::Exact(value.len()),
+            PathMatch::Regex(regex) => PathRank::Regex(regex.source().len()),
+            // The stored prefix drops the trailing `/`; add it back so `/` outranks nothing.
+            PathMatch::Prefix(prefix) => PathRank::Prefix(prefix.len() + 1),
+        };
+        MatchRank {
+            path,
+            method: self.method.is_some(),
+            headers: self.headers.len(),
+            query_params: self.query_params.len(),
+        }
+    }
+}
+
+fn compile_path(doc: &PathMatchDoc) -> Result<PathMatch, String> {
+    let value = doc.value.as_str();
+    match doc.kind {
+        PathMatchType::Exact | PathMatchType::PathPrefix if !value.starts_with('/') => {
+            Err(format!("path {value:?} must start with '/'"))
+        }
+        PathMatchType::Exact => Ok(PathMatch::Exact(value.to_owned())),
+        PathMatchType::PathPrefix => Ok(PathMatch::Prefix(value.trim_end_matches('/').to_owned())),
+        PathMatchType::RegularExpression => Ok(PathMatch::Regex(FullRegex::new(value)?)),
+    }
+}
+
+/// The Gateway API's path precedence: an Exact path beats any other; a regular expression
+/// (whose precedence the API leaves to implementations) comes next, as in Envoy Gateway and
+/// Istio; then the longest PathPrefix. Within a kind, longer values win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRank {
+    Prefix(usize),
+    Regex(usize),
+    Exact(usize),
+}
+
+impl PathRank {
+    fn tier(self) -> (u8, usize) {
+        match self {
+            PathRank::Prefix(len) => (0, len),
+            PathRank::Regex(len) => (1, len),
+            PathRank::Exact(len) => (2, len),
+        }
+    }
+}
+
+impl Ord for PathRank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.tier().cmp(&other.tier())
+    }
+}
+
+impl PartialOrd for PathRank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Field order is precedence order: path, then method, then header count, then query count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MatchRank {
+    pub path: PathRank,
+    pub method: bool,
+    pub headers: usize,
+    pub query_params: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::ValueMatchDoc;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn prefix(value: &str) -> PathMatch {
+        compile_path(&PathMatchDoc { kind: PathMatchType::PathPrefix, value: value.into() }).unwrap()
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments_only() {
+        let foo = prefix("/foo");
+        for path in ["/foo", "/foo/", "/foo/bar"] {
+            assert!(foo.matches(path), "{path}");
+        }
+        for path in ["/foobar", "/fo", "/", "/bar/foo"] {
+            assert!(!foo.matches(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn prefix_ignores_trailing_slash_of_value() {
+        let v2 = prefix("/v2/");
+        assert!(v2.matches("/v2"));
+        assert!(v2.matches("/v2/example"));
+        assert!(!v2.matches("/v2example"));
+    }
+
+    #[test]
+    fn root_prefix_matches_everything() {
+        let root = prefix("/");
+        for path in ["/", "/a", "/a/b/"] {
+            assert!(root.matches(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        assert!(compile_path(&PathMatchDoc { kind: PathMatchType::Exact, value: "foo".into() }).is_err());
+    }
+
+    #[test]
+    fn regex_must_match_the_whole_value() {
+        let regex = FullRegex::new("/v[0-9]+").unwrap();
+        assert!(regex.matches("/v12"));
+        assert!(!regex.matches("/v12/x"));
+        assert!(!regex.matches("x/v1"));
+        assert!(FullRegex::new("(").is_err());
+        assert!(FullRegex::new(&"a".repeat(MAX_REGEX_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive_values_are_not() {
+        let doc = MatchDoc {
+            headers: vec![ValueMatchDoc { kind: ValueMatchType::Exact, name: "Version".into(), value: "Two".into() }],
+            ..MatchDoc::default()
+        };
+        let m = HttpMatch::compile(&doc).unwrap();
+        let hit = [("version".to_owned(), "Two".to_owned())];
+        let miss = [("version".to_owned(), "two".to_owned())];
+        assert!(m.matches(&Request { method: "GET", path_and_query: "/", headers: &hit }));
+        assert!(!m.matches(&Request { method: "GET", path_and_query: "/", headers: &miss }));
+    }
+
+    #[test]
+    fn query_params_are_case_sensitive() {
+        let doc = MatchDoc {
+            query_params: vec![ValueMatchDoc { kind: ValueMatchType::Exact, name: "animal".into(), value: "whale".into() }],
+            ..MatchDoc::default()
+        };
+        let m = HttpMatch::compile(&doc).unwrap();
+        let at = |p| m.matches(&Request { method: "GET", path_and_query: p, headers: &[] });
+        assert!(at("/?animal=whale"));
+        assert!(at("/x?color=blue&animal=whale"));
+        assert!(!at("/?Animal=whale"));
+        assert!(!at("/?animal=Whale"));
+        assert!(!at("/"));
+    }
+
+    #[test]
+    fn method_must_be_equal() {
+        let m = HttpMatch::compile(&MatchDoc { method: Some("POST".into()), ..MatchDoc::default() }).unwrap();
+        assert!(m.matches(&Request { method: "POST", path_and_query: "/", headers: &[] }));
+        assert!(!m.matches(&Request { method: "GET", path_and_query: "/", headers: &[] }));
+        assert!(HttpMatch::compile(&MatchDoc { method: Some("post".into()), ..MatchDoc::default() }).is_err());
+    }
+
+    #[test]
+    fn path_rank_orders_exact_regex_then_longest_prefix() {
+        let exact = PathRank::Exact(2);
+        let regex = PathRank::Regex(40);
+        assert!(exact > regex);
+        assert!(regex > PathRank::Prefix(100));
+        assert!(PathRank::Prefix(5) > PathRank::Prefix(4));
+    }
+
+    #[test]
+    fn rank_fields_apply_in_order() {
+        let base = MatchRank { path: PathRank::Prefix(1), method: false, headers: 0, query_params: 0 };
+        let longer_path = MatchRank { path: PathRank::Prefix(2), ..base };
+        let with_method = MatchRank { method: true, headers: 0, ..base };
+        let more_headers = MatchRank { headers: 3, ..base };
+        assert!(longer_path > MatchRank { method: true, headers: 9, query_params: 9, ..base });
+        assert!(with_method > MatchRank { headers: 9, query_params: 9, ..base });
+        assert!(more_headers > MatchRank { headers: 2, query_params: 9, ..base });
+    }
+}

@@ -1,0 +1,124 @@
+//! The proxy-wasm glue: read the request in as few host calls as possible, ask the core, write
+//! the answer back once.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use log::{error, info};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+use crate::choice::Rng;
+use crate::request::Request;
+use crate::table::{Outcome, RouteTable, Verdict};
+use crate::SELECTION_HEADER;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    std::panic::set_hook(Box::new(|panic| error!("meshroute: panic, the VM will be reloaded: {panic}")));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root { table: None, rng: Rc::new(Cell::new(Rng::new(seed()))) })
+    });
+}}
+
+/// One seed per VM from the host's entropy; a fixed seed only if the host offers none.
+fn seed() -> u64 {
+    getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15)
+}
+
+struct Root {
+    table: Option<Rc<RouteTable>>,
+    rng: Rc<Cell<Rng>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    /// Validates the whole table; returning false makes Envoy refuse this configuration and
+    /// keep the previous one.
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let Some(config) = self.get_plugin_configuration() else {
+            error!("meshroute: route table refused: the plugin configuration is empty");
+            return false;
+        };
+        match RouteTable::from_json(&config) {
+            Ok(table) => {
+                info!("meshroute: route table loaded: {} frontend ports", table.frontends().len());
+                self.table = Some(Rc::new(table));
+                true
+            }
+            Err(e) => {
+                error!("meshroute: route table refused: {e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Exchange { table: self.table.clone(), rng: Rc::clone(&self.rng) }))
+    }
+}
+
+/// One request/response exchange.
+struct Exchange {
+    table: Option<Rc<RouteTable>>,
+    rng: Rc<Cell<Rng>>,
+}
+
+impl Context for Exchange {}
+
+impl HttpContext for Exchange {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let headers: Vec<(String, String)> = self
+            .get_http_request_headers_bytes()
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+        let client_selected = headers.iter().any(|(name, _)| name == SELECTION_HEADER);
+        let Some(table) = self.table.clone() else {
+            return self.pass_through(client_selected);
+        };
+        let destination = self.get_property(vec!["destination", "address"]);
+        let frontend = destination
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| table.frontend_at(d));
+        let pseudo = |name: &str| headers.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
+        let request = Request { method: pseudo(":method"), path_and_query: pseudo(":path"), headers: &headers };
+        match table.route(frontend, &request) {
+            Outcome::PassThrough => self.pass_through(client_selected),
+            Outcome::NoMatch => self.respond(404, "no route matched\n"),
+            Outcome::Matched { rule, .. } => {
+                let mut rng = self.rng.get();
+                let draw = rng.next_u64();
+                self.rng.set(rng);
+                match rule.verdict(draw) {
+                    Verdict::Forward { cluster, .. } => {
+                        self.set_http_request_header(SELECTION_HEADER, Some(cluster));
+                        Action::Continue
+                    }
+                    Verdict::Fail => self.respond(500, "backend unavailable\n"),
+                }
+            }
+        }
+    }
+}
+
+impl Exchange {
+    /// Leaves routing to Envoy's default route; a client's selection header never survives.
+    fn pass_through(&self, client_selected: bool) -> Action {
+        if client_selected {
+            self.set_http_request_header(SELECTION_HEADER, None);
+        }
+        Action::Continue
+    }
+
+    fn respond(&self, status: u32, body: &str) -> Action {
+        self.send_http_response(status, vec![("content-type", "text/plain")], Some(body.as_bytes()));
+        Action::Pause
+    }
+}

@@ -1,0 +1,218 @@
+//! The compiled route table: frontends indexed by address, their match entries sorted by the
+//! Gateway API precedence, and each rule's weighted backends. Built once per configuration;
+//! once built, routing a request cannot fail.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::choice::{Backend, BackendSet};
+use crate::document::{RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
+use crate::matching::HttpMatch;
+use crate::request::Request;
+
+/// Why a table document was refused. The message names the place in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError(pub String);
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TableError {}
+
+#[derive(Debug)]
+pub struct RouteTable {
+    frontends: Vec<Frontend>,
+    by_address: HashMap<SocketAddr, usize>,
+    routes: Vec<Route>,
+}
+
+/// A Service port with attached routes.
+#[derive(Debug)]
+pub struct Frontend {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+    /// Every match of every attached rule, most specific first.
+    entries: Vec<MatchEntry>,
+}
+
+#[derive(Debug)]
+struct MatchEntry {
+    matcher: HttpMatch,
+    route: usize,
+    rule: usize,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+    pub rules: Vec<RouteRule>,
+}
+
+#[derive(Debug)]
+pub struct RouteRule {
+    pub backends: BackendSet,
+}
+
+/// What routing decided for a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'t> {
+    /// The destination is not a frontend with routes: leave the request alone.
+    PassThrough,
+    /// The frontend has routes but none matches: 404.
+    NoMatch,
+    /// This rule takes the request; its backends share it by weight.
+    Matched { route: &'t Route, rule_index: usize, rule: &'t RouteRule },
+}
+
+/// Where a matched request goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict<'t> {
+    Forward { cluster: &'t str, backend: &'t Backend },
+    /// An unresolved backend's share, a rule without backends, or all weights 0: 500.
+    Fail,
+}
+
+impl RouteRule {
+    /// Chooses the backend for one request from a uniformly random `draw`.
+    pub fn verdict(&self, draw: u64) -> Verdict<'_> {
+        match self.backends.pick(draw) {
+            Some(backend) => match &backend.target {
+                crate::choice::BackendTarget::Cluster(cluster) => Verdict::Forward { cluster, backend },
+                crate::choice::BackendTarget::Unresolved(_) => Verdict::Fail,
+            },
+            None => Verdict::Fail,
+        }
+    }
+}
+
+impl RouteTable {
+    pub fn from_json(json: &[u8]) -> Result<Self, TableError> {
+        let doc: TableDocument =
+            serde_json::from_slice(json).map_err(|e| TableError(format!("route table is not valid JSON: {e}")))?;
+        Self::compile(&doc)
+    }
+
+    pub fn compile(doc: &TableDocument) -> Result<Self, TableError> {
+        if doc.version != TABLE_VERSION {
+            return Err(TableError(format!(
+                "route table version {} is not supported (this filter reads version {TABLE_VERSION})",
+                doc.version
+            )));
+        }
+        let routes = doc
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| compile_route(route).map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name))))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut frontends = Vec::with_capacity(doc.frontends.len());
+        let mut by_address = HashMap::new();
+        for (f, front) in doc.frontends.iter().enumerate() {
+            let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
+            let mut entries = Vec::new();
+            for &r in &front.routes {
+                let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
+                for (rule_index, rule) in route.rules.iter().enumerate() {
+                    if rule.matches.is_empty() {
+                        entries.push(MatchEntry { matcher: HttpMatch::catch_all(), route: r, rule: rule_index });
+                    }
+                    for m in &rule.matches {
+                        let matcher = HttpMatch::compile(m)
+                            .map_err(|e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}")))?;
+                        entries.push(MatchEntry { matcher, route: r, rule: rule_index });
+                    }
+                }
+            }
+            // Stable: entries of one rule keep their order after every other tie-break.
+            entries.sort_by(|a, b| precedence(doc, a, b));
+            for address in &front.addresses {
+                let ip: IpAddr = address
+                    .parse()
+                    .map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
+                if by_address.insert(SocketAddr::new(ip, front.port), frontends.len()).is_some() {
+                    return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
+                }
+            }
+            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, entries });
+        }
+        Ok(RouteTable { frontends, by_address, routes })
+    }
+
+    /// The frontend behind a connection's original destination, as Envoy reports it in
+    /// `destination.address` (`10.0.0.1:80`, `[fd00::1]:80`).
+    pub fn frontend_at(&self, destination: &str) -> Option<&Frontend> {
+        let address: SocketAddr = destination.parse().ok()?;
+        self.by_address.get(&address).and_then(|&i| self.frontends.get(i))
+    }
+
+    /// The frontend of a Service port named directly, for tools that know the Service.
+    pub fn frontend_of(&self, namespace: &str, name: &str, port: u16) -> Option<&Frontend> {
+        self.frontends.iter().find(|f| f.namespace == namespace && f.name == name && f.port == port)
+    }
+
+    /// Routes a request that arrived at `frontend` (`None`: not a frontend with routes).
+    pub fn route(&self, frontend: Option<&Frontend>, request: &Request<'_>) -> Outcome<'_> {
+        let Some(frontend) = frontend else { return Outcome::PassThrough };
+        frontend
+            .entries
+            .iter()
+            .find(|entry| entry.matcher.matches(request))
+            .and_then(|entry| {
+                let route = self.routes.get(entry.route)?;
+                let rule = route.rules.get(entry.rule)?;
+                Some(Outcome::Matched { route, rule_index: entry.rule, rule })
+            })
+            .unwrap_or(Outcome::NoMatch)
+    }
+
+    pub fn frontends(&self) -> &[Frontend] {
+        &self.frontends
+    }
+}
+
+fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
+    let rules = doc
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let backends = rule
+                .backends
+                .iter()
+                .map(Backend::compile)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("rules[{i}]: {e}"))?;
+            Ok(RouteRule { backends: BackendSet::new(backends) })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })
+}
+
+/// `Less` when `a` takes precedence: the more specific match, then the older route (a route
+/// without a timestamp counts as newest), then `namespace/name`, then rule order. Matches of one
+/// rule stay in their written order because the sort is stable.
+fn precedence(doc: &TableDocument, a: &MatchEntry, b: &MatchEntry) -> Ordering {
+    let (ra, rb) = (doc.routes.get(a.route), doc.routes.get(b.route));
+    fn created(r: Option<&RouteDoc>) -> (u8, &str) {
+        r.and_then(|r| r.creation_timestamp.as_deref()).map_or((1, ""), |t| (0, t))
+    }
+    fn name(r: Option<&RouteDoc>) -> Option<(&str, &str)> {
+        r.map(|r| (r.namespace.as_str(), r.name.as_str()))
+    }
+    b.matcher
+        .rank()
+        .cmp(&a.matcher.rank())
+        .then_with(|| created(ra).cmp(&created(rb)))
+        .then_with(|| name(ra).cmp(&name(rb)))
+        .then_with(|| a.route.cmp(&b.route))
+        .then_with(|| a.rule.cmp(&b.rule))
+}
