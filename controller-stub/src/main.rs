@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod diag;
 mod model;
+mod pipeline;
 
 #[derive(Parser)]
 #[command(name = "meshroute", version, about = "Gateway API mesh routing (GAMMA) for stock Envoy")]
