@@ -1,0 +1,253 @@
+//! Routing through a whole compiled table: which rule of which route takes a request, by the
+//! Gateway API's precedence rules, and what happens when none does.
+
+use serde_json::{json, Value};
+
+use crate::document::RouteKind;
+use crate::table::{Outcome, RouteTable, Verdict};
+use crate::request::Request;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const FRONTEND: &str = "10.96.0.10:80";
+
+/// A route whose rules each send to one backend named after the route and rule (`name#i`).
+fn route(name: &str, created: Option<&str>, rules: Vec<Vec<Value>>) -> Value {
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, matches)| {
+            let backend = format!("{name}#{i}");
+            json!({"matches": matches, "backends": [{"name": backend, "namespace": "default", "port": 80, "weight": 1, "cluster": backend}]})
+        })
+        .collect();
+    let mut route = json!({"kind": "HTTPRoute", "namespace": "default", "name": name, "rules": rules});
+    if let Some(created) = created {
+        route["creation_timestamp"] = json!(created);
+    }
+    route
+}
+
+fn table(routes: Vec<Value>) -> RouteTable {
+    let indexes: Vec<usize> = (0..routes.len()).collect();
+    let doc = json!({
+        "version": 1,
+        "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": indexes}],
+        "routes": routes,
+    });
+    RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
+}
+
+fn path(kind: &str, value: &str) -> Value {
+    json!({"path": {"type": kind, "value": value}})
+}
+
+/// The backend (`route#rule`) that takes a request, or "404"/"500"/"pass".
+fn winner(table: &RouteTable, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    winner_at(table, FRONTEND, method, path, headers)
+}
+
+fn winner_at(table: &RouteTable, destination: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let request = Request { method, path_and_query: path, headers: &headers };
+    match table.route(table.frontend_at(destination), &request) {
+        Outcome::PassThrough => "pass".into(),
+        Outcome::NoMatch => "404".into(),
+        Outcome::Matched { rule, .. } => match rule.verdict(0) {
+            Verdict::Forward { cluster, .. } => cluster.into(),
+            Verdict::Fail => "500".into(),
+        },
+    }
+}
+
+#[test]
+fn exact_path_beats_longer_prefix() {
+    let t = table(vec![route("r", None, vec![vec![path("PathPrefix", "/foo/bar/baz")], vec![path("Exact", "/foo/bar/baz")]])]);
+    assert_eq!(winner(&t, "GET", "/foo/bar/baz", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/foo/bar/baz/x", &[]), "r#0");
+}
+
+#[test]
+fn path_length_precedence() {
+    let t = table(vec![route("r", None, vec![vec![path("PathPrefix", "/")], vec![path("PathPrefix", "/v2")], vec![path("PathPrefix", "/v2/example")]])]);
+    assert_eq!(winner(&t, "GET", "/", &[]), "r#0");
+    assert_eq!(winner(&t, "GET", "/v2", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/v2/", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/v2example", &[]), "r#0");
+    assert_eq!(winner(&t, "GET", "/v2/example/more", &[]), "r#2");
+}
+
+#[test]
+fn conformance_prefix_or_header() {
+    // MeshHTTPRouteMatching: rule 0 `/` → v1; rule 1 `/v2` or header version: two → v2.
+    let t = table(vec![route(
+        "r",
+        None,
+        vec![vec![path("PathPrefix", "/")], vec![path("PathPrefix", "/v2"), json!({"headers": [{"type": "Exact", "name": "version", "value": "two"}]})]],
+    )]);
+    for p in ["/", "/example", "/v2example", "/foo/v2/example"] {
+        assert_eq!(winner(&t, "GET", p, &[]), "r#0", "{p}");
+    }
+    for p in ["/v2", "/v2/", "/v2/example"] {
+        assert_eq!(winner(&t, "GET", p, &[]), "r#1", "{p}");
+    }
+    assert_eq!(winner(&t, "GET", "/", &[("version", "two")]), "r#1");
+}
+
+#[test]
+fn method_beats_headers() {
+    let t = table(vec![route(
+        "r",
+        None,
+        vec![
+            vec![json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]})],
+            vec![json!({"method": "POST"})],
+        ],
+    )]);
+    assert_eq!(winner(&t, "POST", "/", &[("a", "1"), ("b", "2")]), "r#1");
+    assert_eq!(winner(&t, "GET", "/", &[("a", "1"), ("b", "2")]), "r#0");
+}
+
+#[test]
+fn header_count_precedence() {
+    let one = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]});
+    let two = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]});
+    let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
+    assert_eq!(winner(&t, "GET", "/", &[("a", "1"), ("b", "2")]), "r#1");
+    assert_eq!(winner(&t, "GET", "/", &[("a", "1")]), "r#0");
+    assert_eq!(winner(&t, "GET", "/", &[]), "404");
+}
+
+#[test]
+fn headers_beat_query_params() {
+    let header = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]});
+    let query = json!({"query_params": [{"type": "Exact", "name": "q", "value": "1"}]});
+    let t = table(vec![route("r", None, vec![vec![query], vec![header]])]);
+    assert_eq!(winner(&t, "GET", "/?q=1", &[("a", "1")]), "r#1");
+    assert_eq!(winner(&t, "GET", "/?q=1", &[]), "r#0");
+}
+
+#[test]
+fn query_count_precedence() {
+    let one = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}]});
+    let two = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}, {"type": "Exact", "name": "color", "value": "blue"}]});
+    let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
+    assert_eq!(winner(&t, "GET", "/?animal=whale&color=blue", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/?color=blue&animal=whale", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/?animal=whale", &[]), "r#0");
+}
+
+#[test]
+fn oldest_route_wins_a_tie() {
+    let t = table(vec![
+        route("b-newer", Some("2024-02-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
+        route("a-older", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
+    ]);
+    assert_eq!(winner(&t, "GET", "/x", &[]), "a-older#0");
+}
+
+#[test]
+fn name_breaks_a_tie_of_equal_age() {
+    let t = table(vec![
+        route("zeta", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
+        route("alpha", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
+    ]);
+    assert_eq!(winner(&t, "GET", "/x", &[]), "alpha#0");
+}
+
+#[test]
+fn route_with_timestamp_beats_one_without() {
+    let t = table(vec![route("a", None, vec![vec![]]), route("b", Some("2024-01-01T00:00:00Z"), vec![vec![]])]);
+    assert_eq!(winner(&t, "GET", "/", &[]), "b#0");
+}
+
+#[test]
+fn first_identical_rule_wins() {
+    // The product page's echo-route: two rules without matches; the first takes everything.
+    let t = table(vec![route("echo-route", None, vec![vec![], vec![]])]);
+    for p in ["/", "/anything"] {
+        assert_eq!(winner(&t, "GET", p, &[]), "echo-route#0");
+    }
+}
+
+#[test]
+fn regex_path_ranks_between_exact_and_prefix() {
+    let t = table(vec![route(
+        "r",
+        None,
+        vec![vec![path("PathPrefix", "/api/v1")], vec![path("RegularExpression", "/api/v[0-9]+/.*")], vec![path("Exact", "/api/v1/users")]],
+    )]);
+    assert_eq!(winner(&t, "GET", "/api/v1/users", &[]), "r#2");
+    assert_eq!(winner(&t, "GET", "/api/v1/items", &[]), "r#1");
+    assert_eq!(winner(&t, "GET", "/api/v1", &[]), "r#0");
+}
+
+#[test]
+fn unmatched_request_is_404_and_unknown_destination_passes_through() {
+    let t = table(vec![route("r", None, vec![vec![path("Exact", "/only")]])]);
+    assert_eq!(winner(&t, "GET", "/other", &[]), "404");
+    assert_eq!(winner_at(&t, "10.96.0.10:81", "GET", "/only", &[]), "pass");
+    assert_eq!(winner_at(&t, "10.96.0.11:80", "GET", "/only", &[]), "pass");
+    assert_eq!(winner_at(&t, "not an address", "GET", "/only", &[]), "pass");
+}
+
+#[test]
+fn rule_without_backends_fails_with_500() {
+    let doc = json!({
+        "version": 1,
+        "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+        "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": []}]}],
+    });
+    let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
+    assert_eq!(winner(&t, "GET", "/", &[]), "500");
+}
+
+#[test]
+fn unresolved_backend_keeps_its_share_and_fails() {
+    let doc = json!({
+        "version": 1,
+        "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+        "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [
+            {"name": "good", "namespace": "default", "port": 80, "weight": 1, "cluster": "good"},
+            {"name": "gone", "namespace": "default", "port": 80, "weight": 1, "unresolved": "BackendNotFound"}
+        ]}]}],
+    });
+    let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
+    let Some(frontend) = t.frontend_at(FRONTEND) else { panic!("no frontend") };
+    let request = Request { method: "GET", path_and_query: "/", headers: &[] };
+    let Outcome::Matched { rule, route, rule_index } = t.route(Some(frontend), &request) else { panic!("no match") };
+    assert_eq!((route.kind, route.name.as_str(), rule_index), (RouteKind::Http, "r", 0));
+    assert!(matches!(rule.verdict(0), Verdict::Forward { cluster: "good", .. }));
+    assert_eq!(rule.verdict(1), Verdict::Fail);
+}
+
+#[test]
+fn ipv6_frontends_are_found() {
+    let doc = json!({
+        "version": 1,
+        "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["fd00::10"], "routes": [0]}],
+        "routes": [route("r", None, vec![vec![]])],
+    });
+    let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
+    assert_eq!(winner_at(&t, "[fd00::10]:80", "GET", "/", &[]), "r#0");
+}
+
+#[test]
+fn invalid_documents_are_refused_with_a_reason() {
+    let refused = |doc: Value| RouteTable::from_json(doc.to_string().as_bytes()).unwrap_err().0;
+    assert!(refused(json!({"version": 2})).contains("version 2 is not supported"));
+    assert!(RouteTable::from_json(b"{not json").unwrap_err().0.contains("not valid JSON"));
+    assert!(refused(json!({"version": 1, "extra": true})).contains("unknown field"));
+    let bad_regex = json!({"version": 1, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
+        "routes": [route("r", None, vec![vec![path("RegularExpression", "(")]])]});
+    assert!(refused(bad_regex).contains("routes[0].rules[0]: invalid regex"));
+    let dangling = json!({"version": 1, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [3]}], "routes": []});
+    assert!(refused(dangling).contains("route index 3 is out of range"));
+    let heavy = json!({"version": 1, "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [{"backends": [
+        {"name": "b", "namespace": "d", "weight": 1_000_001, "cluster": "c"}]}]}]});
+    assert!(refused(heavy).contains("above 1000000"));
+    let both = json!({"version": 1, "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [{"backends": [
+        {"name": "b", "namespace": "d", "weight": 1, "cluster": "c", "unresolved": "BackendNotFound"}]}]}]});
+    assert!(refused(both).contains("exactly one of"));
+}

