@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod diag;
+mod load;
 mod model;
 mod pipeline;
+mod yaml;
 
 #[derive(Parser)]
 #[command(name = "meshroute", version, about = "Gateway API mesh routing (GAMMA) for stock Envoy")]
