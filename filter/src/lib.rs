@@ -5,7 +5,7 @@
 //! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
 //! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
 
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod choice;
 pub mod document;
