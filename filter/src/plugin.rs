@@ -15,7 +15,7 @@ use crate::SELECTION_HEADER;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    std::panic::set_hook(Box::new(|panic| error!("meshroute: panic, the VM will be reloaded: {panic}")));
+    std::panic::set_hook(Box::new(|panic| error!("panic, the VM will be reloaded: {panic}")));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(Root { table: None, rng: Rc::new(Cell::new(Rng::new(seed()))) })
     });
@@ -38,17 +38,17 @@ impl RootContext for Root {
     /// keep the previous one.
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
-            error!("meshroute: route table refused: the plugin configuration is empty");
+            error!("route table refused: the plugin configuration is empty");
             return false;
         };
         match RouteTable::from_json(&config) {
             Ok(table) => {
-                info!("meshroute: route table loaded: {} frontend ports", table.frontends().len());
+                info!("route table loaded: {} frontend ports", table.frontends().len());
                 self.table = Some(Rc::new(table));
                 true
             }
             Err(e) => {
-                error!("meshroute: route table refused: {e}");
+                error!("route table refused: {e}");
                 false
             }
         }
