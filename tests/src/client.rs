@@ -1,0 +1,188 @@
+//! A small HTTP/1.1 client for talking to a mesh: a [`Request`] names the Service it is for and
+//! the address it is sent to, a [`Reply`] tells which backend answered and what that backend saw,
+//! and a [`Tally`] counts where many requests went.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+use crate::echo::BACKEND_HEADER;
+
+/// No answer within this long means the system under test hung; it is not a timing assertion.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One request to one Service address.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// The Service as a test names it, `NAME:PORT`, for messages.
+    pub service: String,
+    /// Where the request is sent: the Service's ClusterIP and port.
+    pub address: SocketAddr,
+    /// Path with an optional query string.
+    pub path: String,
+    /// Extra request headers, in order; a `host` header here replaces the default.
+    pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} to {} ({})", self.method, self.path, self.service, self.address)?;
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            write!(f, "{} {name}: {value}", if i == 0 { " with" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
+/// What came back.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The `x-echo-backend` response header: which echo backend answered, if any did.
+    pub backend: Option<String>,
+    /// The echo backend's report, when the body is one.
+    pub echo: Option<Echo>,
+    pub body: String,
+}
+
+/// An echo backend's report of the request it received.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Echo {
+    pub backend: String,
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Reply {
+    /// The value of a request header as the backend received it (names are lower case).
+    pub fn seen_header(&self, name: &str) -> Option<&str> {
+        self.echo.as_ref()?.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// A short label for counting outcomes: the backend's name, or `HTTP <status>` when no
+    /// backend answered successfully.
+    pub fn outcome(&self) -> String {
+        match (&self.backend, self.status) {
+            (Some(backend), 200) => backend.clone(),
+            (Some(backend), status) => format!("HTTP {status} from {backend}"),
+            (None, status) => format!("HTTP {status}"),
+        }
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.backend {
+            Some(backend) => write!(f, "{} from backend {backend}", self.status)?,
+            None => write!(f, "{} from no backend", self.status)?,
+        }
+        const SHOWN: usize = 400;
+        if !self.body.is_empty() {
+            let body: String = self.body.chars().take(SHOWN).collect();
+            let more = if self.body.chars().count() > SHOWN { "..." } else { "" };
+            write!(f, ", body: {body}{more}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Outcome counts over many requests, keyed by [`Reply::outcome`].
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: String) {
+        *self.counts.entry(outcome).or_default() += 1;
+    }
+
+    pub fn count(&self, outcome: &str) -> usize {
+        self.counts.get(outcome).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.counts.iter().map(|(outcome, n)| format!("{outcome}: {n}")).collect();
+        write!(f, "{{{}}} of {}", parts.join(", "), self.total())
+    }
+}
+
+/// A pooling HTTP/1.1 client; cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    pub fn new() -> Self {
+        Self { inner: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// Sends `request`; an error means there was no HTTP answer at all.
+    pub async fn send(&self, request: &Request) -> Result<Reply, String> {
+        let uri: Uri = format!("http://{}{}", request.address, request.path)
+            .parse()
+            .map_err(|error| format!("bad request target {:?}: {error}", request.path))?;
+        let mut outgoing = hyper::Request::new(Full::new(Bytes::new()));
+        *outgoing.method_mut() = request.method.clone();
+        *outgoing.uri_mut() = uri;
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|error| format!("header {name:?}: {error}"))?;
+            let value = HeaderValue::from_str(value).map_err(|error| format!("header value {value:?}: {error}"))?;
+            outgoing.headers_mut().append(name, value);
+        }
+        let exchange = async {
+            let response = self.inner.request(outgoing).await.map_err(|error| format!("{error:?}"))?;
+            let status = response.status().as_u16();
+            let backend = response
+                .headers()
+                .get(BACKEND_HEADER)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            let body = response.into_body().collect().await.map_err(|error| format!("reading the body: {error}"))?;
+            let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+            let echo = serde_json::from_str(&body).ok();
+            Ok(Reply { status, backend, echo, body })
+        };
+        tokio::time::timeout(ANSWER_DEADLINE, exchange)
+            .await
+            .map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
+    }
+
+    /// `GET url` for a plain-text answer (Envoy's admin interface): status and body.
+    pub async fn get_text(&self, url: &str) -> Result<(u16, String), String> {
+        let uri: Uri = url.parse().map_err(|error| format!("bad url {url:?}: {error}"))?;
+        let exchange = async {
+            let response = self.inner.get(uri).await.map_err(|error| format!("{error}"))?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.map_err(|error| format!("{error}"))?;
+            Ok((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
+        };
+        tokio::time::timeout(ANSWER_DEADLINE, exchange)
+            .await
+            .map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
+    }
+}
