@@ -76,7 +76,7 @@ impl HttpContext for Exchange {
         let headers: Vec<(String, String)> = self
             .get_http_request_headers_bytes()
             .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| (name, utf8_or_lossy(value)))
             .collect();
         let client_selected = headers.iter().any(|(name, _)| name == SELECTION_HEADER);
         let Some(table) = self.table.clone() else {
@@ -106,6 +106,11 @@ impl HttpContext for Exchange {
             }
         }
     }
+}
+
+/// Header values are almost always UTF-8: keep the bytes then, replace what is not otherwise.
+fn utf8_or_lossy(value: Vec<u8>) -> String {
+    String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 impl Exchange {
