@@ -7,9 +7,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod diag;
+mod envoy;
 mod load;
 mod model;
 mod pipeline;
+mod publish;
+mod sync;
 mod yaml;
 
 #[derive(Parser)]
@@ -87,6 +90,6 @@ fn main() -> ExitCode {
         Command::Check(_args) => ExitCode::FAILURE,
         Command::Explain(_args) => ExitCode::FAILURE,
         Command::Compile(_args) => ExitCode::FAILURE,
-        Command::Sync(_args) => ExitCode::FAILURE,
+        Command::Sync(args) => sync::run(&args),
     }
 }

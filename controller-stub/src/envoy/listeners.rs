@@ -1,0 +1,122 @@
+//! LDS for the local mesh: one listener per Service ClusterIP and port, each running the
+//! meshroute filter (by ECDS) before the router.
+
+use serde_json::{json, Value};
+
+use meshroute_filter::SELECTION_HEADER;
+
+use crate::model::{self, Manifests};
+
+/// The name of the filter in every HTTP filter chain, and of its ECDS resource.
+pub const FILTER_NAME: &str = "meshroute";
+pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// Where Envoy reads the filter's configuration: a file, reloaded when a file is moved into
+/// `watched_dir`.
+pub struct EcdsSource<'a> {
+    pub path: &'a str,
+    pub watched_dir: &'a str,
+}
+
+/// The LDS document, and a warning for each Service port that could not get a listener.
+pub fn listeners(manifests: &Manifests, ecds: &EcdsSource) -> (Value, Vec<String>) {
+    let mut resources = Vec::new();
+    let mut warnings = Vec::new();
+    let mut taken: Vec<(String, u16, String)> = Vec::new();
+    for service in &manifests.services {
+        let (namespace, name) = (&service.meta.namespace, &service.meta.name);
+        for ip in service.cluster_ips.iter().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+            for port in &service.ports {
+                let owner = format!("{namespace}/{name}");
+                if let Some((_, _, first)) = taken.iter().find(|(i, p, _)| i == ip && *p == port.port) {
+                    warnings.push(format!(
+                        "Service {owner}: {ip}:{} is already Service {first}'s; no listener for it",
+                        port.port
+                    ));
+                    continue;
+                }
+                taken.push((ip.clone(), port.port, owner));
+                let cluster = model::cluster_name(namespace, name, port.port);
+                resources.push(listener(ip, port.port, &cluster, ecds));
+            }
+        }
+    }
+    (json!({ "resources": resources }), warnings)
+}
+
+/// Istio's name for an outbound listener: `IP_PORT`.
+pub fn listener_name(ip: &str, port: u16) -> String {
+    format!("{ip}_{port}")
+}
+
+fn listener(ip: &str, port: u16, default_cluster: &str, ecds: &EcdsSource) -> Value {
+    let name = listener_name(ip, port);
+    json!({
+        "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "name": name,
+        "address": { "socket_address": { "address": ip, "port_value": port } },
+        "filter_chains": [{ "filters": [http_connection_manager(&name, default_cluster, ecds)] }],
+    })
+}
+
+/// The HCM shared by the local listeners and (in the same shape) the sidecar bootstrap.
+pub fn http_connection_manager(stat_prefix: &str, default_cluster: &str, ecds: &EcdsSource) -> Value {
+    json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": stat_prefix,
+            // HTTP/1.1, and HTTP/2 with prior knowledge (h2c, gRPC).
+            "codec_type": "AUTO",
+            "normalize_path": true,
+            "merge_slashes": true,
+            "route_config": route_config(default_cluster),
+            "http_filters": [
+                {
+                    "name": FILTER_NAME,
+                    "config_discovery": {
+                        "config_source": {
+                            "path_config_source": {
+                                "path": ecds.path,
+                                "watched_directory": { "path": ecds.watched_dir },
+                            }
+                        },
+                        "type_urls": [WASM_TYPE_URL],
+                    },
+                },
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                    },
+                },
+            ],
+        }
+    })
+}
+
+/// First the cluster the filter chose, then (when it chose none: a port without routes) the
+/// Service port's own cluster. The selection header never leaves Envoy.
+pub fn route_config(default_cluster: &str) -> Value {
+    json!({
+        "name": "meshroute",
+        "request_headers_to_remove": [SELECTION_HEADER],
+        "virtual_hosts": [{
+            "name": "meshroute",
+            "domains": ["*"],
+            "routes": [
+                {
+                    "name": "selected",
+                    "match": { "prefix": "/", "headers": [{ "name": SELECTION_HEADER, "present_match": true }] },
+                    // No timeout, as in Istio: long streams (gRPC) are the application's call.
+                    "route": { "cluster_header": SELECTION_HEADER, "timeout": "0s" },
+                },
+                {
+                    "name": "pass-through",
+                    "match": { "prefix": "/" },
+                    "route": { "cluster": default_cluster, "timeout": "0s" },
+                },
+            ],
+        }],
+    })
+}

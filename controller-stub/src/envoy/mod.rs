@@ -1,0 +1,119 @@
+//! Envoy's configuration for a set of manifests and a route table, as file contents. Pure:
+//! writing the files is [`crate::publish`]'s job, deciding when is [`crate::sync`]'s.
+
+pub mod bootstrap;
+pub mod clusters;
+pub mod ecds;
+pub mod listeners;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use meshroute_filter::document::TableDocument;
+
+use crate::model::Manifests;
+
+pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
+pub const CLUSTERS_FILE: &str = "cds.yaml";
+pub const LISTENERS_FILE: &str = "lds.yaml";
+pub const ECDS_FILE: &str = "ecds.yaml";
+/// Published modules are named `meshroute_filter-<first 16 hex digits of their sha256>.wasm`.
+pub const MODULE_PREFIX: &str = "meshroute_filter-";
+pub const MODULE_SUFFIX: &str = ".wasm";
+
+/// Where the configuration lives and how Envoy is reached.
+pub struct Options {
+    /// The absolute directory Envoy reads (`--out`).
+    pub out_dir: PathBuf,
+    pub admin_port: u16,
+    /// The module's file name inside `out_dir`.
+    pub module_file: String,
+}
+
+/// The contents of each file, in the order they must be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyFiles {
+    pub clusters: String,
+    pub ecds: String,
+    pub listeners: String,
+    pub bootstrap: String,
+    /// Problems that did not stop the configuration from being written.
+    pub warnings: Vec<String>,
+}
+
+impl EnvoyFiles {
+    /// `(file name, contents)` in write order: what a file refers to is written before it.
+    pub fn in_write_order(&self) -> [(&'static str, &str); 4] {
+        [
+            (CLUSTERS_FILE, &self.clusters),
+            (ECDS_FILE, &self.ecds),
+            (LISTENERS_FILE, &self.listeners),
+            (BOOTSTRAP_FILE, &self.bootstrap),
+        ]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("output directory {0} is not valid UTF-8; Envoy's configuration needs it as text")]
+    NonUtf8Path(PathBuf),
+    #[error("output directory {0} must be an absolute path")]
+    RelativePath(PathBuf),
+    #[error("cannot serialize the route table: {0}")]
+    Table(#[from] serde_json::Error),
+    #[error("cannot write YAML: {0}")]
+    Yaml(String),
+    #[error(transparent)]
+    Template(#[from] bootstrap::TemplateError),
+}
+
+/// The published name of a module with these bytes.
+pub fn module_file_name(module: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(module);
+    let hex: String = digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect();
+    format!("{MODULE_PREFIX}{hex}{MODULE_SUFFIX}")
+}
+
+fn text(path: &Path) -> Result<&str, RenderError> {
+    path.to_str().ok_or_else(|| RenderError::NonUtf8Path(path.to_path_buf()))
+}
+
+/// Envoy's files for these manifests and this route table.
+pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -> Result<EnvoyFiles, RenderError> {
+    let out = &options.out_dir;
+    if !out.is_absolute() {
+        return Err(RenderError::RelativePath(out.clone()));
+    }
+    let out_text = text(out)?;
+    let ecds_path = out.join(ECDS_FILE);
+    let lds_path = out.join(LISTENERS_FILE);
+    let cds_path = out.join(CLUSTERS_FILE);
+    let module_path = out.join(&options.module_file);
+    let yaml = |header: &str, value: &serde_json::Value| {
+        yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()))
+    };
+    const GENERATED: &str = "Written by `meshroute sync`; replaced whenever the manifests change.";
+
+    let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;
+    let table_json = serde_json::to_string(table)?;
+    let ecds = yaml(
+        &format!("{GENERATED}\nThe meshroute filter: its module and its route table."),
+        &ecds::extension_configs(text(&module_path)?, &table_json),
+    )?;
+    let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
+    let (listener_doc, warnings) = listeners::listeners(manifests, &source);
+    let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
+    let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
+        node_id: "meshroute-local",
+        node_cluster: "meshroute",
+        admin_port: options.admin_port,
+        lds_path: text(&lds_path)?,
+        cds_path: text(&cds_path)?,
+        watched_dir: out_text,
+    })?;
+    Ok(EnvoyFiles { clusters, ecds, listeners, bootstrap, warnings })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! `meshroute sync`: compile the manifests and publish Envoy's files, once or on every change.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecursiveMode, Watcher};
+
+use crate::envoy::{self, EnvoyFiles, Options};
+use crate::pipeline::{self, Build};
+use crate::publish;
+use crate::SyncArgs;
+
+/// Quiet time after the last change before rebuilding: kubelet's ConfigMap update and an
+/// editor's save are each several events.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot read the filter module {path}: {source}")]
+    Module { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Render(#[from] envoy::RenderError),
+}
+
+/// What one publication changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    pub written: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl std::fmt::Display for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.written.is_empty() && self.removed.is_empty() {
+            return write!(f, "unchanged");
+        }
+        write!(f, "wrote {}", if self.written.is_empty() { "nothing".into() } else { self.written.join(", ") })?;
+        if !self.removed.is_empty() {
+            write!(f, "; removed {}", self.removed.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: &SyncArgs) -> ExitCode {
+    let out = match prepare_out_dir(&args.out) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("meshroute sync: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let published = cycle(args, &out);
+    if args.once {
+        return if published { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    match watch(args, &out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshroute sync: cannot watch {}: {e}", args.dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Creates OUT if needed and returns it absolute, as Envoy's configuration names it.
+fn prepare_out_dir(out: &Path) -> Result<PathBuf, SyncError> {
+    let write_error = |source| SyncError::Write { path: out.to_path_buf(), source };
+    std::fs::create_dir_all(out).map_err(write_error)?;
+    std::fs::canonicalize(out).map_err(write_error)
+}
+
+/// Builds and publishes; reports what happened on stdout/stderr. Returns whether the output
+/// now reflects the input.
+fn cycle(args: &SyncArgs, out: &Path) -> bool {
+    let build = match pipeline::build(&args.dir) {
+        Ok(build) => build,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!(
+                "meshroute sync: {} invalid ({} problem{}); the last good configuration stays in place",
+                args.dir.display(),
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            );
+            return false;
+        }
+    };
+    for warning in &build.warnings {
+        eprintln!("{warning}");
+    }
+    match publish(&build, &args.wasm, out, args.admin_port) {
+        Ok((published, warnings)) => {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("meshroute sync: {}: {published}", out.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("meshroute sync: {e}");
+            false
+        }
+    }
+}
+
+/// Writes the module, then each file in [`EnvoyFiles::in_write_order`], then removes modules
+/// that no file refers to any more.
+pub fn publish(build: &Build, wasm: &Path, out: &Path, admin_port: u16) -> Result<(Published, Vec<String>), SyncError> {
+    let module = std::fs::read(wasm).map_err(|source| SyncError::Module { path: wasm.to_path_buf(), source })?;
+    let module_file = envoy::module_file_name(&module);
+    let options = Options { out_dir: out.to_path_buf(), admin_port, module_file: module_file.clone() };
+    let files: EnvoyFiles = envoy::render(&build.manifests, &build.table, &options)?;
+    let write_error = |name: &str| {
+        let path = out.join(name);
+        move |source| SyncError::Write { path, source }
+    };
+    let mut published = Published::default();
+    if publish::write_if_changed(out, &module_file, &module).map_err(write_error(&module_file))? {
+        published.written.push(module_file.clone());
+    }
+    for (name, contents) in files.in_write_order() {
+        if publish::write_if_changed(out, name, contents.as_bytes()).map_err(write_error(name))? {
+            published.written.push(name.to_owned());
+        }
+    }
+    published.removed = publish::remove_stale(out, envoy::MODULE_PREFIX, envoy::MODULE_SUFFIX, &module_file)
+        .map_err(write_error(envoy::MODULE_PREFIX))?;
+    Ok((published, files.warnings))
+}
+
+/// Republishes after every change under DIR (and to the module file) until the process ends.
+fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
+    let (sender, events) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(sender)?;
+    // Absolute paths, so events can be told apart: OUT may well sit inside DIR.
+    let dir = std::fs::canonicalize(&args.dir)?;
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    // A rebuilt module is published too; its directory is watched since builds replace it.
+    let module_dir = args.wasm.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let module_name = args.wasm.file_name().map(ToOwned::to_owned);
+    if let Err(e) = watcher.watch(module_dir, RecursiveMode::NonRecursive) {
+        eprintln!("meshroute sync: not watching the module {}: {e}", args.wasm.display());
+    }
+    let relevant = |event: &notify::Event| {
+        // Opening and reading (our own rebuilds do) changes nothing.
+        if matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)) {
+            return false;
+        }
+        event.paths.iter().any(|path| {
+            !path.starts_with(out) && (path.starts_with(&dir) || path.file_name() == module_name.as_deref())
+        })
+    };
+    eprintln!("meshroute sync: watching {}", args.dir.display());
+    loop {
+        let Ok(first) = events.recv() else { return Ok(()) };
+        let mut changed = matches!(&first, Ok(event) if relevant(event));
+        if let Err(e) = first {
+            eprintln!("meshroute sync: watch error: {e}");
+        }
+        // Let the burst settle before reading anything.
+        loop {
+            match events.recv_timeout(DEBOUNCE) {
+                Ok(Ok(event)) => changed |= relevant(&event),
+                Ok(Err(e)) => eprintln!("meshroute sync: watch error: {e}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        if changed {
+            cycle(args, out);
+        }
+    }
+}
