@@ -166,32 +166,38 @@ impl Mesh {
     }
 
     /// The Service called `name`.
+    #[track_caller]
     pub fn service(&self, name: &str) -> &Service {
-        self.services.iter().find(|service| service.name == name).unwrap_or_else(|| {
-            let known: Vec<&str> = self.services.iter().map(|service| service.name.as_str()).collect();
-            panic!("no Service {name} in mesh {}; it has {known:?}", self.name)
-        })
+        match self.services.iter().find(|service| service.name == name) {
+            Some(service) => service,
+            None => {
+                let known: Vec<&str> = self.services.iter().map(|service| service.name.as_str()).collect();
+                panic!("no Service {name} in mesh {}; it has {known:?}", self.name)
+            }
+        }
     }
 
     /// `GET path` to a Service, `NAME` (its first port) or `NAME:PORT`.
+    #[track_caller]
     pub fn get(&self, service: &str, path: &str) -> Call<'_> {
         self.request("GET", service, path)
     }
 
     /// `METHOD path` to a Service, `NAME` (its first port) or `NAME:PORT`. The Host header is
     /// what a client in the mesh would send: `NAME`, or `NAME:PORT` for a port other than 80.
+    #[track_caller]
     pub fn request(&self, method: &str, service: &str, path: &str) -> Call<'_> {
         let (name, port) = match service.split_once(':') {
-            Some((name, port)) => {
-                let port = port.parse().unwrap_or_else(|_| panic!("bad port in {service:?}"));
-                (name, Some(port))
-            }
+            Some((name, port)) => match port.parse() {
+                Ok(port) => (name, Some(port)),
+                Err(_) => panic!("bad port in {service:?}"),
+            },
             None => (service, None),
         };
         let target = self.service(name);
         let port = port.unwrap_or(target.ports[0]);
         assert!(target.ports.contains(&port), "Service {name} has no port {port}; it has {:?}", target.ports);
-        let method = Method::from_bytes(method.as_bytes()).unwrap_or_else(|_| panic!("bad method {method:?}"));
+        let Ok(method) = Method::from_bytes(method.as_bytes()) else { panic!("bad method {method:?}") };
         let host = if port == 80 { name.to_owned() } else { format!("{name}:{port}") };
         Call {
             mesh: self,
@@ -403,15 +409,18 @@ impl Call<'_> {
     }
 
     /// Sends the request and returns the reply, whatever it is.
+    #[track_caller]
     pub fn send(self) -> Reply {
         let Call { mesh, request } = self;
-        mesh.runtime
-            .block_on(mesh.client.send(&request))
-            .unwrap_or_else(|error| panic!("{request}: no HTTP answer: {error}"))
+        match mesh.runtime.block_on(mesh.client.send(&request)) {
+            Ok(reply) => reply,
+            Err(error) => panic!("{request}: no HTTP answer: {error}"),
+        }
     }
 
     /// Sends the request and asserts that `backend` answered it, unchanged: status 200, the
     /// backend saw the method and path that were sent, and it did not see the selection header.
+    #[track_caller]
     pub fn expect_backend(self, backend: &str) -> Reply {
         let request = self.request.clone();
         let reply = self.send();
@@ -435,6 +444,7 @@ impl Call<'_> {
 
     /// Sends the request and asserts the status; an error status must come from the proxy, not
     /// from a backend.
+    #[track_caller]
     pub fn expect_status(self, status: u16) -> Reply {
         let request = self.request.clone();
         let reply = self.send();
@@ -446,9 +456,10 @@ impl Call<'_> {
     }
 
     /// Sends the request `n` times ([`SPREAD_CONCURRENCY`] at once) and counts the outcomes.
+    #[track_caller]
     pub fn spread(self, n: usize) -> Tally {
         let Call { mesh, request } = self;
-        let tally = mesh.runtime.block_on(async {
+        let outcomes = mesh.runtime.block_on(async {
             let mut workers = JoinSet::new();
             for worker in 0..SPREAD_CONCURRENCY {
                 let (client, request) = (mesh.client.clone(), request.clone());
@@ -456,27 +467,24 @@ impl Call<'_> {
                 workers.spawn(async move {
                     let mut tally = Tally::default();
                     for _ in 0..share {
-                        let reply = client
-                            .send(&request)
-                            .await
-                            .map_err(|error| format!("{request}: no HTTP answer: {error}"))?;
-                        tally.add(reply.outcome());
+                        tally.add(client.send(&request).await?.outcome());
                     }
                     Ok::<_, String>(tally)
                 });
             }
             let mut total = Tally::default();
             while let Some(done) = workers.join_next().await {
-                let part = done.unwrap_or_else(|error| panic!("{request}: a worker failed: {error}"));
-                let part = part.unwrap_or_else(|error| panic!("{error}"));
-                for (outcome, count) in part.counts {
+                for (outcome, count) in done.map_err(|error| error.to_string())??.counts {
                     *total.counts.entry(outcome).or_default() += count;
                 }
             }
-            total
+            Ok::<_, String>(total)
         });
-        assert_eq!(tally.total(), n, "{request}: lost requests");
-        tally
+        match outcomes {
+            Ok(tally) if tally.total() == n => tally,
+            Ok(tally) => panic!("{request}: sent {n} requests but counted {tally}"),
+            Err(error) => panic!("{request}: no HTTP answer: {error}"),
+        }
     }
 }
 
