@@ -6,11 +6,18 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod compile;
+mod decode;
 mod diag;
 mod envoy;
 mod load;
 mod model;
 mod pipeline;
+mod reader;
+mod resolve;
+mod route;
+mod shadow;
+mod syntax;
 mod publish;
 mod sync;
 mod yaml;

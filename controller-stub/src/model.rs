@@ -30,16 +30,20 @@ pub struct Manifests {
     pub endpoint_slices: Vec<EndpointSlice>,
     pub http_routes: Vec<HttpRoute>,
     pub grpc_routes: Vec<GrpcRoute>,
+    /// `gateway.networking.k8s.io/v1beta1` ReferenceGrants: what may point across namespaces.
+    pub reference_grants: Vec<ReferenceGrant>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Service {
     pub meta: Meta,
-    /// `spec.clusterIPs` (or `spec.clusterIP`); empty for headless Services (`None`).
+    /// `spec.clusterIPs` (or `spec.clusterIP`); empty for headless Services (`None`) and
+    /// ExternalName Services.
     pub cluster_ips: Vec<String>,
     pub ports: Vec<ServicePort>,
 }
 
+/// A TCP port of a Service (UDP and SCTP ports carry no HTTP and are left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {
     pub name: Option<String>,
@@ -85,6 +89,8 @@ pub struct ParentRef {
     pub namespace: String,
     pub name: String,
     pub port: Option<u16>,
+    /// Written for Gateways; a Service parent is scoped with `port` instead.
+    pub section_name: Option<String>,
     pub source: Source,
 }
 
@@ -142,6 +148,30 @@ pub struct GrpcMethodMatch {
     pub regex: bool,
     pub service: Option<String>,
     pub method: Option<String>,
+}
+
+/// Permission for objects of the `from` kinds and namespaces to refer to objects of the `to`
+/// kinds (and names) in the grant's own namespace.
+#[derive(Debug, Clone)]
+pub struct ReferenceGrant {
+    pub meta: Meta,
+    pub from: Vec<GrantFrom>,
+    pub to: Vec<GrantTo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFrom {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTo {
+    pub group: String,
+    pub kind: String,
+    /// `None`: every object of the kind.
+    pub name: Option<String>,
 }
 
 /// The Envoy cluster of a Service port, named as Istio names it so that one table can serve an

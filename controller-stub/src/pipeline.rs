@@ -4,10 +4,15 @@
 
 use std::path::Path;
 
-use meshroute_filter::document::{TableDocument, TABLE_VERSION};
+use meshroute_filter::document::TableDocument;
+use meshroute_filter::table::RouteTable;
 
+use crate::compile::compile;
 use crate::diag::Diagnostic;
+use crate::load::{load_dir, SourceFile};
 use crate::model::Manifests;
+use crate::resolve::{statuses, ParentStatus, RouteStatus};
+use crate::shadow::shadowed_rules;
 
 /// A directory's manifests, compiled.
 #[derive(Debug, Clone)]
@@ -15,17 +20,73 @@ pub struct Build {
     pub manifests: Manifests,
     /// The table the filter receives; `RouteTable::compile` accepts it.
     pub table: TableDocument,
-    /// Unresolved references and shadowed rules: published anyway, but worth a look.
+    /// Unresolved references, parents that do not accept a route, shadowed rules: published
+    /// anyway, but worth a look.
     pub warnings: Vec<Diagnostic>,
+    /// Every route's status per parent, HTTPRoutes then GRPCRoutes, by namespace and name.
+    pub statuses: Vec<RouteStatus>,
 }
 
 /// Reads, validates and compiles every manifest under `dir`. On invalid input, every error
-/// found (not just the first).
+/// found (not just the first), sorted by file and line.
 pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
-    let _ = dir;
-    Ok(Build {
-        manifests: Manifests::default(),
-        table: TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() },
-        warnings: Vec::new(),
-    })
+    build_files(&load_dir(dir)?)
+}
+
+/// [`build`] from files already read.
+pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
+    let (manifests, mut errors) = crate::decode::decode(files);
+    if !errors.is_empty() {
+        errors.sort();
+        errors.dedup();
+        return Err(errors);
+    }
+    let statuses = statuses(&manifests);
+    let table = compile(&manifests, &statuses);
+    if let Err(e) = RouteTable::compile(&table) {
+        // Validation should have caught it; if not, say so rather than publish a table the
+        // filter would refuse.
+        return Err(vec![Diagnostic::error("", 0, format!("internal error: the compiled route table is refused: {e}"))]);
+    }
+    let mut warnings = status_warnings(&statuses);
+    warnings.extend(shadowed_rules(&manifests, &table));
+    warnings.sort();
+    Ok(Build { manifests, table, warnings, statuses })
+}
+
+/// Unresolved backends and parents that do not accept the route.
+fn status_warnings(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for status in statuses {
+        for (i, parent) in status.parents.iter().enumerate() {
+            if let ParentStatus::Mesh { parent, accepted, .. } = parent {
+                if !accepted.status {
+                    out.push(
+                        Diagnostic::warning(
+                            &parent.source.file,
+                            parent.source.line,
+                            format!("not attached: Accepted False ({}): {}", accepted.reason, accepted.message),
+                        )
+                        .subject(status.subject())
+                        .field(format!("spec.parentRefs[{i}]")),
+                    );
+                }
+            }
+        }
+        for u in &status.unresolved {
+            out.push(
+                Diagnostic::warning(
+                    &u.source.file,
+                    u.source.line,
+                    format!(
+                        "ResolvedRefs False ({}): {}; its share of requests (weight {}) will get 500",
+                        u.reason, u.message, u.weight
+                    ),
+                )
+                .subject(status.subject())
+                .field(format!("spec.rules[{}].backendRefs[{}]", u.rule, u.backend)),
+            );
+        }
+    }
+    out
 }

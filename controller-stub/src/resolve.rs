@@ -1,0 +1,234 @@
+//! References between resources, and the Gateway API status that follows from them: for each
+//! route and each of its parents, `Accepted` (is it attached to that Service?) and
+//! `ResolvedRefs` (do its backends exist and may it use them?). An unresolved backend is not
+//! an error: the route is published and that backend's share answers 500.
+
+use meshroute_filter::document::RouteKind;
+
+use crate::decode::GATEWAY_GROUP;
+use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, Source};
+
+/// One condition of a route's status for one parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub status: bool,
+    /// The Gateway API's reason (`Accepted`, `NoMatchingParent`, `BackendNotFound`, ...).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Condition {
+    fn ok(reason: &'static str, message: impl Into<String>) -> Self {
+        Condition { status: true, reason, message: message.into() }
+    }
+
+    fn failed(reason: &'static str, message: impl Into<String>) -> Self {
+        Condition { status: false, reason, message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentStatus {
+    /// Not a Service (a Gateway, say): another implementation's business, no status from us.
+    NotMesh { parent: ParentRef },
+    Mesh {
+        parent: ParentRef,
+        accepted: Condition,
+        resolved_refs: Condition,
+        /// The Service ports the route is attached to (empty unless accepted).
+        ports: Vec<u16>,
+    },
+}
+
+/// A backendRef that does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub rule: usize,
+    pub backend: usize,
+    pub reason: &'static str,
+    pub message: String,
+    pub weight: u32,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStatus {
+    pub kind: RouteKind,
+    pub meta: Meta,
+    pub parents: Vec<ParentStatus>,
+    pub unresolved: Vec<Unresolved>,
+}
+
+impl RouteStatus {
+    /// `HTTPRoute default/echo-route`.
+    pub fn subject(&self) -> String {
+        format!("{} {}/{}", kind_name(self.kind), self.meta.namespace, self.meta.name)
+    }
+
+    /// `(namespace, name, port)` of every Service port this route is attached to.
+    pub fn attachments(&self) -> impl Iterator<Item = (&str, &str, u16)> {
+        self.parents.iter().flat_map(|p| match p {
+            ParentStatus::Mesh { parent, accepted, ports, .. } if accepted.status => {
+                ports.iter().map(|&port| (parent.namespace.as_str(), parent.name.as_str(), port)).collect()
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+pub fn kind_name(kind: RouteKind) -> &'static str {
+    match kind {
+        RouteKind::Http => "HTTPRoute",
+        RouteKind::Grpc => "GRPCRoute",
+    }
+}
+
+/// The status of every HTTPRoute and GRPCRoute, HTTPRoutes first, each kind sorted by
+/// namespace and name.
+pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
+    let mut http: Vec<RouteStatus> = m
+        .http_routes
+        .iter()
+        .map(|r| route_status(m, RouteKind::Http, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice())))
+        .collect();
+    let mut grpc: Vec<RouteStatus> = m
+        .grpc_routes
+        .iter()
+        .map(|r| route_status(m, RouteKind::Grpc, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice())))
+        .collect();
+    let key = |s: &RouteStatus| (s.meta.namespace.clone(), s.meta.name.clone());
+    http.sort_by_key(key);
+    grpc.sort_by_key(key);
+    http.extend(grpc);
+    http
+}
+
+fn route_status<'r>(
+    m: &Manifests,
+    kind: RouteKind,
+    meta: &Meta,
+    parents: &[ParentRef],
+    rules: impl Iterator<Item = &'r [BackendRef]>,
+) -> RouteStatus {
+    let mut unresolved = Vec::new();
+    for (rule, backends) in rules.enumerate() {
+        for (backend, b) in backends.iter().enumerate() {
+            if let Err((reason, message)) = resolve_backend(m, kind, &meta.namespace, b) {
+                unresolved.push(Unresolved { rule, backend, reason, message, weight: b.weight, source: b.source.clone() });
+            }
+        }
+    }
+    let resolved_refs = match unresolved.first() {
+        None => Condition::ok("ResolvedRefs", "all backendRefs resolve"),
+        Some(first) => Condition::failed(
+            first.reason,
+            unresolved
+                .iter()
+                .map(|u| format!("spec.rules[{}].backendRefs[{}]: {}", u.rule, u.backend, u.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    let parents = parents
+        .iter()
+        .map(|parent| {
+            if !is_core_service(&parent.group, &parent.kind) {
+                return ParentStatus::NotMesh { parent: parent.clone() };
+            }
+            let (accepted, ports) = accept(m, &meta.namespace, parent);
+            ParentStatus::Mesh { parent: parent.clone(), accepted, resolved_refs: resolved_refs.clone(), ports }
+        })
+        .collect();
+    RouteStatus { kind, meta: meta.clone(), parents, unresolved }
+}
+
+fn is_core_service(group: &str, kind: &str) -> bool {
+    (group.is_empty() || group == "core") && kind == "Service"
+}
+
+pub fn find_service<'m>(m: &'m Manifests, namespace: &str, name: &str) -> Option<&'m Service> {
+    m.services.iter().find(|s| s.meta.namespace == namespace && s.meta.name == name)
+}
+
+/// Whether a route in `route_namespace` attaches to the Service `parent` names, and to which
+/// of its ports.
+fn accept(m: &Manifests, route_namespace: &str, parent: &ParentRef) -> (Condition, Vec<u16>) {
+    let service_name = format!("Service {}/{}", parent.namespace, parent.name);
+    if parent.namespace != route_namespace {
+        return (
+            Condition::failed(
+                "UnsupportedValue",
+                format!(
+                    "a route in namespace {route_namespace} with a parent in namespace {} is a consumer route, which meshroute does not support yet",
+                    parent.namespace
+                ),
+            ),
+            Vec::new(),
+        );
+    }
+    if parent.section_name.is_some() {
+        return (
+            Condition::failed("UnsupportedValue", "sectionName does not apply to a Service parent; scope the route with port"),
+            Vec::new(),
+        );
+    }
+    let Some(service) = find_service(m, &parent.namespace, &parent.name) else {
+        return (Condition::failed("NoMatchingParent", format!("{service_name} not found")), Vec::new());
+    };
+    let ports: Vec<u16> = match parent.port {
+        Some(port) if service.ports.iter().any(|p| p.port == port) => vec![port],
+        Some(port) => {
+            return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP port {port}")), Vec::new());
+        }
+        None => service.ports.iter().map(|p| p.port).collect(),
+    };
+    if ports.is_empty() {
+        return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP ports")), Vec::new());
+    }
+    let scope = match parent.port {
+        Some(port) => format!("port {port} of {service_name}"),
+        None => format!("every port of {service_name}"),
+    };
+    (Condition::ok("Accepted", format!("attached to {scope}")), ports)
+}
+
+/// The Envoy cluster serving a backendRef, or the Gateway API reason it does not resolve.
+pub fn resolve_backend(
+    m: &Manifests,
+    route_kind: RouteKind,
+    route_namespace: &str,
+    b: &BackendRef,
+) -> Result<String, (&'static str, String)> {
+    if !is_core_service(&b.group, &b.kind) {
+        let group = if b.group.is_empty() { "core".to_owned() } else { b.group.clone() };
+        return Err(("InvalidKind", format!("{} {:?} in group {group:?} is not supported; a backend must be a Service", b.kind, b.name)));
+    }
+    let service_name = format!("Service {}/{}", b.namespace, b.name);
+    if b.namespace != route_namespace && !granted(m, route_kind, route_namespace, b) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "{service_name} is in another namespace and no ReferenceGrant in {} allows {}s from {route_namespace} to refer to it",
+                b.namespace,
+                kind_name(route_kind)
+            ),
+        ));
+    }
+    let Some(service) = find_service(m, &b.namespace, &b.name) else {
+        return Err(("BackendNotFound", format!("{service_name} not found")));
+    };
+    let Some(port) = b.port else {
+        return Err(("BackendNotFound", format!("no port given for {service_name}")));
+    };
+    if !service.ports.iter().any(|p| p.port == port) {
+        return Err(("BackendNotFound", format!("{service_name} has no TCP port {port}")));
+    }
+    Ok(cluster_name(&b.namespace, &b.name, port))
+}
+
+fn granted(m: &Manifests, route_kind: RouteKind, route_namespace: &str, b: &BackendRef) -> bool {
+    m.reference_grants.iter().filter(|g| g.meta.namespace == b.namespace).any(|g| {
+        g.from.iter().any(|f| f.group == GATEWAY_GROUP && f.kind == kind_name(route_kind) && f.namespace == route_namespace)
+            && g.to.iter().any(|t| is_core_service(&t.group, &t.kind) && t.name.as_ref().is_none_or(|n| *n == b.name))
+    })
+}

@@ -1,0 +1,394 @@
+//! HTTPRoute and GRPCRoute specs, validated as the Gateway API CRDs (schema and CEL rules)
+//! validate them, into the model the table is compiled from. Defaults are applied as the API
+//! server applies them: a route without rules gets one rule matching PathPrefix `/`, a rule
+//! without matches one match on PathPrefix `/`, a backendRef weight 1.
+
+use std::collections::HashMap;
+
+use meshroute_filter::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
+use meshroute_filter::matching::FullRegex;
+
+use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
+use crate::model::{
+    BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source,
+};
+use crate::reader::{join, Fields, Reader};
+use crate::syntax;
+use crate::yaml::Node;
+
+pub const MAX_PARENT_REFS: usize = 32;
+pub const MAX_RULES: usize = 16;
+pub const MAX_HTTP_MATCHES: usize = 64;
+pub const MAX_HTTP_MATCHES_PER_ROUTE: usize = 128;
+pub const MAX_GRPC_MATCHES: usize = 8;
+pub const MAX_BACKEND_REFS: usize = 16;
+pub const MAX_HEADERS: usize = 16;
+pub const MAX_WEIGHT: i64 = 1_000_000;
+
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
+/// Fields of the Gateway API that meshroute does not implement yet: refused rather than
+/// silently ignored, so that no one believes a filter or a timeout is applied.
+const UNSUPPORTED_RULE_FIELDS: &[&str] = &["filters", "timeouts", "retry", "sessionPersistence"];
+
+pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<HttpRoute> {
+    let spec_node = r.required(top, "spec", "")?;
+    let spec = r.fields(spec_node, "spec", &["parentRefs", "hostnames", "rules"])?;
+    let parent_refs = parent_refs(r, &spec, &meta);
+    hostnames(r, &spec);
+    let mut rules = Vec::new();
+    match spec.get("rules") {
+        None => rules.push(HttpRule { matches: vec![default_match()], backend_refs: Vec::new(), source: source(r, spec.line()) }),
+        Some(node) => {
+            let items = r.list(node, "spec.rules", Some(MAX_RULES));
+            let total: usize = items.iter().map(|rule| count_matches(rule)).sum();
+            if total > MAX_HTTP_MATCHES_PER_ROUTE {
+                r.error(
+                    node.line,
+                    "spec.rules",
+                    format!("the rules have {total} matches in all; a route may have at most {MAX_HTTP_MATCHES_PER_ROUTE}"),
+                );
+            }
+            let mut names = HashMap::new();
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("spec.rules[{i}]");
+                let Some(f) = r.fields(item, &path, &["name", "matches", "backendRefs", "filters", "timeouts", "retry", "sessionPersistence"])
+                else {
+                    continue;
+                };
+                rule_name(r, &f, &path, i, &mut names);
+                unsupported(r, &f, &path, UNSUPPORTED_RULE_FIELDS);
+                let matches = match f.get("matches") {
+                    None => vec![default_match()],
+                    Some(list) => {
+                        let mpath = join(&path, "matches");
+                        let items = r.list(list, &mpath, Some(MAX_HTTP_MATCHES));
+                        let matches: Vec<MatchDoc> =
+                            items.iter().enumerate().filter_map(|(j, m)| http_match(r, m, &format!("{mpath}[{j}]"))).collect();
+                        // `matches: []` is stored as is; the filter reads it as "every request".
+                        matches
+                    }
+                };
+                let backend_refs = backend_refs(r, &f, &path, &meta);
+                rules.push(HttpRule { matches, backend_refs, source: source(r, item.line) });
+            }
+        }
+    }
+    Some(HttpRoute { meta, parent_refs, rules })
+}
+
+pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<GrpcRoute> {
+    let spec_node = r.required(top, "spec", "")?;
+    let spec = r.fields(spec_node, "spec", &["parentRefs", "hostnames", "rules"])?;
+    let parent_refs = parent_refs(r, &spec, &meta);
+    hostnames(r, &spec);
+    let mut rules = Vec::new();
+    if let Some(node) = spec.get("rules") {
+        let mut names = HashMap::new();
+        for (i, item) in r.list(node, "spec.rules", Some(MAX_RULES)).iter().enumerate() {
+            let path = format!("spec.rules[{i}]");
+            let Some(f) = r.fields(item, &path, &["name", "matches", "backendRefs", "filters", "sessionPersistence"]) else {
+                continue;
+            };
+            rule_name(r, &f, &path, i, &mut names);
+            unsupported(r, &f, &path, UNSUPPORTED_RULE_FIELDS);
+            let mut matches = Vec::new();
+            if let Some(list) = f.get("matches") {
+                let mpath = join(&path, "matches");
+                for (j, m) in r.list(list, &mpath, Some(MAX_GRPC_MATCHES)).iter().enumerate() {
+                    matches.extend(grpc_match(r, m, &format!("{mpath}[{j}]")));
+                }
+            }
+            let backend_refs = backend_refs(r, &f, &path, &meta);
+            rules.push(GrpcRule { matches, backend_refs, source: source(r, item.line) });
+        }
+    }
+    Some(GrpcRoute { meta, parent_refs, rules })
+}
+
+fn source(r: &Reader<'_>, line: usize) -> Source {
+    Source { file: r.file.to_path_buf(), line }
+}
+
+fn default_match() -> MatchDoc {
+    MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value: "/".to_owned() }), ..MatchDoc::default() }
+}
+
+fn count_matches(rule: &Node) -> usize {
+    match &rule.value {
+        crate::yaml::Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.scalar().is_some_and(|s| s.text == "matches"))
+            .map_or(1, |(_, v)| match &v.value {
+                crate::yaml::Value::Seq(items) => items.len(),
+                _ => 0,
+            }),
+        _ => 0,
+    }
+}
+
+fn unsupported(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, keys: &[&str]) {
+    for key in keys {
+        if let Some(node) = f.get(key) {
+            r.error(node.line, &join(path, key), "is not supported by meshroute yet");
+        }
+    }
+}
+
+fn rule_name(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, index: usize, names: &mut HashMap<String, usize>) {
+    let Some(node) = f.get("name") else { return };
+    let npath = join(path, "name");
+    let Some(name) = r.string(node, &npath) else { return };
+    if r.check(node.line, &npath, syntax::dns_subdomain(&name)) {
+        if let Some(first) = names.insert(name.clone(), index) {
+            r.error(node.line, &npath, format!("{name:?} is already the name of spec.rules[{first}]; rule names must be unique"));
+        }
+    }
+}
+
+fn hostnames(r: &mut Reader<'_>, spec: &Fields<'_>) {
+    if let Some(node) = spec.get("hostnames") {
+        for (i, item) in r.list(node, "spec.hostnames", Some(16)).iter().enumerate() {
+            let path = format!("spec.hostnames[{i}]");
+            if let Some(host) = r.string(item, &path) {
+                let bare = host.strip_prefix("*.").unwrap_or(&host);
+                if syntax::ip(bare).is_ok() || syntax::dns_subdomain(bare).is_err() {
+                    r.error(item.line, &path, format!("{host:?} is not a valid hostname"));
+                }
+            }
+        }
+    }
+}
+
+fn parent_refs(r: &mut Reader<'_>, spec: &Fields<'_>, meta: &Meta) -> Vec<ParentRef> {
+    let Some(node) = spec.get("parentRefs") else { return Vec::new() };
+    let mut out: Vec<ParentRef> = Vec::new();
+    for (i, item) in r.list(node, "spec.parentRefs", Some(MAX_PARENT_REFS)).iter().enumerate() {
+        let path = format!("spec.parentRefs[{i}]");
+        let Some(f) = r.fields(item, &path, &["group", "kind", "namespace", "name", "sectionName", "port"]) else {
+            continue;
+        };
+        let group = group_field(r, &f, &path, false).unwrap_or_else(|| GATEWAY_GROUP.to_owned());
+        let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Gateway".to_owned());
+        let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());
+        let name = name_field(r, &f, &path);
+        let section_name = f.get("sectionName").and_then(|n| {
+            let spath = join(&path, "sectionName");
+            let s = r.string(n, &spath)?;
+            r.check(n.line, &spath, syntax::dns_subdomain(&s)).then_some(s)
+        });
+        let port = f.get("port").and_then(|n| r.port(n, &join(&path, "port")));
+        let Some(name) = name else { continue };
+        let parent = ParentRef { group, kind, namespace, name, port, section_name, source: source(r, item.line) };
+        let same: Vec<&ParentRef> = out
+            .iter()
+            .filter(|p| p.group == parent.group && p.kind == parent.kind && p.namespace == parent.namespace && p.name == parent.name)
+            .collect();
+        if !same.is_empty() {
+            if same.iter().chain([&&parent]).any(|p| p.port.is_none() && p.section_name.is_none()) {
+                r.error(item.line, &path, "sectionName or port must be specified when parentRefs includes 2 or more references to the same parent");
+            } else if same.iter().any(|p| p.port == parent.port && p.section_name == parent.section_name) {
+                r.error(item.line, &path, "sectionName or port must be unique when parentRefs includes 2 or more references to the same parent");
+            }
+        }
+        out.push(parent);
+    }
+    out
+}
+
+fn namespace_field(r: &mut Reader<'_>, f: &Fields<'_>, path: &str) -> Option<String> {
+    let node = f.get("namespace")?;
+    let path = join(path, "namespace");
+    let ns = r.string(node, &path)?;
+    r.check(node.line, &path, syntax::dns_label(&ns)).then_some(ns)
+}
+
+fn name_field(r: &mut Reader<'_>, f: &Fields<'_>, path: &str) -> Option<String> {
+    let node = r.required(f, "name", path)?;
+    let path = join(path, "name");
+    let name = r.string(node, &path)?;
+    if name.is_empty() || name.len() > 253 {
+        r.error(node.line, &path, "must be 1 to 253 characters");
+        return None;
+    }
+    Some(name)
+}
+
+fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta) -> Vec<BackendRef> {
+    let Some(node) = rule.get("backendRefs") else { return Vec::new() };
+    let bpath = join(path, "backendRefs");
+    let mut out = Vec::new();
+    for (i, item) in r.list(node, &bpath, Some(MAX_BACKEND_REFS)).iter().enumerate() {
+        let path = format!("{bpath}[{i}]");
+        let Some(f) = r.fields(item, &path, &["group", "kind", "name", "namespace", "port", "weight", "filters"]) else {
+            continue;
+        };
+        unsupported(r, &f, &path, &["filters"]);
+        let group = group_field(r, &f, &path, false).unwrap_or_default();
+        let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Service".to_owned());
+        let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());
+        let name = name_field(r, &f, &path);
+        let port = f.get("port").and_then(|n| r.port(n, &join(&path, "port")));
+        if f.get("port").is_none() && (group.is_empty() || group == "core") && kind == "Service" {
+            r.error(f.line(), &join(&path, "port"), "required for a Service backend");
+        }
+        let weight = match f.get("weight") {
+            Some(n) => r.int(n, &join(&path, "weight"), 0, MAX_WEIGHT).and_then(|w| u32::try_from(w).ok()),
+            None => Some(1),
+        };
+        if let (Some(name), Some(weight)) = (name, weight) {
+            out.push(BackendRef { group, kind, namespace, name, port, weight, source: source(r, item.line) });
+        }
+    }
+    out
+}
+
+fn http_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<MatchDoc> {
+    let f = r.fields(node, path, &["path", "headers", "queryParams", "method"])?;
+    let mut ok = true;
+    let path_match = match f.get("path") {
+        None => Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value: "/".to_owned() }),
+        Some(p) => path_match(r, p, &join(path, "path")),
+    };
+    ok &= path_match.is_some();
+    let method = f.get("method").and_then(|m| r.one_of(m, &join(path, "method"), METHODS));
+    ok &= f.get("method").is_none() || method.is_some();
+    let (headers, headers_ok) = value_matches(r, &f, "headers", path, 4096, false);
+    let (query_params, query_ok) = value_matches(r, &f, "queryParams", path, 1024, true);
+    (ok && headers_ok && query_ok).then_some(MatchDoc { path: path_match, method, headers, query_params })
+}
+
+fn path_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathMatchDoc> {
+    let f = r.fields(node, path, &["type", "value"])?;
+    let kind = match f.get("type") {
+        None => Some(PathMatchType::PathPrefix),
+        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "PathPrefix", "RegularExpression"]).map(|t| match t.as_str() {
+            "Exact" => PathMatchType::Exact,
+            "RegularExpression" => PathMatchType::RegularExpression,
+            _ => PathMatchType::PathPrefix,
+        }),
+    };
+    let value_node = f.get("value");
+    let value = match value_node {
+        None => Some("/".to_owned()),
+        Some(v) => r.string(v, &join(path, "value")),
+    };
+    let (kind, value) = (kind?, value?);
+    let line = value_node.map_or(f.line(), |n| n.line);
+    let vpath = join(path, "value");
+    if value.len() > 1024 {
+        r.error(line, &vpath, "must be at most 1024 characters");
+        return None;
+    }
+    let valid = match kind {
+        PathMatchType::RegularExpression => r.check(line, &vpath, FullRegex::new(&value).map(drop)),
+        _ => r.check(line, &vpath, syntax::http_path(&value)),
+    };
+    valid.then_some(PathMatchDoc { kind, value })
+}
+
+/// `headers` or `queryParams` of a match. Names must be unique within the match (header names
+/// case-insensitively); the bool says whether everything was valid.
+fn value_matches(
+    r: &mut Reader<'_>,
+    f: &Fields<'_>,
+    key: &str,
+    path: &str,
+    max_value: usize,
+    case_sensitive: bool,
+) -> (Vec<ValueMatchDoc>, bool) {
+    let Some(node) = f.get(key) else { return (Vec::new(), true) };
+    let lpath = join(path, key);
+    let mut ok = true;
+    let mut out: Vec<ValueMatchDoc> = Vec::new();
+    for (i, item) in r.list(node, &lpath, Some(MAX_HEADERS)).iter().enumerate() {
+        let path = format!("{lpath}[{i}]");
+        match value_match(r, item, &path, max_value) {
+            Some(m) => {
+                let same = |o: &ValueMatchDoc| if case_sensitive { o.name == m.name } else { o.name.eq_ignore_ascii_case(&m.name) };
+                if let Some(first) = out.iter().position(same) {
+                    r.error(item.line, &join(&path, "name"), format!("{:?} is already matched by {lpath}[{first}]", m.name));
+                    ok = false;
+                } else {
+                    out.push(m);
+                }
+            }
+            None => ok = false,
+        }
+    }
+    let complete = out.len() == r.list_len(node);
+    (out, ok && complete)
+}
+
+fn value_match(r: &mut Reader<'_>, node: &Node, path: &str, max_value: usize) -> Option<ValueMatchDoc> {
+    let f = r.fields(node, path, &["type", "name", "value"])?;
+    let kind = match f.get("type") {
+        None => Some(ValueMatchType::Exact),
+        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "RegularExpression"]).map(|t| {
+            if t == "Exact" {
+                ValueMatchType::Exact
+            } else {
+                ValueMatchType::RegularExpression
+            }
+        }),
+    };
+    let name = r.req_string(&f, "name", path).filter(|n| {
+        let line = f.get("name").map_or(f.line(), |n| n.line);
+        r.check(line, &join(path, "name"), syntax::header_name(n))
+    });
+    let value_node = r.required(&f, "value", path);
+    let value = value_node.and_then(|v| r.string(v, &join(path, "value")));
+    let (kind, name, value, line) = (kind?, name?, value?, value_node.map_or(f.line(), |n| n.line));
+    let vpath = join(path, "value");
+    if value.is_empty() || value.len() > max_value {
+        r.error(line, &vpath, format!("must be 1 to {max_value} characters"));
+        return None;
+    }
+    if kind == ValueMatchType::RegularExpression && !r.check(line, &vpath, FullRegex::new(&value).map(drop)) {
+        return None;
+    }
+    Some(ValueMatchDoc { kind, name, value })
+}
+
+fn grpc_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<GrpcMatch> {
+    let f = r.fields(node, path, &["method", "headers"])?;
+    let method = match f.get("method") {
+        None => None,
+        Some(m) => Some(grpc_method(r, m, &join(path, "method"))?),
+    };
+    let (headers, ok) = value_matches(r, &f, "headers", path, 4096, false);
+    ok.then_some(GrpcMatch { method, headers })
+}
+
+fn grpc_method(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<GrpcMethodMatch> {
+    let f = r.fields(node, path, &["type", "service", "method"])?;
+    let regex = match f.get("type") {
+        None => Some(false),
+        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "RegularExpression"]).map(|t| t != "Exact"),
+    }?;
+    let mut ok = true;
+    let mut field = |key: &str, check: fn(&str) -> Result<(), String>| -> Option<String> {
+        let node = f.get(key)?;
+        let fpath = join(path, key);
+        let value = r.string(node, &fpath);
+        let valid = value.as_deref().is_some_and(|v| {
+            if v.len() > 1024 {
+                r.error(node.line, &fpath, "must be at most 1024 characters");
+                false
+            } else if regex {
+                r.check(node.line, &fpath, FullRegex::new(v).map(drop))
+            } else {
+                r.check(node.line, &fpath, check(v))
+            }
+        });
+        ok &= valid;
+        value.filter(|_| valid)
+    };
+    let service = field("service", syntax::grpc_service);
+    let method = field("method", syntax::grpc_method);
+    if f.get("service").is_none() && f.get("method").is_none() {
+        r.error(f.line(), path, "one or both of 'service' or 'method' must be specified");
+        return None;
+    }
+    ok.then_some(GrpcMethodMatch { regex, service, method })
+}

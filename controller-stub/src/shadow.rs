@@ -1,0 +1,146 @@
+//! Rules that can never match: every request one of their matches would take goes first to an
+//! earlier match (by the Gateway API precedence) of another rule on the same frontend. The
+//! check is conservative: a match is shadowed only when an earlier one asks for no more (same
+//! or no method, a subset of its headers and query parameters) and its path covers this one's.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+use meshroute_filter::document::{MatchDoc, PathMatchType, TableDocument};
+use meshroute_filter::matching::{HttpMatch, MatchRank};
+
+use crate::decode::at;
+use crate::diag::Diagnostic;
+use crate::model::Manifests;
+
+struct Entry<'d> {
+    route: usize,
+    rule: usize,
+    /// `None`: a rule with `matches: []`, which takes every request.
+    doc: Option<&'d MatchDoc>,
+    rank: MatchRank,
+}
+
+/// A warning for each rule that never matches on some frontend, naming what shadows it.
+pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
+    let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut out = Vec::new();
+    for frontend in &table.frontends {
+        let mut entries = Vec::new();
+        for &r in &frontend.routes {
+            let Some(route) = table.routes.get(r) else { continue };
+            for (k, rule) in route.rules.iter().enumerate() {
+                if rule.matches.is_empty() {
+                    entries.push(Entry { route: r, rule: k, doc: None, rank: HttpMatch::catch_all().rank() });
+                }
+                for doc in &rule.matches {
+                    let Ok(compiled) = HttpMatch::compile(doc) else { continue };
+                    entries.push(Entry { route: r, rule: k, doc: Some(doc), rank: compiled.rank() });
+                }
+            }
+        }
+        entries.sort_by(|a, b| precedence(table, a, b));
+        let rules: BTreeSet<(usize, usize)> = entries.iter().map(|e| (e.route, e.rule)).collect();
+        for (r, k) in rules {
+            if reported.contains(&(r, k)) {
+                continue;
+            }
+            let mut shadows: Vec<(usize, usize)> = Vec::new();
+            let all_shadowed = entries.iter().enumerate().filter(|(_, e)| (e.route, e.rule) == (r, k)).all(|(i, e)| {
+                let earlier = entries.iter().take(i).find(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
+                if let Some(f) = earlier {
+                    if !shadows.contains(&(f.route, f.rule)) {
+                        shadows.push((f.route, f.rule));
+                    }
+                }
+                earlier.is_some()
+            });
+            if all_shadowed && !shadows.is_empty() {
+                reported.insert((r, k));
+                out.extend(warning(m, table, (r, k), &shadows));
+            }
+        }
+    }
+    out
+}
+
+/// The table's own order: greater rank first, then older route, then namespace/name, then
+/// route and rule order.
+fn precedence(table: &TableDocument, a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
+    let route = |e: &Entry<'_>| table.routes.get(e.route);
+    let created = |e: &Entry<'_>| route(e).and_then(|r| r.creation_timestamp.clone()).map_or((1, String::new()), |t| (0, t));
+    let name = |e: &Entry<'_>| route(e).map(|r| (r.namespace.clone(), r.name.clone()));
+    b.rank
+        .cmp(&a.rank)
+        .then_with(|| created(a).cmp(&created(b)))
+        .then_with(|| name(a).cmp(&name(b)))
+        .then_with(|| a.route.cmp(&b.route))
+        .then_with(|| a.rule.cmp(&b.rule))
+}
+
+/// Whether every request `inner` matches is also matched by `outer`.
+fn covers(outer: Option<&MatchDoc>, inner: Option<&MatchDoc>) -> bool {
+    let Some(outer) = outer else { return true };
+    let everything = MatchDoc::default();
+    let inner = inner.unwrap_or(&everything);
+    let method = outer.method.is_none() || outer.method == inner.method;
+    let headers = outer.headers.iter().all(|h| {
+        inner.headers.iter().any(|i| i.name.eq_ignore_ascii_case(&h.name) && i.kind == h.kind && i.value == h.value)
+    });
+    let query = outer.query_params.iter().all(|q| inner.query_params.contains(q));
+    method && headers && query && path_covers(outer, inner)
+}
+
+fn path_covers(outer: &MatchDoc, inner: &MatchDoc) -> bool {
+    let root = meshroute_filter::document::PathMatchDoc { kind: PathMatchType::PathPrefix, value: "/".to_owned() };
+    let (o, i) = (outer.path.as_ref().unwrap_or(&root), inner.path.as_ref().unwrap_or(&root));
+    let within = |prefix: &str, path: &str| {
+        let prefix = prefix.trim_end_matches('/');
+        prefix.is_empty() || path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    };
+    match (o.kind, i.kind) {
+        (PathMatchType::PathPrefix, PathMatchType::PathPrefix | PathMatchType::Exact) => within(&o.value, &i.value),
+        (PathMatchType::PathPrefix, PathMatchType::RegularExpression) => o.value.trim_end_matches('/').is_empty(),
+        (a, b) => a == b && o.value == i.value,
+    }
+}
+
+fn warning(m: &Manifests, table: &TableDocument, (r, k): (usize, usize), shadows: &[(usize, usize)]) -> Option<Diagnostic> {
+    let route = table.routes.get(r)?;
+    let model = m.http_routes.iter().find(|h| h.meta.namespace == route.namespace && h.meta.name == route.name)?;
+    let rule = model.rules.get(k)?;
+    let names: Vec<String> = shadows
+        .iter()
+        .filter_map(|&(sr, sk)| {
+            let other = table.routes.get(sr)?;
+            if sr == r {
+                Some(format!("spec.rules[{sk}] of the same route"))
+            } else {
+                let line = m
+                    .http_routes
+                    .iter()
+                    .find(|h| h.meta.namespace == other.namespace && h.meta.name == other.name)
+                    .and_then(|h| h.rules.get(sk))
+                    .map(|rule| format!(" ({})", at(&rule.source)))
+                    .unwrap_or_default();
+                Some(format!("spec.rules[{sk}] of HTTPRoute {}/{}{line}", other.namespace, other.name))
+            }
+        })
+        .collect();
+    let mut message = format!("never matches: {} takes every request it would match first", names.join(" and "));
+    if shadows.iter().all(|&(sr, _)| sr == r) {
+        message.push_str(" (when matches are equally specific, the earlier rule wins)");
+    }
+    let backends: Vec<String> = rule.backend_refs.iter().filter(|b| b.weight > 0).map(|b| b.name.clone()).collect();
+    if !backends.is_empty() {
+        message.push_str(&format!(", so {} get{} no traffic", backends.join(", "), if backends.len() == 1 { "s" } else { "" }));
+        if shadows.iter().any(|&(sr, _)| sr == r) {
+            message.push_str("; to split traffic by weight, put all the backendRefs in one rule");
+        }
+    }
+    Some(
+        Diagnostic::warning(&rule.source.file, rule.source.line, message)
+            .subject(format!("HTTPRoute {}/{}", route.namespace, route.name))
+            .field(format!("spec.rules[{k}]")),
+    )
+}
