@@ -53,10 +53,6 @@ impl Diagnostic {
         self.field = (!field.is_empty()).then_some(field);
         self
     }
-
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
 }
 
 impl fmt::Display for Diagnostic {

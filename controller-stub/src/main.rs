@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod check;
 mod compile;
 mod decode;
 mod diag;
+mod explain;
 mod envoy;
 mod load;
 mod model;
@@ -94,9 +96,77 @@ pub struct SyncArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check(_args) => ExitCode::FAILURE,
-        Command::Explain(_args) => ExitCode::FAILURE,
-        Command::Compile(_args) => ExitCode::FAILURE,
+        Command::Check(args) => run_check(&args),
+        Command::Explain(args) => run_explain(&args),
+        Command::Compile(args) => run_compile(&args),
         Command::Sync(args) => sync::run(&args),
+    }
+}
+
+/// Exit 0 when valid (and, with `--strict`, without warnings), 1 otherwise.
+fn run_check(args: &CheckArgs) -> ExitCode {
+    let report = check::check(&args.dir, args.strict);
+    print!("{}", report.text);
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Exit 1 when the manifests are invalid, 2 when the request cannot be explained.
+fn run_explain(args: &ExplainArgs) -> ExitCode {
+    let build = match pipeline::build(&args.dir) {
+        Ok(build) => build,
+        Err(errors) => {
+            eprint!("{}", check::errors_text(&errors));
+            return ExitCode::FAILURE;
+        }
+    };
+    let query = explain::Query {
+        to: &args.to,
+        namespace: &args.namespace,
+        method: &args.method,
+        path: &args.path,
+        headers: &args.headers,
+    };
+    match explain::explain(&build, &query) {
+        Ok(answer) => match serde_json::to_string(&answer) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meshroute explain: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("meshroute explain: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The route table as the filter receives it, pretty-printed.
+fn run_compile(args: &CompileArgs) -> ExitCode {
+    match pipeline::build(&args.dir) {
+        Ok(build) => match serde_json::to_string_pretty(&build.table) {
+            Ok(json) => {
+                println!("{json}");
+                for w in &build.warnings {
+                    eprintln!("{w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meshroute compile: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(errors) => {
+            eprint!("{}", check::errors_text(&errors));
+            ExitCode::FAILURE
+        }
     }
 }

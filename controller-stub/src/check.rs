@@ -1,0 +1,85 @@
+//! `meshroute check DIR [--strict]`: the errors, or each route's status per parent and the
+//! warnings. Exit 1 on errors, or on warnings with `--strict`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::diag::Diagnostic;
+use crate::pipeline::{build, Build};
+use crate::resolve::{kind_name, Condition, ParentStatus};
+
+/// What `check` prints and whether it passes.
+pub struct Report {
+    pub text: String,
+    pub ok: bool,
+}
+
+pub fn check(dir: &Path, strict: bool) -> Report {
+    match build(dir) {
+        Err(errors) => Report { text: errors_text(&errors), ok: false },
+        Ok(b) => {
+            let text = status_text(&b);
+            Report { ok: !(strict && !b.warnings.is_empty()), text }
+        }
+    }
+}
+
+pub fn errors_text(errors: &[Diagnostic]) -> String {
+    let mut text = String::new();
+    for e in errors {
+        let _ = writeln!(text, "{e}");
+    }
+    let _ = writeln!(text, "{} error{}", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    text
+}
+
+fn condition(name: &str, c: &Condition) -> String {
+    format!("{name}: {} ({}): {}", if c.status { "True" } else { "False" }, c.reason, c.message)
+}
+
+/// Each route, its parents and their conditions, then the warnings.
+pub fn status_text(b: &Build) -> String {
+    let mut text = String::new();
+    for status in &b.statuses {
+        let _ = writeln!(text, "{} ({}:{})", status.subject(), status.meta.source.file.display(), status.meta.source.line);
+        if status.kind == meshroute_filter::document::RouteKind::Grpc {
+            let _ = writeln!(text, "  note: {} routing is validated but not in the route table yet", kind_name(status.kind));
+        }
+        if status.parents.is_empty() {
+            let _ = writeln!(text, "  no parentRefs: attached nowhere");
+        }
+        for parent in &status.parents {
+            match parent {
+                ParentStatus::NotMesh { parent } => {
+                    let group = if parent.group.is_empty() { "core" } else { &parent.group };
+                    let _ = writeln!(
+                        text,
+                        "  parent {} {}/{} (group {group}): not a mesh parent (a Service), ignored",
+                        parent.kind, parent.namespace, parent.name
+                    );
+                }
+                ParentStatus::Mesh { parent, accepted, resolved_refs, .. } => {
+                    let port = parent.port.map(|p| format!(" port {p}")).unwrap_or_default();
+                    let _ = writeln!(text, "  parent Service {}/{}{port}", parent.namespace, parent.name);
+                    let _ = writeln!(text, "    {}", condition("Accepted", accepted));
+                    let _ = writeln!(text, "    {}", condition("ResolvedRefs", resolved_refs));
+                }
+            }
+        }
+    }
+    if b.statuses.is_empty() {
+        let _ = writeln!(text, "no routes");
+    }
+    for w in &b.warnings {
+        let _ = writeln!(text, "{w}");
+    }
+    let routes = b.statuses.len();
+    let warnings = b.warnings.len();
+    let _ = writeln!(
+        text,
+        "{routes} route{}, {warnings} warning{}",
+        if routes == 1 { "" } else { "s" },
+        if warnings == 1 { "" } else { "s" }
+    );
+    text
+}
