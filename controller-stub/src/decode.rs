@@ -103,7 +103,7 @@ fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifest
         };
         r.error(line, "apiVersion", message);
         // The group is right: carry on as the suggested version to report everything at once.
-        if !(api_version == group && !group.is_empty()) {
+        if api_version != group || group.is_empty() {
             return;
         }
     }
@@ -530,6 +530,10 @@ fn shared_cluster_ips(m: &Manifests) -> Vec<Diagnostic> {
 pub fn at(source: &Source) -> String {
     format!("{}:{}", source.file.display(), source.line)
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;
 
 /// Decodes one file's text as if it were at `path`; for tests.
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
         None => rules.push(HttpRule { matches: vec![default_match()], backend_refs: Vec::new(), source: source(r, spec.line()) }),
         Some(node) => {
             let items = r.list(node, "spec.rules", Some(MAX_RULES));
-            let total: usize = items.iter().map(|rule| count_matches(rule)).sum();
+            let total: usize = items.iter().map(count_matches).sum();
             if total > MAX_HTTP_MATCHES_PER_ROUTE {
                 r.error(
                     node.line,

@@ -1,0 +1,401 @@
+//! One test per validation rule, each with the exact message a user sees.
+
+use super::decode_text;
+
+const ROUTE_HEAD: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: echo-route
+spec:
+  parentRefs:
+  - name: echo-service
+    kind: Service
+    group: \"\"
+";
+
+/// The errors for an HTTPRoute whose `rules:` section is `rules` (indented as under spec).
+fn route_errors(rules: &str) -> Vec<String> {
+    decode_text("routes/echo.yaml", &format!("{ROUTE_HEAD}  rules:\n{rules}")).1
+}
+
+fn one(errors: Vec<String>) -> String {
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn weight_out_of_range_names_file_line_resource_and_field() {
+    let e = route_errors("  - backendRefs:\n    - name: a\n      port: 80\n    - name: b\n      port: 80\n      weight: 1000001\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:16: HTTPRoute default/echo-route: spec.rules[0].backendRefs[1].weight: must be between 0 and 1000000"
+    );
+}
+
+#[test]
+fn negative_weight_is_refused() {
+    let e = route_errors("  - backendRefs:\n    - name: a\n      port: 80\n      weight: -1\n");
+    assert_eq!(one(e), "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000");
+}
+
+#[test]
+fn service_backend_needs_a_port() {
+    let e = route_errors("  - backendRefs:\n    - name: a\n");
+    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: required for a Service backend");
+}
+
+#[test]
+fn port_out_of_range_is_refused() {
+    let e = route_errors("  - backendRefs:\n    - name: a\n      port: 70000\n");
+    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: must be between 1 and 65535");
+}
+
+#[test]
+fn path_must_be_absolute() {
+    let e = route_errors("  - matches:\n    - path:\n        type: PathPrefix\n        value: v2\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must be an absolute path (start with '/')"
+    );
+}
+
+#[test]
+fn path_with_double_slash_is_refused() {
+    let e = route_errors("  - matches:\n    - path:\n        type: Exact\n        value: /a//b\n");
+    assert_eq!(one(e), "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '//'");
+}
+
+#[test]
+fn path_with_query_is_refused() {
+    let e = route_errors("  - matches:\n    - path:\n        value: /a?b=1\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '?' (match query parameters with queryParams)"
+    );
+}
+
+#[test]
+fn path_with_encoded_slash_is_refused() {
+    let e = route_errors("  - matches:\n    - path:\n        value: /a%2Fb\n");
+    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '%2f' or '%2F'");
+}
+
+#[test]
+fn path_type_enum() {
+    let e = route_errors("  - matches:\n    - path:\n        type: Prefix\n        value: /a\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.type: \"Prefix\" is not one of Exact, PathPrefix, RegularExpression"
+    );
+}
+
+#[test]
+fn regex_must_compile_with_the_filter_regex_engine() {
+    let e = route_errors("  - matches:\n    - path:\n        type: RegularExpression\n        value: \"/a(\"\n");
+    let e = one(e);
+    assert!(
+        e.starts_with("routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: invalid regex \"/a(\": "),
+        "{e}"
+    );
+}
+
+#[test]
+fn header_regex_must_compile() {
+    let e = route_errors("  - matches:\n    - headers:\n      - type: RegularExpression\n        name: x\n        value: \"[\"\n");
+    assert!(one(e).starts_with("routes/echo.yaml:15: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[0].value: invalid regex"));
+}
+
+#[test]
+fn header_name_must_be_a_token() {
+    let e = route_errors("  - matches:\n    - headers:\n      - name: x version\n        value: v2\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[0].name: \"x version\" is not a valid header name (an RFC 7230 token: letters, digits and !#$%&'*+-.^_`|~)"
+    );
+}
+
+#[test]
+fn header_names_are_unique_ignoring_case() {
+    let e = route_errors("  - matches:\n    - headers:\n      - name: X-V\n        value: a\n      - name: x-v\n        value: b\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:15: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[1].name: \"x-v\" is already matched by spec.rules[0].matches[0].headers[0]"
+    );
+}
+
+#[test]
+fn header_value_must_be_a_string() {
+    let e = route_errors("  - matches:\n    - headers:\n      - name: x-v\n        value: 2\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[0].value: must be a string, found the number 2 (quote it)"
+    );
+}
+
+#[test]
+fn method_enum() {
+    let e = route_errors("  - matches:\n    - method: get\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].matches[0].method: \"get\" is not one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH (did you mean GET?)"
+    );
+}
+
+#[test]
+fn too_many_headers() {
+    let headers: String = (0..17).map(|i| format!("      - name: h{i}\n        value: v\n")).collect();
+    let e = route_errors(&format!("  - matches:\n    - headers:\n{headers}"));
+    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers: must have at most 16 items, has 17");
+}
+
+#[test]
+fn too_many_rules() {
+    let rules: String = (0..17).map(|_| "  - backendRefs: []\n").collect();
+    let e = route_errors(&rules);
+    assert_eq!(one(e), "routes/echo.yaml:11: HTTPRoute default/echo-route: spec.rules: must have at most 16 items, has 17");
+}
+
+#[test]
+fn too_many_backend_refs() {
+    let refs: String = (0..17).map(|i| format!("    - name: b{i}\n      port: 80\n")).collect();
+    let e = route_errors(&format!("  - backendRefs:\n{refs}"));
+    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs: must have at most 16 items, has 17");
+}
+
+#[test]
+fn too_many_parent_refs() {
+    let parents: String = (0..33).map(|i| format!("  - name: s{i}\n    kind: Service\n    group: \"\"\n")).collect();
+    let text = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n{parents}");
+    let e = decode_text("r.yaml", &text).1;
+    assert_eq!(one(e), "r.yaml:7: HTTPRoute default/r: spec.parentRefs: must have at most 32 items, has 33");
+}
+
+#[test]
+fn too_many_matches_in_one_rule() {
+    let matches: String = (0..65).map(|i| format!("    - path:\n        value: /p{i}\n")).collect();
+    let e = route_errors(&format!("  - matches:\n{matches}"));
+    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].matches: must have at most 64 items, has 65");
+}
+
+#[test]
+fn too_many_matches_in_one_route() {
+    let matches: String = (0..60).map(|i| format!("    - path:\n        value: /p{i}\n")).collect();
+    let rules: String = (0..3).map(|_| format!("  - matches:\n{matches}")).collect();
+    let e = route_errors(&rules);
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:11: HTTPRoute default/echo-route: spec.rules: the rules have 180 matches in all; a route may have at most 128"
+    );
+}
+
+#[test]
+fn unknown_field_with_near_miss_hint() {
+    let e = route_errors("  - backendRef:\n    - name: a\n      port: 80\n");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:11: HTTPRoute default/echo-route: spec.rules[0]: unknown field \"backendRef\" (did you mean \"backendRefs\"?)"
+    );
+}
+
+#[test]
+fn unsupported_filters_are_refused_not_ignored() {
+    let e = route_errors("  - filters:\n    - type: RequestHeaderModifier\n");
+    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters: is not supported by meshroute yet");
+}
+
+#[test]
+fn product_page_apiversion_without_version_gets_a_hint() {
+    let text = include_str!("../tests/fixtures/product-page/httproute.yaml");
+    let (m, e) = decode_text("product-page/httproute.yaml", text);
+    assert_eq!(
+        one(e),
+        "product-page/httproute.yaml:1: HTTPRoute default/echo-route: apiVersion: \"gateway.networking.k8s.io\" has no version; did you mean gateway.networking.k8s.io/v1?"
+    );
+    // Decoding carried on as v1, so every other problem would have been reported too.
+    assert_eq!(m.http_routes.len(), 1);
+}
+
+#[test]
+fn product_page_grpcroute_text_gets_a_clear_error() {
+    let text = include_str!("../tests/fixtures/product-page/grpcroute.yaml");
+    let e = one(decode_text("product-page/grpcroute.yaml", text).1);
+    assert!(e.starts_with("product-page/grpcroute.yaml:12: invalid YAML: "), "{e}");
+    assert!(e.contains("line 13: missing space after \"service:\""), "{e}");
+}
+
+#[test]
+fn glued_service_key_as_a_scalar_gets_the_hint() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: g\nspec:\n  rules:\n  - matches:\n    - method:\n        service:echo_basic.grpcecho.GrpcEcho\n";
+    assert_eq!(
+        one(decode_text("g.yaml", text).1),
+        "g.yaml:9: GRPCRoute default/g: spec.rules[0].matches[0].method: must be a mapping, found the string \"service:echo_basic.grpcecho.GrpcEcho\" (missing space after \"service:\")"
+    );
+}
+
+#[test]
+fn grpc_method_match_needs_service_or_method() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: g\nspec:\n  rules:\n  - matches:\n    - method:\n        type: Exact\n";
+    assert_eq!(
+        one(decode_text("g.yaml", text).1),
+        "g.yaml:9: GRPCRoute default/g: spec.rules[0].matches[0].method: one or both of 'service' or 'method' must be specified"
+    );
+}
+
+#[test]
+fn grpc_service_syntax() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: g\nspec:\n  rules:\n  - matches:\n    - method:\n        service: echo/Echo\n";
+    assert_eq!(
+        one(decode_text("g.yaml", text).1),
+        "g.yaml:9: GRPCRoute default/g: spec.rules[0].matches[0].method.service: \"echo/Echo\" is not a valid gRPC service name (a dotted name like echo_basic.grpcecho.GrpcEcho)"
+    );
+}
+
+#[test]
+fn product_page_grpcroute_with_typos_fixed_decodes() {
+    let text = include_str!("../tests/fixtures/product-page/grpcroute.yaml")
+        .replace("apiVersion:  gateway.networking.k8s.io\n", "apiVersion: gateway.networking.k8s.io/v1\n")
+        .replace("   - matches", "  - matches")
+        .replace("service:echo", "service: echo");
+    let (m, e) = decode_text("g.yaml", &text);
+    assert!(e.is_empty(), "{e:#?}");
+    let rule = &m.grpc_routes[0].rules[1];
+    let method = rule.matches[0].method.as_ref().unwrap();
+    assert_eq!(method.service.as_deref(), Some("echo_basic.grpcecho.GrpcEcho"));
+    assert_eq!(method.method.as_deref(), Some("EchoTwo"));
+    assert_eq!(rule.backend_refs[0].port, Some(8080));
+}
+
+#[test]
+fn unknown_kind_names_what_is_supported() {
+    let e = one(decode_text("d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n").1);
+    assert_eq!(
+        e,
+        "d.yaml:2: Deployment default/d: kind: kind \"Deployment\" is not supported; meshroute reads Service (v1), EndpointSlice (discovery.k8s.io/v1), HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), ReferenceGrant (gateway.networking.k8s.io/v1beta1)"
+    );
+}
+
+#[test]
+fn wrong_apiversion_for_a_known_kind() {
+    let e = one(decode_text("s.yaml", "apiVersion: v2\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n").1);
+    assert_eq!(e, "s.yaml:1: Service default/s: apiVersion: \"v2\" is not supported for Service; use v1");
+}
+
+#[test]
+fn name_is_required_and_dns1123() {
+    let e = one(decode_text("s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  namespace: x\nspec:\n  ports:\n  - port: 80\n").1);
+    assert_eq!(e, "s.yaml:4: metadata.name: required");
+    let e = one(decode_text("r.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: Echo_Route\nspec: {}\n").1);
+    assert_eq!(
+        e,
+        "r.yaml:4: HTTPRoute default/Echo_Route: metadata.name: \"Echo_Route\" is not a valid name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (RFC 1123)"
+    );
+}
+
+#[test]
+fn creation_timestamp_must_be_rfc3339() {
+    let e = one(
+        decode_text("r.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  creationTimestamp: yesterday\nspec: {}\n").1,
+    );
+    assert_eq!(
+        e,
+        "r.yaml:5: HTTPRoute default/r: metadata.creationTimestamp: \"yesterday\" is not an RFC 3339 timestamp (like 2024-05-01T10:00:00Z)"
+    );
+}
+
+#[test]
+fn duplicate_resources_name_both_places() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: default\nspec:\n  ports:\n  - port: 81\n";
+    assert_eq!(one(decode_text("s.yaml", text).1), "s.yaml:12: Service default/s: defined twice: also at s.yaml:4");
+}
+
+#[test]
+fn service_ports_targetport_appprotocol_and_headless() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  clusterIP: None\n  ports:\n  - name: http\n    port: 80\n    targetPort: web\n    appProtocol: http\n  - name: dns\n    port: 53\n    protocol: UDP\n  - name: grpc\n    port: 8080\n    targetPort: 9090\n";
+    let (m, e) = decode_text("s.yaml", text);
+    assert!(e.is_empty(), "{e:#?}");
+    let s = &m.services[0];
+    assert!(s.cluster_ips.is_empty());
+    assert_eq!(s.ports.len(), 2, "the UDP port is left out");
+    assert_eq!(s.ports[0].target_port, Some(crate::model::TargetPort::Name("web".into())));
+    assert_eq!(s.ports[0].app_protocol.as_deref(), Some("http"));
+    assert_eq!(s.ports[1].target_port, Some(crate::model::TargetPort::Number(9090)));
+}
+
+#[test]
+fn service_port_names_required_when_several() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n  - name: b\n    port: 81\n";
+    assert_eq!(one(decode_text("s.yaml", text).1), "s.yaml:7: Service default/s: spec.ports[0].name: required when the Service has more than one port");
+}
+
+#[test]
+fn service_cluster_ip_must_be_an_ip() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  clusterIP: 10.0.0.300\n  ports:\n  - port: 80\n";
+    assert_eq!(one(decode_text("s.yaml", text).1), "s.yaml:6: Service default/s: spec.clusterIP: \"10.0.0.300\" is not an IP address");
+}
+
+#[test]
+fn two_services_cannot_share_a_cluster_ip() {
+    let svc = |n: &str| format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {n}\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - port: 80\n");
+    let text = format!("{}---\n{}", svc("a"), svc("b"));
+    assert_eq!(
+        one(decode_text("s.yaml", &text).1),
+        "s.yaml:13: Service default/b: spec.clusterIP: ClusterIP 10.0.0.1 is also the ClusterIP of Service default/a (s.yaml:4)"
+    );
+}
+
+#[test]
+fn endpoint_slice_needs_the_service_name_label() {
+    let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: e\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.1]\n";
+    assert_eq!(
+        one(decode_text("e.yaml", text).1),
+        "e.yaml:4: EndpointSlice default/e: metadata.labels: the label kubernetes.io/service-name is required: it names the Service these endpoints serve"
+    );
+}
+
+#[test]
+fn endpoint_slice_decodes_ports_addresses_and_readiness() {
+    let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: e\n  labels:\n    kubernetes.io/service-name: echo-v1\naddressType: IPv4\nports:\n- name: http\n  port: 8080\nendpoints:\n- addresses: [\"127.0.0.1\"]\n- addresses: [\"127.0.0.2\"]\n  conditions:\n    ready: false\n";
+    let (m, e) = decode_text("e.yaml", text);
+    assert!(e.is_empty(), "{e:#?}");
+    let s = &m.endpoint_slices[0];
+    assert_eq!(s.service_name, "echo-v1");
+    assert_eq!(s.ports, vec![crate::model::EndpointPort { name: Some("http".into()), port: 8080 }]);
+    assert!(s.endpoints[0].ready && !s.endpoints[1].ready);
+}
+
+#[test]
+fn endpoint_address_must_match_address_type() {
+    let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: e\n  labels:\n    kubernetes.io/service-name: s\naddressType: IPv4\nendpoints:\n- addresses:\n  - \"::1\"\n";
+    assert_eq!(one(decode_text("e.yaml", text).1), "e.yaml:10: EndpointSlice default/e: endpoints[0].addresses[0]: \"::1\" is not an IPv4 address");
+}
+
+#[test]
+fn defaults_are_applied_as_the_api_server_does() {
+    let text = format!("{ROUTE_HEAD}  rules:\n  - backendRefs:\n    - name: a\n      port: 80\n");
+    let (m, e) = decode_text("r.yaml", &text);
+    assert!(e.is_empty(), "{e:#?}");
+    let route = &m.http_routes[0];
+    assert_eq!(route.parent_refs[0].namespace, "default");
+    let rule = &route.rules[0];
+    assert_eq!(rule.matches.len(), 1);
+    assert_eq!(rule.matches[0].path.as_ref().map(|p| p.value.as_str()), Some("/"));
+    assert_eq!(rule.backend_refs[0].weight, 1);
+    assert_eq!(rule.backend_refs[0].kind, "Service");
+    assert_eq!(rule.backend_refs[0].group, "");
+}
+
+#[test]
+fn parent_refs_to_the_same_parent_need_distinct_ports() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n  - {kind: Service, group: \"\", name: s}\n  - {kind: Service, group: \"\", name: s}\n";
+    assert_eq!(
+        one(decode_text("r.yaml", text).1),
+        "r.yaml:8: HTTPRoute default/r: spec.parentRefs[1]: sectionName or port must be specified when parentRefs includes 2 or more references to the same parent"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let e = route_errors("  - matches:\n    - method: FETCH\n    backendRefs:\n    - name: a\n      weight: 2000000\n");
+    assert_eq!(e.len(), 3, "{e:#?}");
+}
