@@ -54,6 +54,10 @@ pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
     Ok(Build { manifests, table, warnings, statuses })
 }
 
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
+
 /// Unresolved backends and parents that do not accept the route.
 fn status_warnings(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
