@@ -21,7 +21,7 @@ export MESHROUTE_BIN := $(CURDIR)/$(MESHROUTE)
 export MESHROUTE_WASM := $(CURDIR)/$(WASM)
 export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
 
-.PHONY: all setup build test test-unit test-wasm test-e2e lint run clean
+.PHONY: all setup build test test-unit test-wasm test-e2e lint run filter-cost clean
 
 all: build
 
@@ -63,6 +63,11 @@ lint:
 
 run: setup build
 	ENVOY_BIN="$(ENVOY_BIN)" scripts/demo.sh
+
+# CPU per request with the filter and without it, on the demo's routes (needs wrk).
+filter-cost: setup build
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	ENVOY_BIN="$(ENVOY_BIN)" bench/filter-cost.sh
 
 clean:
 	$(CARGO) clean
