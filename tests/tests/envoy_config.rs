@@ -1,0 +1,544 @@
+//! Envoy accepts the configuration meshroute ships: the local bootstrap `meshroute sync` renders
+//! (with the listeners, clusters and filter it writes beside it), the pod sidecar bootstrap and
+//! the Istio EnvoyFilter's patches, each checked by stock Envoy.
+//!
+//! `envoy --mode validate` checks a bootstrap and its static resources, and runs the wasm
+//! filter's `on_configure` for a static filter, but it does not read files named by
+//! `path_config_source` (LDS, CDS, ECDS). So the files `sync` writes are also loaded by a
+//! running Envoy, whose admin counters must show every update accepted.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use meshroute_e2e::tools;
+use serde_json::{json, Value};
+
+const SELECTION_HEADER: &str = "x-meshroute-cluster";
+const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+/// Bound on waiting for Envoy or `meshroute sync`; reaching it is a failure.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("meshroute-envoy-config-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed when the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn existing(path: PathBuf, build: &str) -> PathBuf {
+    assert!(path.is_file(), "{} is missing: run `{build}`", path.display());
+    path
+}
+
+fn envoy() -> PathBuf {
+    existing(tools::envoy_bin(), "make setup (or set ENVOY_BIN)")
+}
+
+fn meshroute() -> PathBuf {
+    existing(tools::meshroute_bin(), "cargo build --release -p meshroute")
+}
+
+fn module() -> PathBuf {
+    existing(tools::filter_wasm(), "cargo build -p meshroute-filter --target wasm32-wasip1 --release")
+}
+
+fn envoy_config(name: &str) -> String {
+    let path = tools::workspace_root().join("envoy-config").join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+    }
+    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The product page's echo-route (one-rule 9:1 form) on ClusterIPs of 127.77.0.0/24, with
+/// EndpointSlices for the backends and none for the frontend (so it resolves by DNS).
+fn write_manifests(dir: &Path) {
+    let service = |name: &str, ip: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: http\n    port: 18080\n    targetPort: 8080\n"
+        )
+    };
+    let slice = |name: &str, port: u16| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-1\n  namespace: default\n  labels:\n    kubernetes.io/service-name: {name}\naddressType: IPv4\nports:\n- name: http\n  port: {port}\nendpoints:\n- addresses: [127.0.0.1]\n"
+        )
+    };
+    write(
+        &dir.join("services.yaml"),
+        &[service("echo-service", "127.77.0.1"), service("echo-v1", "127.77.0.2"), service("echo-v2", "127.77.0.3")]
+            .join("---\n"),
+    );
+    write(&dir.join("endpoints.yaml"), &[slice("echo-v1", 18081), slice("echo-v2", 18082)].join("---\n"));
+    write(
+        &dir.join("routes/echo-route.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: echo-route\n  namespace: default\nspec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: echo-service\n    port: 18080\n  rules:\n  - backendRefs:\n    - name: echo-v1\n      port: 18080\n      weight: 9\n    - name: echo-v2\n      port: 18080\n      weight: 1\n",
+    );
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn sync_once(manifests: &Path, out: &Path) -> Output {
+    run(Command::new(meshroute())
+        .arg("sync")
+        .arg(manifests)
+        .arg("--out")
+        .arg(out)
+        .arg("--once")
+        .arg("--wasm")
+        .arg(module())
+        .args(["--admin-port", "0"]))
+}
+
+/// `envoy --mode validate -c config` must say OK.
+fn validate(config: &Path) {
+    let output = run(Command::new(envoy()).args(["--mode", "validate", "-c"]).arg(config).args(["-l", "warning"]));
+    let text = describe(&output);
+    assert!(output.status.success() && text.contains("OK"), "Envoy rejected {}:\n{text}", config.display());
+}
+
+/// Envoy running `config`, its admin address learnt from `--admin-address-path`.
+struct Envoy {
+    _process: Running,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Envoy {
+    fn start(config: &Path, work: &TempDir) -> Envoy {
+        let admin_file = work.join("admin-address");
+        let log = work.join("envoy.log");
+        let process = Command::new(envoy())
+            .arg("-c")
+            .arg(config)
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // stderr, not --log-path: that file is flushed only now and then.
+            .stderr(fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display())))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start Envoy: {e}"));
+        let process = Running(process);
+        let start = Instant::now();
+        let admin = loop {
+            if let Ok(address) = fs::read_to_string(&admin_file) {
+                if !address.trim().is_empty() {
+                    break address.trim().to_owned();
+                }
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "Envoy never opened its admin port:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(50));
+        };
+        Envoy { _process: process, admin, log }
+    }
+
+    fn get(&self, path: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect(&self.admin) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    }
+
+    /// The admin counter `name`, or None before Envoy reports it.
+    fn stat(&self, name: &str) -> Option<u64> {
+        let body = self.get("/stats");
+        body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    }
+
+    /// Waits until every `(counter, at least)` holds.
+    fn wait_for(&self, wanted: &[(&str, u64)]) {
+        let start = Instant::now();
+        loop {
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter_map(|(name, least)| match self.stat(name) {
+                    Some(value) if value >= *least => None,
+                    value => Some(format!("{name} = {value:?}, want >= {least}")),
+                })
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            assert!(start.elapsed() < DEADLINE, "Envoy never got there: {missing:?}\n{}", self.log_text());
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+const ECDS_SUCCESS: &str = "extension_config_discovery.http_filter.meshroute.update_success";
+const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.meshroute.update_rejected";
+
+#[test]
+fn local_bootstrap_from_sync_validates_and_its_files_load() {
+    let work = TempDir::new("local");
+    let (manifests, out) = (work.join("manifests"), work.join("out"));
+    write_manifests(&manifests);
+    let output = sync_once(&manifests, &out);
+    assert!(output.status.success(), "meshroute sync --once failed:\n{}", describe(&output));
+
+    let bootstrap = out.join("envoy.yaml");
+    validate(&bootstrap);
+
+    // The module is published under its content hash, and only once.
+    let modules: Vec<String> = fs::read_dir(&out)
+        .map(|entries| entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    let modules: Vec<&String> = modules.iter().filter(|name| name.ends_with(".wasm")).collect();
+    assert_eq!(modules.len(), 1, "{modules:?}");
+    assert!(modules[0].starts_with("meshroute_filter-"), "{modules:?}");
+    assert_eq!(fs::read(out.join(modules[0])).ok(), fs::read(module()).ok());
+    for name in ["envoy.yaml", "lds.yaml", "cds.yaml", "ecds.yaml"] {
+        let mode =
+            fs::metadata(out.join(name)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+        assert_eq!(mode.ok(), Some(0o644), "{name}");
+    }
+    assert!(read(&out.join("ecds.yaml")).contains("FAIL_RELOAD"));
+
+    // What validate mode skips: the listeners, clusters and the filter, loaded for real.
+    let envoy = Envoy::start(&bootstrap, &work);
+    envoy.wait_for(&[
+        ("cluster_manager.cds.update_success", 1),
+        ("listener_manager.lds.update_success", 1),
+        (ECDS_SUCCESS, 1),
+        ("listener_manager.total_listeners_active", 3),
+    ]);
+    for counter in ["cluster_manager.cds.update_rejected", "listener_manager.lds.update_rejected", ECDS_REJECTED] {
+        assert_eq!(envoy.stat(counter), Some(0), "{counter}\n{}", envoy.log_text());
+    }
+    let clusters = envoy.get("/clusters");
+    for name in ["echo-service", "echo-v1", "echo-v2"] {
+        assert!(clusters.contains(&format!("outbound|18080||{name}.default.svc.cluster.local")), "{clusters}");
+    }
+    assert!(clusters.contains("127.0.0.1:18081"), "echo-v1's endpoint from its EndpointSlice:\n{clusters}");
+    let listeners = envoy.get("/listeners");
+    for address in ["127.77.0.1:18080", "127.77.0.2:18080", "127.77.0.3:18080"] {
+        assert!(listeners.contains(address), "{listeners}");
+    }
+    assert!(envoy.log_text().contains("route table loaded"), "{}", envoy.log_text());
+
+    // A table the filter refuses is rejected by Envoy, which keeps the last good one.
+    let ecds = read(&out.join("ecds.yaml"));
+    let start = ecds.find("value: \"").unwrap_or_else(|| panic!("no table in ecds.yaml:\n{ecds}"));
+    let end = start + ecds[start..].find('\n').unwrap_or(ecds.len() - start);
+    let broken = format!("{}value: \"{{\\\"version\\\":99}}\"{}", &ecds[..start], &ecds[end..]);
+    write(&out.join(".ecds.yaml.broken"), &broken);
+    fs::rename(out.join(".ecds.yaml.broken"), out.join("ecds.yaml")).unwrap_or_else(|e| panic!("rename: {e}"));
+    envoy.wait_for(&[(ECDS_REJECTED, 1)]);
+    assert_eq!(envoy.stat(ECDS_SUCCESS), Some(1), "{}", envoy.log_text());
+    assert!(envoy.log_text().contains("route table refused"), "{}", envoy.log_text());
+}
+
+#[test]
+fn sync_without_changes_writes_nothing() {
+    let work = TempDir::new("idempotent");
+    let (manifests, out) = (work.join("manifests"), work.join("out"));
+    write_manifests(&manifests);
+    let first = sync_once(&manifests, &out);
+    assert!(first.status.success(), "{}", describe(&first));
+    let before = fs::metadata(out.join("lds.yaml")).and_then(|m| m.modified()).ok();
+    let second = sync_once(&manifests, &out);
+    assert!(second.status.success(), "{}", describe(&second));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("unchanged"), "{}", describe(&second));
+    assert_eq!(fs::metadata(out.join("lds.yaml")).and_then(|m| m.modified()).ok(), before);
+}
+
+#[test]
+fn sync_once_on_invalid_input_exits_1_and_writes_nothing() {
+    let work = TempDir::new("invalid");
+    let (manifests, out) = (work.join("manifests"), work.join("out"));
+    write_manifests(&manifests);
+    let route = manifests.join("routes/echo-route.yaml");
+    write(&route, &read(&route).replace("weight: 9", "weight: 2000000"));
+    let output = sync_once(&manifests, &out);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("weight"), "{}", describe(&output));
+    assert!(!out.join("ecds.yaml").exists());
+}
+
+#[test]
+fn sync_watches_the_manifests_and_envoy_follows() {
+    let work = TempDir::new("watch");
+    let (manifests, out) = (work.join("manifests"), work.join("out"));
+    write_manifests(&manifests);
+    let sync_log = work.join("sync.log");
+    let log_file = |path: &Path| fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let _sync = Running(
+        Command::new(meshroute())
+            .arg("sync")
+            .arg(&manifests)
+            .arg("--out")
+            .arg(&out)
+            .arg("--wasm")
+            .arg(module())
+            .args(["--admin-port", "0"])
+            .stdout(log_file(&sync_log))
+            .stderr(log_file(&work.join("sync.err")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start meshroute sync: {e}")),
+    );
+    let start = Instant::now();
+    while !out.join("envoy.yaml").exists() {
+        assert!(start.elapsed() < DEADLINE, "sync never published:\n{}", read(&work.join("sync.err")));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let envoy = Envoy::start(&out.join("envoy.yaml"), &work);
+    envoy.wait_for(&[("listener_manager.lds.update_success", 1), ("listener_manager.total_listeners_active", 3)]);
+
+    // A new Service: a new cluster and a new listener, without restarting anything.
+    write(
+        &manifests.join("more.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo-v3\n  namespace: default\nspec:\n  clusterIP: 127.77.0.4\n  ports:\n  - port: 18080\n",
+    );
+    envoy.wait_for(&[("listener_manager.total_listeners_active", 4), ("cluster_manager.active_clusters", 4)]);
+    assert!(envoy.get("/listeners").contains("127.77.0.4:18080"));
+
+    // Invalid input: logged, and the last good configuration stays.
+    let lds = read(&out.join("lds.yaml"));
+    write(
+        &manifests.join("more.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo-v3\nspec:\n  ports:\n  - port: 99999\n",
+    );
+    let start = Instant::now();
+    while !read(&work.join("sync.err")).contains("last good") {
+        assert!(start.elapsed() < DEADLINE, "sync never reported the invalid input:\n{}", read(&work.join("sync.err")));
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read(&out.join("lds.yaml")), lds);
+    assert_eq!(envoy.stat("listener_manager.total_listeners_active"), Some(4));
+    assert!(read(&sync_log).lines().count() >= 2, "one line per publication:\n{}", read(&sync_log));
+}
+
+/// The sidecar bootstrap with its volume (`/etc/meshroute`) holding what `sync` writes.
+fn sidecar_bootstrap(work: &TempDir) -> (String, PathBuf) {
+    let (manifests, volume) = (work.join("manifests"), work.join("volume"));
+    write_manifests(&manifests);
+    let output = sync_once(&manifests, &volume);
+    assert!(output.status.success(), "{}", describe(&output));
+    let template = envoy_config("sidecar-bootstrap.yaml");
+    assert!(template.contains("/etc/meshroute/ecds.yaml") && template.contains("/etc/meshroute/cds.yaml"));
+    let volume_text = volume.to_str().unwrap_or_else(|| panic!("non-UTF-8 temp dir"));
+    (template.replace("/etc/meshroute", volume_text), volume)
+}
+
+#[test]
+fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
+    let work = TempDir::new("sidecar");
+    let (text, _volume) = sidecar_bootstrap(&work);
+    for needle in [
+        "envoy.filters.listener.original_dst",
+        "ORIGINAL_DST",
+        "cluster_header: x-meshroute-cluster",
+        "address: 127.0.0.1",
+    ] {
+        assert!(text.contains(needle), "sidecar bootstrap lacks {needle}");
+    }
+    let config = work.join("sidecar.yaml");
+    write(&config, &text);
+    validate(&config);
+
+    // Loaded for real (admin and outbound ports moved so the test runs anywhere).
+    assert!(text.contains("port_value: 15000") && text.contains("port_value: 15001"));
+    let running = text.replace("port_value: 15000", "port_value: 0").replace("port_value: 15001", "port_value: 0");
+    let config = work.join("sidecar-run.yaml");
+    write(&config, &running);
+    let envoy = Envoy::start(&config, &work);
+    envoy.wait_for(&[
+        ("cluster_manager.cds.update_success", 1),
+        (ECDS_SUCCESS, 1),
+        ("listener_manager.total_listeners_active", 1),
+    ]);
+    assert_eq!(envoy.stat(ECDS_REJECTED), Some(0), "{}", envoy.log_text());
+    assert!(envoy.get("/clusters").contains("outbound|18080||echo-v1.default.svc.cluster.local"));
+}
+
+/// The `value: {...}` of each patch of the EnvoyFilter, by `applyTo`. The values are JSON
+/// (valid YAML) precisely so that this needs no YAML parser.
+fn envoy_filter_patches(text: &str) -> Vec<(String, Value)> {
+    let mut patches = Vec::new();
+    let mut apply_to = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        if let Some(kind) = trimmed.strip_prefix("applyTo:") {
+            apply_to = Some(kind.trim().to_owned());
+        }
+        if trimmed.starts_with("value: {") && !line.trim_start().starts_with('#') {
+            let start = offset + line.find('{').unwrap_or(0);
+            let end = start + json_object_len(&text[start..]);
+            let value: Value = serde_json::from_str(&text[start..end])
+                .unwrap_or_else(|e| panic!("patch value of {apply_to:?} is not JSON: {e}"));
+            patches.push((apply_to.clone().unwrap_or_default(), value));
+        }
+        offset += line.len();
+    }
+    patches
+}
+
+/// Length of the JSON object at the start of `text`.
+fn json_object_len(text: &str) -> usize {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, c) in text.char_indices() {
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, '"') => in_string = true,
+            (false, _, '{') => depth += 1,
+            (false, _, '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unterminated JSON object")
+}
+
+fn patch<'a>(patches: &'a [(String, Value)], apply_to: &str) -> &'a Value {
+    let found: Vec<&Value> = patches.iter().filter(|(kind, _)| kind == apply_to).map(|(_, value)| value).collect();
+    assert_eq!(found.len(), 1, "one {apply_to} patch");
+    found[0]
+}
+
+fn static_cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+            "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] },
+    })
+}
+
+fn listener(name: &str, http_filters: Vec<Value>, routes: Vec<Value>) -> Value {
+    json!({
+        "name": name,
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "http_filters": http_filters,
+                "route_config": { "virtual_hosts": [{ "name": "outbound", "domains": ["*"], "routes": routes }] },
+            },
+        }] }],
+    })
+}
+
+#[test]
+fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
+    let text = envoy_config("istio-envoyfilter.yaml");
+    assert!(text.contains("apiVersion: networking.istio.io/v1alpha3") && text.contains("kind: EnvoyFilter"));
+    assert!(text.contains("context: SIDECAR_OUTBOUND"));
+    let patches = envoy_filter_patches(&text);
+    assert_eq!(patches.len(), 3, "{patches:?}");
+    let extension = patch(&patches, "EXTENSION_CONFIG");
+    let filter = patch(&patches, "HTTP_FILTER");
+    let route = patch(&patches, "HTTP_ROUTE");
+
+    // The pieces agree with each other and with the filter.
+    assert_eq!(extension["name"], filter["name"], "the ECDS resource is found by the filter's name");
+    assert_eq!(extension["typed_config"]["@type"], WASM_TYPE_URL);
+    assert_eq!(filter["config_discovery"]["type_urls"][0], WASM_TYPE_URL);
+    let config = &extension["typed_config"]["config"];
+    assert_eq!(config["failure_policy"], "FAIL_RELOAD");
+    assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
+    let table: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the route table is not JSON: {e}"));
+    assert_eq!(table["version"], 1);
+    assert_eq!(route["match"]["headers"][0]["name"], SELECTION_HEADER);
+    assert_eq!(route["route"]["cluster_header"], SELECTION_HEADER);
+    assert_eq!(route["request_headers_to_remove"][0], SELECTION_HEADER);
+
+    // A bootstrap shaped like Istio's: ECDS over ADS from istiod, outbound listeners whose
+    // router comes after the patched-in filter, and the patched-in route first. The
+    // EXTENSION_CONFIG value is also configured statically, so that validation loads the
+    // module and runs the filter's own check of the table.
+    let mut wasm = extension["typed_config"].clone();
+    wasm["config"]["vm_config"]["code"]["local"]["filename"] = json!(module());
+    let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
+    let default_route = json!({ "match": { "prefix": "/" },
+        "route": { "cluster": "outbound|80||echo-service.default.svc.cluster.local" } });
+    let bootstrap = json!({
+        "node": { "id": "sidecar~10.0.0.1~app.default~default.svc.cluster.local", "cluster": "app.default" },
+        "dynamic_resources": { "ads_config": { "api_type": "GRPC",
+            "grpc_services": [{ "envoy_grpc": { "cluster_name": "xds-grpc" } }] } },
+        "static_resources": {
+            "clusters": [
+                static_cluster("xds-grpc", 15010),
+                static_cluster("outbound|80||echo-service.default.svc.cluster.local", 18080),
+            ],
+            "listeners": [
+                listener("0.0.0.0_80", vec![filter.clone(), router.clone()], vec![route.clone(), default_route.clone()]),
+                listener("extension-config", vec![json!({ "name": extension["name"], "typed_config": wasm }), router], vec![default_route]),
+            ],
+        },
+    });
+    let work = TempDir::new("istio");
+    let config = work.join("istio-bootstrap.json");
+    write(&config, &bootstrap.to_string());
+    validate(&config);
+}
