@@ -138,8 +138,9 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
+    /// Header names go out in title case (`Version: one`), as many clients send them.
     pub fn new() -> Self {
-        Self { inner: Client::builder(TokioExecutor::new()).build_http() }
+        Self { inner: Client::builder(TokioExecutor::new()).http1_title_case_headers(true).build_http() }
     }
 
     /// Sends `request`; an error means there was no HTTP answer at all.

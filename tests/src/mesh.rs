@@ -165,6 +165,16 @@ impl Mesh {
         MeshBuilder { name: name.to_owned(), services: Vec::new(), routes: Vec::new() }
     }
 
+    /// The Services of the Gateway API mesh conformance suite: `echo` (in the suite it selects
+    /// every version; here it answers as itself), `echo-v1` and `echo-v2`, each with ports 80
+    /// and 8080.
+    pub fn conformance(name: &str) -> MeshBuilder {
+        Self::builder(name)
+            .service_with_ports("echo", &[80, 8080])
+            .service_with_ports("echo-v1", &[80, 8080])
+            .service_with_ports("echo-v2", &[80, 8080])
+    }
+
     /// The Service called `name`.
     #[track_caller]
     pub fn service(&self, name: &str) -> &Service {
@@ -175,6 +185,12 @@ impl Mesh {
                 panic!("no Service {name} in mesh {}; it has {known:?}", self.name)
             }
         }
+    }
+
+    /// The ClusterIP and port of a Service, `NAME` (its first port) or `NAME:PORT`.
+    #[track_caller]
+    pub fn address_of(&self, service: &str) -> String {
+        self.get(service, "/").request.address.to_string()
     }
 
     /// `GET path` to a Service, `NAME` (its first port) or `NAME:PORT`.
@@ -341,7 +357,7 @@ impl Mesh {
         let active: u64 = stat("total_listeners_active").iter().map(|(_, n)| n).sum();
         if warming > 0 || active < listeners.len() as u64 {
             return Err(NotYet(format!(
-                "{active} listeners active and {warming} warming, want {} active",
+                "{active} listeners active and {warming} warming, want {} active (one per ClusterIP and port)",
                 listeners.len()
             )));
         }
@@ -361,6 +377,11 @@ impl Mesh {
             "--- meshroute sync said ---\n{}",
             fs::read_to_string(self.dir.join("sync.log")).unwrap_or_default()
         );
+        for file in ["lds.yaml", "cds.yaml", "ecds.yaml"] {
+            let text = fs::read_to_string(self.out_dir().join(file)).unwrap_or_else(|error| format!("({error})"));
+            let shown: String = text.chars().take(6000).collect();
+            let _ = writeln!(context, "--- {file} written by sync ---\n{shown}");
+        }
         let _ = write!(context, "--- Envoy log (last lines) ---\n{}", self.envoy_log_tail());
         context
     }
@@ -422,22 +443,31 @@ impl Call<'_> {
     /// backend saw the method and path that were sent, and it did not see the selection header.
     #[track_caller]
     pub fn expect_backend(self, backend: &str) -> Reply {
+        self.expect_one_of(&[backend])
+    }
+
+    /// Sends the request and asserts that one of `backends` answered it, unchanged, as
+    /// [`Call::expect_backend`] does for one.
+    #[track_caller]
+    pub fn expect_one_of(self, backends: &[&str]) -> Reply {
         let request = self.request.clone();
         let reply = self.send();
-        let saw = reply.echo.as_ref();
-        assert!(
-            reply.status == 200
-                && reply.backend.as_deref() == Some(backend)
-                && saw.is_some_and(|echo| echo.backend == backend),
-            "{request}: expected an answer from {backend}, got {reply}"
-        );
-        let Some(echo) = saw else { unreachable!("checked above") };
-        assert_eq!(echo.path, request.path, "{request}: {backend} saw another path");
-        assert_eq!(echo.method, request.method.as_str(), "{request}: {backend} saw another method");
+        let expected = backends.join(" or ");
+        let echo = match (&reply.backend, &reply.echo) {
+            (Some(backend), Some(echo))
+                if reply.status == 200 && echo.backend == *backend && backends.contains(&backend.as_str()) =>
+            {
+                echo
+            }
+            _ => panic!("{request}: expected an answer from {expected}, got {reply}"),
+        };
+        assert_eq!(echo.path, request.path, "{request}: {} saw another path", echo.backend);
+        assert_eq!(echo.method, request.method.as_str(), "{request}: {} saw another method", echo.backend);
         assert_eq!(
             reply.seen_header(SELECTION_HEADER),
             None,
-            "{request}: {backend} received the selection header {SELECTION_HEADER}"
+            "{request}: {} received the selection header {SELECTION_HEADER}",
+            echo.backend
         );
         reply
     }
