@@ -6,10 +6,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, EventKind};
+use meshroute_filter::document::TableDocument;
 use notify::{RecursiveMode, Watcher};
 
 use crate::envoy::{self, EnvoyFiles, Options};
-use crate::pipeline::{self, Build};
+use crate::model::Manifests;
+use crate::pipeline;
 use crate::publish;
 use crate::SyncArgs;
 
@@ -96,7 +98,7 @@ fn cycle(args: &SyncArgs, out: &Path) -> bool {
     for warning in &build.warnings {
         eprintln!("{warning}");
     }
-    match publish(&build, &args.wasm, out, args.admin_port) {
+    match publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port) {
         Ok((published, warnings)) => {
             for warning in warnings {
                 eprintln!("warning: {warning}");
@@ -113,11 +115,17 @@ fn cycle(args: &SyncArgs, out: &Path) -> bool {
 
 /// Writes the module, then each file in [`EnvoyFiles::in_write_order`], then removes modules
 /// that no file refers to any more.
-pub fn publish(build: &Build, wasm: &Path, out: &Path, admin_port: u16) -> Result<(Published, Vec<String>), SyncError> {
+pub fn publish(
+    manifests: &Manifests,
+    table: &TableDocument,
+    wasm: &Path,
+    out: &Path,
+    admin_port: u16,
+) -> Result<(Published, Vec<String>), SyncError> {
     let module = std::fs::read(wasm).map_err(|source| SyncError::Module { path: wasm.to_path_buf(), source })?;
     let module_file = envoy::module_file_name(&module);
     let options = Options { out_dir: out.to_path_buf(), admin_port, module_file: module_file.clone() };
-    let files: EnvoyFiles = envoy::render(&build.manifests, &build.table, &options)?;
+    let files: EnvoyFiles = envoy::render(manifests, table, &options)?;
     let write_error = |name: &str| {
         let path = out.join(name);
         move |source| SyncError::Write { path, source }
@@ -177,5 +185,58 @@ fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
         if changed {
             cycle(args, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshroute_filter::document::TABLE_VERSION;
+
+    fn table() -> TableDocument {
+        TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() }
+    }
+
+    #[test]
+    fn publishes_everything_once_then_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let wasm = dir.path().join("m.wasm");
+        std::fs::write(&wasm, b"module one").unwrap();
+        let (first, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let module = envoy::module_file_name(b"module one");
+        assert_eq!(first.written, [module.as_str(), "cds.yaml", "ecds.yaml", "lds.yaml", "envoy.yaml"]);
+        let (second, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        assert_eq!(second, Published::default());
+        assert_eq!(second.to_string(), "unchanged");
+    }
+
+    #[test]
+    fn a_new_module_replaces_the_old_one_after_ecds_refers_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let wasm = dir.path().join("m.wasm");
+        std::fs::write(&wasm, b"module one").unwrap();
+        publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        std::fs::write(&wasm, b"module two").unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (old, new) = (envoy::module_file_name(b"module one"), envoy::module_file_name(b"module two"));
+        assert_eq!(published.written, [new.as_str(), "ecds.yaml"]);
+        assert_eq!(published.removed, vec![old.as_str()]);
+        assert_eq!(published.to_string(), format!("wrote {new}, ecds.yaml; removed {old}"));
+        let ecds = std::fs::read_to_string(out.join("ecds.yaml")).unwrap();
+        assert!(ecds.contains(&new) && !ecds.contains(&old));
+        assert!(!out.join(&old).exists());
+        assert_eq!(std::fs::read(out.join(&new)).unwrap(), b"module two");
+    }
+
+    #[test]
+    fn a_missing_module_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = publish(&Manifests::default(), &table(), &dir.path().join("none.wasm"), dir.path(), 9901).unwrap_err();
+        assert!(matches!(err, SyncError::Module { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -337,3 +337,11 @@ fn module_names_carry_their_content_hash() {
 fn rendering_is_deterministic() {
     assert_eq!(rendered(&demo()), rendered(&demo()));
 }
+
+#[test]
+fn files_are_written_so_that_nothing_is_referenced_before_it_exists() {
+    let files = rendered(&demo());
+    let order: Vec<&str> = files.in_write_order().iter().map(|(name, _)| *name).collect();
+    // Listeners name clusters and the ECDS file; the bootstrap names the listeners and clusters.
+    assert_eq!(order, [CLUSTERS_FILE, ECDS_FILE, LISTENERS_FILE, BOOTSTRAP_FILE]);
+}
