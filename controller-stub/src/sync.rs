@@ -25,6 +25,8 @@ pub enum SyncError {
     Module { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("--out {out} is inside the manifests directory {dir}; Envoy's files would be read as manifests")]
+    OutInsideManifests { out: PathBuf, dir: PathBuf },
     #[error(transparent)]
     Render(#[from] envoy::RenderError),
 }
@@ -50,7 +52,7 @@ impl std::fmt::Display for Published {
 }
 
 pub fn run(args: &SyncArgs) -> ExitCode {
-    let out = match prepare_out_dir(&args.out) {
+    let out = match prepare_out_dir(&args.out, &args.dir) {
         Ok(out) => out,
         Err(e) => {
             eprintln!("meshroute sync: {e}");
@@ -70,11 +72,16 @@ pub fn run(args: &SyncArgs) -> ExitCode {
     }
 }
 
-/// Creates OUT if needed and returns it absolute, as Envoy's configuration names it.
-fn prepare_out_dir(out: &Path) -> Result<PathBuf, SyncError> {
+/// Creates OUT if needed and returns it absolute, as Envoy's configuration names it. OUT may not
+/// lie inside DIR: Envoy's own YAML files would be read back as manifests.
+fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
     let write_error = |source| SyncError::Write { path: out.to_path_buf(), source };
     std::fs::create_dir_all(out).map_err(write_error)?;
-    std::fs::canonicalize(out).map_err(write_error)
+    let out = std::fs::canonicalize(out).map_err(write_error)?;
+    match std::fs::canonicalize(dir) {
+        Ok(dir) if out.starts_with(&dir) => Err(SyncError::OutInsideManifests { out, dir }),
+        _ => Ok(out),
+    }
 }
 
 /// Builds and publishes; reports what happened on stdout/stderr. Returns whether the output
@@ -148,7 +155,7 @@ pub fn publish(
 fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
     let (sender, events) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(sender)?;
-    // Absolute paths, so events can be told apart: OUT may well sit inside DIR.
+    // Absolute paths, so that events can be compared with OUT and the module's path.
     let dir = std::fs::canonicalize(&args.dir)?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
     // A rebuilt module is published too; its directory is watched since builds replace it.
@@ -195,6 +202,15 @@ mod tests {
 
     fn table() -> TableDocument {
         TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() }
+    }
+
+    #[test]
+    fn out_inside_the_manifests_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = prepare_out_dir(&dir.path().join("envoy"), dir.path());
+        assert!(matches!(inside, Err(SyncError::OutInsideManifests { .. })), "{inside:?}");
+        let beside = tempfile::tempdir().unwrap();
+        assert!(prepare_out_dir(&beside.path().join("envoy"), dir.path()).is_ok());
     }
 
     #[test]
