@@ -140,8 +140,24 @@ impl MeshBuilder {
             ready: false,
         };
         mesh.write_manifests(&self.routes);
-        mesh.sync(&meshroute, &wasm);
-        mesh.start_envoy(&envoy);
+        // The admin port was free when it was chosen, but another process may take it before
+        // Envoy binds it; then Envoy exits at once, and a new port is tried.
+        for attempt in 1.. {
+            mesh.sync(&meshroute, &wasm);
+            match mesh.start_envoy(&envoy) {
+                Ok(()) => break,
+                Err(AdminPortTaken) if attempt < 3 => {
+                    let taken = mesh.admin_port;
+                    mesh.admin_port = claim_admin_port();
+                    CLAIMED_ADMIN_PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&taken);
+                }
+                Err(AdminPortTaken) => panic!(
+                    "mesh {}: Envoy could not bind its admin port three times.\n{}",
+                    mesh.name,
+                    mesh.setup_context()
+                ),
+            }
+        }
         mesh
     }
 }
@@ -280,7 +296,7 @@ impl Mesh {
         );
     }
 
-    fn start_envoy(&mut self, envoy: &Path) {
+    fn start_envoy(&mut self, envoy: &Path) -> Result<(), AdminPortTaken> {
         let log_path = self.dir.join("envoy.log");
         let log = File::create(&log_path).unwrap_or_else(|error| panic!("{}: {error}", log_path.display()));
         let log_too = log.try_clone().unwrap_or_else(|error| panic!("{}: {error}", log_path.display()));
@@ -295,13 +311,14 @@ impl Mesh {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot run Envoy {}: {error}", envoy.display()));
         self.envoy = Some(child);
-        self.wait_until_ready();
+        self.wait_until_ready()?;
         self.ready = true;
+        Ok(())
     }
 
     /// Polls until Envoy's admin says LIVE, no listener is warming, every ClusterIP:port has an
     /// active listener that accepts connections, and no extension config was rejected.
-    fn wait_until_ready(&mut self) {
+    fn wait_until_ready(&mut self) -> Result<(), AdminPortTaken> {
         let listeners: Vec<SocketAddr> = self
             .services
             .iter()
@@ -311,6 +328,11 @@ impl Mesh {
         loop {
             if let Some(envoy) = self.envoy.as_mut() {
                 if let Ok(Some(status)) = envoy.try_wait() {
+                    let admin = format!("127.0.0.1:{}", self.admin_port);
+                    if self.envoy_log_tail().lines().any(|line| line.contains(&admin) && line.contains("in use")) {
+                        self.envoy = None;
+                        return Err(AdminPortTaken);
+                    }
                     panic!(
                         "mesh {}: Envoy exited ({status}) before it was ready.\n{}",
                         self.name,
@@ -319,7 +341,7 @@ impl Mesh {
                 }
             }
             let last = match self.readiness(&listeners) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(Rejected(why)) => panic!("mesh {}: {why}\n{}", self.name, self.setup_context()),
                 Err(NotYet(why)) => why,
             };
@@ -405,6 +427,9 @@ impl Drop for Mesh {
         CLAIMED_ADMIN_PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.admin_port);
     }
 }
+
+/// Envoy exited because its admin address was in use.
+struct AdminPortTaken;
 
 enum Readiness {
     NotYet(String),

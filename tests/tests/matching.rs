@@ -742,3 +742,59 @@ spec:
     mesh.get("echo", "/fields?animal=whale&color=blue").expect_backend("echo-v2");
     mesh.get("echo", "/fields").expect_status(404);
 }
+
+/// RegularExpression matches on path, header values and query values must match the whole
+/// value, as Envoy's own regex matchers do.
+#[test]
+fn regular_expression_matching() {
+    let mesh = Mesh::conformance("regular_expression_matching")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: regex-matching
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  rules:
+  - matches:
+    - path: {type: RegularExpression, value: "/v[0-9]+"}
+    backendRefs:
+    - {name: echo-v1, port: 80}
+  - matches:
+    - path: {type: PathPrefix, value: /h}
+      headers:
+      - {type: RegularExpression, name: version, value: "t.o"}
+    backendRefs:
+    - {name: echo-v2, port: 80}
+  - matches:
+    - path: {type: PathPrefix, value: /q}
+      queryParams:
+      - {type: RegularExpression, name: animal, value: "(whale|dolphin)s?"}
+    backendRefs:
+    - {name: echo, port: 8080}
+"#,
+        )
+        .start();
+
+    mesh.get("echo", "/v1").expect_backend("echo-v1");
+    mesh.get("echo", "/v12").expect_backend("echo-v1");
+    mesh.get("echo", "/v12?x=/y").expect_backend("echo-v1");
+    mesh.get("echo", "/v12/x").expect_status(404);
+    mesh.get("echo", "/xv1").expect_status(404);
+    mesh.get("echo", "/v").expect_status(404);
+
+    mesh.get("echo", "/h").header("version", "two").expect_backend("echo-v2");
+    mesh.get("echo", "/h/x").header("version", "too").expect_backend("echo-v2");
+    mesh.get("echo", "/h").header("version", "twoo").expect_status(404);
+    mesh.get("echo", "/h").header("version", "xtwo").expect_status(404);
+    mesh.get("echo", "/h").expect_status(404);
+
+    mesh.get("echo", "/q?animal=whales").expect_backend("echo");
+    mesh.get("echo", "/q?color=red&animal=dolphin").expect_backend("echo");
+    mesh.get("echo", "/q?animal=shark").expect_status(404);
+    mesh.get("echo", "/q?animal=bluewhale").expect_status(404);
+    mesh.get("echo", "/q").expect_status(404);
+}
