@@ -30,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
+use serde::Deserialize;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -54,6 +55,26 @@ const SPREAD_CONCURRENCY: usize = 8;
 static CLAIMED_BLOCKS: Mutex<BTreeSet<(u8, u8)>> = Mutex::new(BTreeSet::new());
 static CLAIMED_ADMIN_PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 static WORK_DIRS: AtomicUsize = AtomicUsize::new(0);
+static EXPLAINS: AtomicUsize = AtomicUsize::new(0);
+
+/// What `meshroute explain` says about one request.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Explanation {
+    pub status: u16,
+    /// `namespace/name` of the route that takes the request; none for a pass-through.
+    pub route: Option<String>,
+    pub rule: Option<usize>,
+    /// The candidates the request is spread over, weights as configured.
+    pub backends: Vec<ExplainedBackend>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExplainedBackend {
+    pub name: String,
+    pub namespace: String,
+    pub port: u16,
+    pub weight: u32,
+}
 
 /// A Service of the mesh under test.
 #[derive(Clone, Debug)]
@@ -439,6 +460,7 @@ use Readiness::{NotYet, Rejected};
 
 /// A request about to be sent, with the expectations a test states about it.
 #[must_use = "a call does nothing until it is sent"]
+#[derive(Clone)]
 pub struct Call<'m> {
     mesh: &'m Mesh,
     request: Request,
@@ -508,6 +530,37 @@ impl Call<'_> {
             assert_eq!(reply.backend, None, "{request}: status {status} should come from the proxy, got {reply}");
         }
         reply
+    }
+
+    /// Asks `meshroute explain` (the filter's own matching code, run on the command line) how
+    /// this request would be routed, given the mesh's manifests.
+    #[track_caller]
+    pub fn explain(self) -> Explanation {
+        let Call { mesh, request } = self;
+        let log = mesh.dir.join(format!("explain-{}.out", EXPLAINS.fetch_add(1, Ordering::Relaxed)));
+        let mut command = Command::new(tools::meshroute_bin());
+        command
+            .arg("explain")
+            .arg(mesh.manifests_dir())
+            .arg("--to")
+            .arg(request.address.to_string())
+            .arg("--method")
+            .arg(request.method.as_str())
+            .arg("--path")
+            .arg(&request.path);
+        for (name, value) in &request.headers {
+            command.arg("-H").arg(format!("{name}: {value}"));
+        }
+        let status = run_bounded(&mut command, &log, SYNC_DEADLINE);
+        let said = fs::read_to_string(&log).unwrap_or_default();
+        match status {
+            Ok(status) if status.success() => match serde_json::from_str(said.trim()) {
+                Ok(explanation) => explanation,
+                Err(error) => panic!("{request}: `{command:?}` printed no explanation ({error}):\n{said}"),
+            },
+            Ok(status) => panic!("{request}: `{command:?}` failed ({status}):\n{said}"),
+            Err(error) => panic!("{request}: `{command:?}`: {error}\n{said}"),
+        }
     }
 
     /// Sends the request `n` times ([`SPREAD_CONCURRENCY`] at once) and counts the outcomes.
