@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 client for talking to a mesh: a [`Request`] names the Service it is for and
+//! A small HTTP client for talking to a mesh: a [`Request`] names the Service it is for and
 //! the address it is sent to, a [`Reply`] tells which backend answered and what that backend saw,
 //! and a [`Tally`] counts where many requests went.
 
@@ -33,11 +33,15 @@ pub struct Request {
     pub path: String,
     /// Extra request headers, in order; a `host` header here replaces the default.
     pub headers: Vec<(String, String)>,
+    /// Cleartext HTTP/2 with prior knowledge instead of HTTP/1.1. The `host` header is not sent
+    /// then: HTTP/2 names the host in `:authority`, which is the address.
+    pub http2: bool,
 }
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} to {} ({})", self.method, self.path, self.service, self.address)?;
+        let protocol = if self.http2 { " over h2c" } else { "" };
+        write!(f, "{} {} to {} ({}){protocol}", self.method, self.path, self.service, self.address)?;
         for (i, (name, value)) in self.headers.iter().enumerate() {
             write!(f, "{} {name}: {value}", if i == 0 { " with" } else { "," })?;
         }
@@ -125,10 +129,11 @@ impl fmt::Display for Tally {
     }
 }
 
-/// A pooling HTTP/1.1 client; cheap to clone.
+/// A pooling client for HTTP/1.1 and cleartext HTTP/2; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    http1: Client<HttpConnector, Full<Bytes>>,
+    http2: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -138,9 +143,12 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
-    /// Header names go out in title case (`Version: one`), as many clients send them.
+    /// HTTP/1.1 header names go out in title case (`Version: one`), as many clients send them.
     pub fn new() -> Self {
-        Self { inner: Client::builder(TokioExecutor::new()).http1_title_case_headers(true).build_http() }
+        Self {
+            http1: Client::builder(TokioExecutor::new()).http1_title_case_headers(true).build_http(),
+            http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
+        }
     }
 
     /// Sends `request`; an error means there was no HTTP answer at all.
@@ -152,12 +160,16 @@ impl HttpClient {
         *outgoing.method_mut() = request.method.clone();
         *outgoing.uri_mut() = uri;
         for (name, value) in &request.headers {
+            if request.http2 && name.eq_ignore_ascii_case("host") {
+                continue;
+            }
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|error| format!("header {name:?}: {error}"))?;
             let value = HeaderValue::from_str(value).map_err(|error| format!("header value {value:?}: {error}"))?;
             outgoing.headers_mut().append(name, value);
         }
         let exchange = async {
-            let response = self.inner.request(outgoing).await.map_err(|error| format!("{error:?}"))?;
+            let client = if request.http2 { &self.http2 } else { &self.http1 };
+            let response = client.request(outgoing).await.map_err(|error| format!("{error:?}"))?;
             let status = response.status().as_u16();
             let backend = response
                 .headers()
@@ -177,7 +189,7 @@ impl HttpClient {
     pub async fn get_text(&self, url: &str) -> Result<(u16, String), String> {
         let uri: Uri = url.parse().map_err(|error| format!("bad url {url:?}: {error}"))?;
         let exchange = async {
-            let response = self.inner.get(uri).await.map_err(|error| format!("{error}"))?;
+            let response = self.http1.get(uri).await.map_err(|error| format!("{error}"))?;
             let status = response.status().as_u16();
             let body = response.into_body().collect().await.map_err(|error| format!("{error}"))?;
             Ok((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))

@@ -260,6 +260,7 @@ impl Mesh {
                 address: SocketAddr::new(IpAddr::V4(target.cluster_ip), port),
                 path: path.to_owned(),
                 headers: vec![("host".to_owned(), host)],
+                http2: false,
             },
         }
     }
@@ -473,6 +474,12 @@ impl Call<'_> {
             self.request.headers.retain(|(known, _)| !known.eq_ignore_ascii_case("host"));
         }
         self.request.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends the request over cleartext HTTP/2 (prior knowledge) instead of HTTP/1.1.
+    pub fn http2(mut self) -> Self {
+        self.request.http2 = true;
         self
     }
 

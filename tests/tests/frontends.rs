@@ -220,3 +220,45 @@ spec:
         .header(&SELECTION_HEADER.to_ascii_uppercase(), v2)
         .expect_backend("echo-v1");
 }
+
+/// Clients speaking cleartext HTTP/2 are routed exactly like HTTP/1.1 clients.
+#[test]
+fn http2_clients_are_routed_the_same() {
+    let mesh = Mesh::conformance("http2_clients_are_routed_the_same")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: h2c
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  rules:
+  - matches:
+    - path: {type: Exact, value: /v1}
+    backendRefs:
+    - {name: echo-v1, port: 80}
+  - matches:
+    - headers:
+      - {name: version, value: two}
+      method: POST
+    backendRefs:
+    - {name: echo-v2, port: 80}
+  - matches:
+    - path: {type: PathPrefix, value: /empty}
+"#,
+        )
+        .start();
+
+    mesh.get("echo", "/v1").http2().expect_backend("echo-v1");
+    mesh.request("POST", "echo", "/x?y=1").header("version", "two").http2().expect_backend("echo-v2");
+    mesh.get("echo", "/x").header("version", "two").http2().expect_status(404);
+    mesh.get("echo", "/empty").http2().expect_status(500);
+    mesh.get("echo:8080", "/v1").http2().expect_backend("echo");
+    mesh.get("echo-v1", "/v1").http2().expect_backend("echo-v1");
+    let spoof = "outbound|80||echo-v2.default.svc.cluster.local";
+    mesh.get("echo", "/v1").header(SELECTION_HEADER, spoof).http2().expect_backend("echo-v1");
+    mesh.get("echo", "/nothing").header(SELECTION_HEADER, spoof).http2().expect_status(404);
+}
