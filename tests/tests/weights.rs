@@ -52,6 +52,7 @@ spec:
     // ~3e-7); at p = 0.95 the mean is 4750 with sigma 15.4, 8.1 sigma above 4625.
     let n = 5000;
     let tally = mesh.get("echo-service", "/").spread(n);
+    println!("echo-route, {n} requests: {tally}");
     let v1 = tally.count("echo-v1");
     assert_eq!(v1 + tally.count("echo-v2"), n, "every request should reach echo-v1 or echo-v2: {tally}");
     assert!((4375..=4625).contains(&v1), "echo-v1 should get 9/10 of {n} requests (4500 +- 125): {tally}");
@@ -92,6 +93,7 @@ spec:
     // than 1 by more than a third (at 1:2 the mean is 333, 10 sigma away).
     let n = 1000;
     let tally = mesh.get("echo", "/three").spread(n);
+    println!("weights 1 (omitted), 0, 1: {tally}");
     assert_eq!(tally.count("echo-v2"), 0, "echo-v2 has weight 0: {tally}");
     assert_eq!(tally.count("echo-v1") + tally.count("echo"), n, "only echo-v1 and echo may answer: {tally}");
     assert!(
@@ -137,6 +139,7 @@ spec:
     // and any skew beyond about 15 points (at p = 0.35 the mean is 350, 4.6 sigma below 420).
     let n = 1000;
     let tally = mesh.get("echo", "/missing").spread(n);
+    println!("valid 1, missing Service 1: {tally}");
     let errors = tally.count("HTTP 500");
     assert_eq!(errors + tally.count("echo-v1"), n, "only echo-v1 and 500 may answer: {tally}");
     assert!((420..=580).contains(&errors), "half of {n} requests should get 500 (500 +- 80): {tally}");
@@ -144,6 +147,7 @@ spec:
     // n = 1000, p(500) = 1/4: mean 250, sigma = sqrt(1000 * 0.25 * 0.75) = 13.7; +-70 is 5.1
     // sigma.
     let tally = mesh.get("echo:8080", "/unknown-kind/x").spread(n);
+    println!("valid 3, unknown kind 1: {tally}");
     let errors = tally.count("HTTP 500");
     assert_eq!(errors + tally.count("echo-v2"), n, "only echo-v2 and 500 may answer: {tally}");
     assert!((180..=320).contains(&errors), "a quarter of {n} requests should get 500 (250 +- 70): {tally}");
