@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 : "${ENVOY_BIN:?ENVOY_BIN is not set; run this through make run}"
-MESHROUTE=${MESHROUTE_BIN:-target/release/meshroute}
+MESHROUTE=$(realpath --relative-to=. "${MESHROUTE_BIN:-target/release/meshroute}")
 ECHO=${MESHROUTE_ECHO_BIN:-target/release/meshroute-echo}
 WASM=${MESHROUTE_WASM:-target/wasm32-wasip1/release/meshroute_filter.wasm}
 ADMIN_PORT=${ADMIN_PORT:-9901}

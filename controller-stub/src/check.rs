@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Severity};
 use crate::pipeline::{build, Build};
 use crate::resolve::{kind_name, Condition, ParentStatus};
 
@@ -24,12 +24,20 @@ pub fn check(dir: &Path, strict: bool) -> Report {
     }
 }
 
+/// The problems of input that does not validate (errors, and the warnings that came with
+/// them), then their count.
 pub fn errors_text(errors: &[Diagnostic]) -> String {
     let mut text = String::new();
     for e in errors {
         let _ = writeln!(text, "{e}");
     }
-    let _ = writeln!(text, "{} error{}", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    let warnings = errors.iter().filter(|e| e.severity == Severity::Warning).count();
+    let errors = errors.len() - warnings;
+    let _ = write!(text, "{errors} error{}", if errors == 1 { "" } else { "s" });
+    if warnings > 0 {
+        let _ = write!(text, ", {warnings} warning{}", if warnings == 1 { "" } else { "s" });
+    }
+    let _ = writeln!(text);
     text
 }
 

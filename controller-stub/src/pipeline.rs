@@ -28,7 +28,8 @@ pub struct Build {
 }
 
 /// Reads, validates and compiles every manifest under `dir`. On invalid input, every error
-/// found (not just the first), sorted by file and line.
+/// found (not just the first) and the shadowed-rule warnings of what did decode, sorted by file
+/// and line.
 pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
     build_files(&load_dir(dir)?)
 }
@@ -36,13 +37,16 @@ pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
 /// [`build`] from files already read.
 pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
     let (manifests, mut errors) = crate::decode::decode(files);
+    let statuses = statuses(&manifests);
+    let table = compile(&manifests, &statuses);
     if !errors.is_empty() {
+        // What did decode is still worth a word: the product page's echo-route has both a
+        // missing apiVersion and a rule that can never match.
+        errors.extend(shadowed_rules(&manifests, &table));
         errors.sort();
         errors.dedup();
         return Err(errors);
     }
-    let statuses = statuses(&manifests);
-    let table = compile(&manifests, &statuses);
     if let Err(e) = RouteTable::compile(&table) {
         // Validation should have caught it; if not, say so rather than publish a table the
         // filter would refuse.

@@ -88,6 +88,16 @@ fn product_page_two_rule_echo_route_warns_that_the_split_needs_one_rule() {
 }
 
 #[test]
+fn product_page_literal_text_gets_the_version_hint_and_the_shadow_warning() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/product-page");
+    let problems: Vec<String> = build(&dir).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("echo-route.yaml:1: HTTPRoute default/echo-route: apiVersion: "), "{}", problems[0]);
+    assert!(problems[0].ends_with("did you mean gateway.networking.k8s.io/v1?"), "{}", problems[0]);
+    assert!(problems[1].starts_with("echo-route.yaml:15: warning: HTTPRoute default/echo-route: spec.rules[1]: never matches"));
+}
+
+#[test]
 fn a_rule_shadowed_by_an_older_route_names_it() {
     let b = from_text(&format!(
         "{SERVICES}---
