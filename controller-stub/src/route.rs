@@ -255,7 +255,7 @@ fn http_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<MatchDoc> {
     ok &= f.get("method").is_none() || method.is_some();
     let (headers, headers_ok) = value_matches(r, &f, "headers", path, 4096, false);
     let (query_params, query_ok) = value_matches(r, &f, "queryParams", path, 1024, true);
-    (ok && headers_ok && query_ok).then_some(MatchDoc { path: path_match, method, headers, query_params })
+    (ok && headers_ok && query_ok).then_some(MatchDoc { path: path_match, method, headers, query_params, grpc_method: None })
 }
 
 fn path_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathMatchDoc> {

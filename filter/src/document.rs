@@ -11,7 +11,8 @@ pub const TABLE_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct TableDocument {
     pub version: u32,
-    /// Service ports that have at least one attached route. Ports not listed pass through.
+    /// Service ports that have at least one attached route. Ports not listed pass through. All
+    /// the routes of one frontend are of one kind: a GRPCRoute takes its port from HTTPRoutes.
     #[serde(default)]
     pub frontends: Vec<FrontendDoc>,
     #[serde(default)]
@@ -74,6 +75,23 @@ pub struct MatchDoc {
     pub headers: Vec<ValueMatchDoc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query_params: Vec<ValueMatchDoc>,
+    /// GRPCRoute only (where `path`, `method` and `query_params` stay empty): the gRPC service
+    /// and method, matched against a request's `/SERVICE/METHOD` path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_method: Option<GrpcMethodDoc>,
+}
+
+/// A GRPCRoute `method` match: at least one of `service` and `method`; both are matched
+/// case-sensitively against the whole name, literally (`Exact`) or as regexes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcMethodDoc {
+    #[serde(rename = "type")]
+    pub kind: ValueMatchType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
