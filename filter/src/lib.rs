@@ -1,7 +1,7 @@
 //! meshroute: Gateway API mesh routing (GAMMA) for stock Envoy.
 //!
 //! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
-//! [`matching`] (HTTPRoute matches and precedence) and [`choice`] (weighted backend choice) — is
+//! [`matching`] (HTTPRoute matches and precedence), [`grpc`] (GRPCRoute matches) and [`choice`] (weighted backend choice) — is
 //! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
 //! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
 
@@ -9,7 +9,9 @@
 
 pub mod choice;
 pub mod document;
+pub mod grpc;
 pub mod matching;
+pub mod reply;
 pub mod request;
 pub mod table;
 

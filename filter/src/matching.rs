@@ -103,16 +103,10 @@ impl HttpMatch {
                 return Err(format!("method {method:?} is not an upper-case HTTP method"));
             }
         }
-        let headers = doc
-            .headers
-            .iter()
-            .map(|h| {
-                if h.name.is_empty() {
-                    return Err("header name is empty".to_owned());
-                }
-                Ok((h.name.to_ascii_lowercase(), ValueMatch::compile(h.kind, &h.value)?))
-            })
-            .collect::<Result<_, String>>()?;
+        if doc.grpc_method.is_some() {
+            return Err("an HTTPRoute match has no gRPC method".to_owned());
+        }
+        let headers = compile_headers(&doc.headers)?;
         let query_params = doc
             .query_params
             .iter()
@@ -156,6 +150,19 @@ impl HttpMatch {
             query_params: self.query_params.len(),
         }
     }
+}
+
+/// Header matches with their names in lower case, as Envoy hands request headers over.
+pub(crate) fn compile_headers(headers: &[ValueMatchDoc]) -> Result<Vec<(String, ValueMatch)>, String> {
+    headers
+        .iter()
+        .map(|h| {
+            if h.name.is_empty() {
+                return Err("header name is empty".to_owned());
+            }
+            Ok((h.name.to_ascii_lowercase(), ValueMatch::compile(h.kind, &h.value)?))
+        })
+        .collect()
 }
 
 fn compile_path(doc: &PathMatchDoc) -> Result<PathMatch, String> {

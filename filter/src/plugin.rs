@@ -6,11 +6,12 @@ use std::rc::Rc;
 
 use log::{error, info};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
+use crate::reply::Refusal;
 use crate::request::Request;
-use crate::table::{Outcome, RouteTable, Verdict};
+use crate::table::{Frontend, Outcome, RouteTable, Verdict};
 use crate::SELECTION_HEADER;
 
 proxy_wasm::main! {{
@@ -91,7 +92,7 @@ impl HttpContext for Exchange {
         let request = Request { method: pseudo(":method"), path_and_query: pseudo(":path"), headers: &headers };
         match table.route(frontend, &request) {
             Outcome::PassThrough => self.pass_through(client_selected),
-            Outcome::NoMatch => self.respond(404, "no route matched\n"),
+            Outcome::NoMatch => self.refuse(frontend, Refusal::NoRoute),
             Outcome::Matched { rule, .. } => {
                 let mut rng = self.rng.get();
                 let draw = rng.next_u64();
@@ -101,10 +102,18 @@ impl HttpContext for Exchange {
                         self.set_http_request_header(SELECTION_HEADER, Some(cluster));
                         Action::Continue
                     }
-                    Verdict::Fail => self.respond(500, "backend unavailable\n"),
+                    Verdict::Fail => self.refuse(frontend, Refusal::Unavailable),
                 }
             }
         }
+    }
+}
+
+fn grpc_status_code(code: u32) -> Option<GrpcStatusCode> {
+    match code {
+        crate::reply::GRPC_UNIMPLEMENTED => Some(GrpcStatusCode::Unimplemented),
+        crate::reply::GRPC_UNAVAILABLE => Some(GrpcStatusCode::Unavailable),
+        _ => None,
     }
 }
 
@@ -122,8 +131,17 @@ impl Exchange {
         Action::Continue
     }
 
-    fn respond(&self, status: u32, body: &str) -> Action {
-        self.send_http_response(status, vec![("content-type", "text/plain")], Some(body.as_bytes()));
+    /// Answers in the frontend's terms: an HTTP status, or a trailers-only gRPC status.
+    fn refuse(&self, frontend: Option<&Frontend>, refusal: Refusal) -> Action {
+        let Some(frontend) = frontend else { return Action::Continue };
+        let reply = refusal.reply(frontend.kind());
+        match reply.grpc_status.and_then(grpc_status_code) {
+            Some(code) => self.send_grpc_response(code, Some(reply.message), Vec::new()),
+            None => {
+                let body = format!("{}\n", reply.message);
+                self.send_http_response(reply.http_status, vec![("content-type", "text/plain")], Some(body.as_bytes()));
+            }
+        }
         Action::Pause
     }
 }

@@ -251,3 +251,107 @@ fn invalid_documents_are_refused_with_a_reason() {
         {"name": "b", "namespace": "d", "weight": 1, "cluster": "c", "unresolved": "BackendNotFound"}]}]}]});
     assert!(refused(both).contains("exactly one of"));
 }
+
+/// A GRPCRoute whose rules each send to one backend named after the route and rule (`name#i`).
+fn grpc_route(name: &str, created: Option<&str>, rules: Vec<Vec<Value>>) -> Value {
+    let mut route = route(name, created, rules);
+    route["kind"] = json!("GRPCRoute");
+    route
+}
+
+fn grpc_method(kind: &str, service: Option<&str>, method: Option<&str>) -> Value {
+    let mut m = json!({"type": kind});
+    if let Some(service) = service {
+        m["service"] = json!(service);
+    }
+    if let Some(method) = method {
+        m["method"] = json!(method);
+    }
+    json!({"grpc_method": m})
+}
+
+#[test]
+fn grpc_product_page_routes_by_method() {
+    let t = table(vec![grpc_route(
+        "echo-route",
+        None,
+        vec![
+            vec![grpc_method("Exact", Some("echo_basic.grpcecho.GrpcEcho"), Some("Echo"))],
+            vec![grpc_method("Exact", Some("echo_basic.grpcecho.GrpcEcho"), Some("EchoTwo"))],
+        ],
+    )]);
+    assert_eq!(winner(&t, "POST", "/echo_basic.grpcecho.GrpcEcho/Echo", &[]), "echo-route#0");
+    assert_eq!(winner(&t, "POST", "/echo_basic.grpcecho.GrpcEcho/EchoTwo", &[]), "echo-route#1");
+    // No match: the filter answers UNIMPLEMENTED on a gRPC frontend (see `reply`).
+    assert_eq!(winner(&t, "POST", "/echo_basic.grpcecho.GrpcEcho/EchoThree", &[]), "404");
+    assert_eq!(t.frontend_at(FRONTEND).map(|f| f.kind()), Some(RouteKind::Grpc));
+}
+
+#[test]
+fn grpc_service_characters_beat_method_characters() {
+    let t = table(vec![grpc_route(
+        "r",
+        None,
+        vec![
+            vec![grpc_method("Exact", None, Some("VeryLongMethodName"))],
+            vec![grpc_method("Exact", Some("pkg.Svc"), None)],
+            vec![grpc_method("Exact", Some("pkg.Svc"), Some("VeryLongMethodName"))],
+            vec![],
+        ],
+    )]);
+    assert_eq!(winner(&t, "POST", "/pkg.Svc/VeryLongMethodName", &[]), "r#2");
+    assert_eq!(winner(&t, "POST", "/pkg.Svc/Other", &[]), "r#1");
+    assert_eq!(winner(&t, "POST", "/other.Svc/VeryLongMethodName", &[]), "r#0");
+    assert_eq!(winner(&t, "POST", "/other.Svc/Other", &[]), "r#3");
+    assert_eq!(winner(&t, "GET", "/not/a/grpc/path", &[]), "r#3");
+}
+
+#[test]
+fn grpc_header_count_then_age_then_name() {
+    let header = |name: &str| json!({"type": "Exact", "name": name, "value": "1"});
+    let t = table(vec![
+        grpc_route("b", Some("2024-01-01T00:00:00Z"), vec![vec![json!({"headers": [header("a")]})]]),
+        grpc_route("a", Some("2024-01-01T00:00:00Z"), vec![vec![json!({"headers": [header("a")]})]]),
+        grpc_route("old", Some("2023-01-01T00:00:00Z"), vec![vec![json!({"headers": [header("b")]})]]),
+        grpc_route("c", Some("2025-01-01T00:00:00Z"), vec![vec![json!({"headers": [header("a"), header("b")]})]]),
+    ]);
+    assert_eq!(winner(&t, "POST", "/pkg.Svc/M", &[("a", "1"), ("b", "1")]), "c#0");
+    assert_eq!(winner(&t, "POST", "/pkg.Svc/M", &[("a", "1")]), "a#0");
+    assert_eq!(winner(&t, "POST", "/pkg.Svc/M", &[("b", "1")]), "old#0");
+}
+
+#[test]
+fn http_and_grpc_routes_are_never_merged_on_one_frontend() {
+    let doc = json!({
+        "version": 1,
+        "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0, 1]}],
+        "routes": [route("h", None, vec![vec![]]), grpc_route("g", None, vec![vec![]])],
+    });
+    let error = RouteTable::from_json(doc.to_string().as_bytes()).unwrap_err().0;
+    assert!(error.contains("never merged"), "{error}");
+}
+
+#[test]
+fn matches_of_the_other_kind_are_refused() {
+    let doc = |route: Value| {
+        json!({"version": 1,
+            "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
+            "routes": [route]})
+    };
+    let grpc_in_http = doc(route("h", None, vec![vec![grpc_method("Exact", Some("pkg.Svc"), None)]]));
+    let path_in_grpc = doc(grpc_route("g", None, vec![vec![path("PathPrefix", "/")]]));
+    for bad in [grpc_in_http, path_in_grpc] {
+        assert!(RouteTable::from_json(bad.to_string().as_bytes()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn refusals_answer_in_the_frontends_terms() {
+    use crate::reply::{Refusal, GRPC_UNAVAILABLE, GRPC_UNIMPLEMENTED};
+    assert_eq!(Refusal::NoRoute.reply(RouteKind::Http).http_status, 404);
+    assert_eq!(Refusal::Unavailable.reply(RouteKind::Http).http_status, 500);
+    let grpc = Refusal::NoRoute.reply(RouteKind::Grpc);
+    assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNIMPLEMENTED)));
+    let grpc = Refusal::Unavailable.reply(RouteKind::Grpc);
+    assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNAVAILABLE)));
+}

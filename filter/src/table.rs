@@ -8,8 +8,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
-use crate::document::{RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
-use crate::matching::HttpMatch;
+use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
+use crate::grpc::{GrpcMatch, GrpcRank};
+use crate::matching::{HttpMatch, MatchRank};
 use crate::request::Request;
 
 /// Why a table document was refused. The message names the place in the document.
@@ -31,21 +32,68 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
-/// A Service port with attached routes.
+/// A Service port with attached routes, all of one kind: HTTPRoutes, or GRPCRoutes (which take
+/// a port from HTTPRoutes; the two are never merged).
 #[derive(Debug)]
 pub struct Frontend {
     pub namespace: String,
     pub name: String,
     pub port: u16,
+    kind: RouteKind,
     /// Every match of every attached rule, most specific first.
     entries: Vec<MatchEntry>,
 }
 
+impl Frontend {
+    /// Which kind of routes serve this port, and so whether refusals are HTTP or gRPC answers.
+    pub fn kind(&self) -> RouteKind {
+        self.kind
+    }
+}
+
 #[derive(Debug)]
 struct MatchEntry {
-    matcher: HttpMatch,
+    matcher: RouteMatch,
     route: usize,
     rule: usize,
+}
+
+#[derive(Debug)]
+enum RouteMatch {
+    Http(HttpMatch),
+    Grpc(GrpcMatch),
+}
+
+impl RouteMatch {
+    fn compile(kind: RouteKind, doc: Option<&MatchDoc>) -> Result<Self, String> {
+        Ok(match (kind, doc) {
+            (RouteKind::Http, None) => RouteMatch::Http(HttpMatch::catch_all()),
+            (RouteKind::Http, Some(doc)) => RouteMatch::Http(HttpMatch::compile(doc)?),
+            (RouteKind::Grpc, None) => RouteMatch::Grpc(GrpcMatch::catch_all()),
+            (RouteKind::Grpc, Some(doc)) => RouteMatch::Grpc(GrpcMatch::compile(doc)?),
+        })
+    }
+
+    fn matches(&self, request: &Request<'_>) -> bool {
+        match self {
+            RouteMatch::Http(m) => m.matches(request),
+            RouteMatch::Grpc(m) => m.matches(request),
+        }
+    }
+
+    fn rank(&self) -> Rank {
+        match self {
+            RouteMatch::Http(m) => Rank::Http(m.rank()),
+            RouteMatch::Grpc(m) => Rank::Grpc(m.rank()),
+        }
+    }
+}
+
+/// The entries of one frontend are all of one kind, so only like ranks are ever compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    Http(MatchRank),
+    Grpc(GrpcRank),
 }
 
 #[derive(Debug)]
@@ -119,19 +167,28 @@ impl RouteTable {
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
             let mut entries = Vec::new();
+            let mut kind = None;
             for &r in &front.routes {
                 let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
+                if kind.is_some_and(|kind| kind != route.kind) {
+                    return Err(TableError(format!("{place}: HTTPRoutes and GRPCRoutes are never merged on one port")));
+                }
+                kind = Some(route.kind);
                 for (rule_index, rule) in route.rules.iter().enumerate() {
+                    let at = |e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}"));
                     if rule.matches.is_empty() {
-                        entries.push(MatchEntry { matcher: HttpMatch::catch_all(), route: r, rule: rule_index });
+                        let matcher = RouteMatch::compile(route.kind, None).map_err(at)?;
+                        entries.push(MatchEntry { matcher, route: r, rule: rule_index });
                     }
                     for m in &rule.matches {
-                        let matcher = HttpMatch::compile(m)
-                            .map_err(|e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}")))?;
+                        let matcher = RouteMatch::compile(route.kind, Some(m)).map_err(at)?;
                         entries.push(MatchEntry { matcher, route: r, rule: rule_index });
                     }
                 }
             }
+            let Some(kind) = kind else {
+                return Err(TableError(format!("{place}: a frontend needs at least one route")));
+            };
             // Stable: entries of one rule keep their order after every other tie-break.
             entries.sort_by(|a, b| precedence(doc, a, b));
             for address in &front.addresses {
@@ -142,7 +199,7 @@ impl RouteTable {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }
             }
-            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, entries });
+            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, kind, entries });
         }
         Ok(RouteTable { frontends, by_address, routes })
     }

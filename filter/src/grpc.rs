@@ -1,0 +1,173 @@
+//! Compiled GRPCRoute matches and their precedence. A gRPC call is an HTTP/2 POST to
+//! `/SERVICE/METHOD`; GRPCRoutes match those two names and the call's metadata (headers).
+
+use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
+use crate::matching::{compile_headers, FullRegex, ValueMatch};
+use crate::request::Request;
+
+/// One entry of a GRPCRoute rule's `matches`, ready to run.
+#[derive(Debug, Clone)]
+pub struct GrpcMatch {
+    service: Option<NameMatch>,
+    method: Option<NameMatch>,
+    /// Header names in lower case.
+    headers: Vec<(String, ValueMatch)>,
+}
+
+#[derive(Debug, Clone)]
+struct NameMatch {
+    /// As written; its length ranks the match.
+    written: String,
+    value: ValueMatch,
+}
+
+impl NameMatch {
+    fn compile(kind: ValueMatchType, written: &str) -> Result<Self, String> {
+        let value = match kind {
+            ValueMatchType::Exact => ValueMatch::Exact(written.to_owned()),
+            ValueMatchType::RegularExpression => ValueMatch::Regex(FullRegex::new(written)?),
+        };
+        Ok(NameMatch { written: written.to_owned(), value })
+    }
+}
+
+impl GrpcMatch {
+    /// A rule without matches matches every call.
+    pub fn catch_all() -> Self {
+        GrpcMatch { service: None, method: None, headers: Vec::new() }
+    }
+
+    pub fn compile(doc: &MatchDoc) -> Result<Self, String> {
+        if doc.path.is_some() || doc.method.is_some() || !doc.query_params.is_empty() {
+            return Err("a GRPCRoute match has no path, method or query parameters".to_owned());
+        }
+        let (service, method) = match &doc.grpc_method {
+            None => (None, None),
+            Some(GrpcMethodDoc { service: None, method: None, .. }) => {
+                return Err("a gRPC method match needs a service, a method or both".to_owned())
+            }
+            Some(m) => (
+                m.service.as_deref().map(|s| NameMatch::compile(m.kind, s)).transpose()?,
+                m.method.as_deref().map(|s| NameMatch::compile(m.kind, s)).transpose()?,
+            ),
+        };
+        Ok(GrpcMatch { service, method, headers: compile_headers(&doc.headers)? })
+    }
+
+    /// A request whose path is not `/SERVICE/METHOD` can only match without a method match.
+    pub fn matches(&self, request: &Request<'_>) -> bool {
+        let call = grpc_call(request.path_and_query().0);
+        let name_matches = |name: &Option<NameMatch>, part: Option<&str>| match name {
+            None => true,
+            Some(name) => part.is_some_and(|part| name.value.matches(part)),
+        };
+        name_matches(&self.service, call.map(|(service, _)| service))
+            && name_matches(&self.method, call.map(|(_, method)| method))
+            && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+    }
+
+    /// How specific this match is; a greater rank wins. Field order is precedence order.
+    pub fn rank(&self) -> GrpcRank {
+        let chars = |name: &Option<NameMatch>| name.as_ref().map_or(0, |n| n.written.len());
+        GrpcRank { service: chars(&self.service), method: chars(&self.method), headers: self.headers.len() }
+    }
+}
+
+/// The Gateway API's GRPCRoute precedence: most characters of the matching service, then of
+/// the method, then most header matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrpcRank {
+    pub service: usize,
+    pub method: usize,
+    pub headers: usize,
+}
+
+/// `(service, method)` of a gRPC path `/SERVICE/METHOD`; both non-empty, nothing more.
+pub fn grpc_call(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/')).then_some((service, method))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::ValueMatchDoc;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn method(kind: ValueMatchType, service: Option<&str>, method: Option<&str>) -> MatchDoc {
+        MatchDoc {
+            grpc_method: Some(GrpcMethodDoc { kind, service: service.map(Into::into), method: method.map(Into::into) }),
+            ..MatchDoc::default()
+        }
+    }
+
+    fn call(path: &str) -> Request<'_> {
+        Request { method: "POST", path_and_query: path, headers: &[] }
+    }
+
+    #[test]
+    fn splits_grpc_paths() {
+        assert_eq!(grpc_call("/echo_basic.grpcecho.GrpcEcho/Echo"), Some(("echo_basic.grpcecho.GrpcEcho", "Echo")));
+        for path in ["/", "/svc", "/svc/", "//Echo", "/svc/Echo/extra", "svc/Echo"] {
+            assert_eq!(grpc_call(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn exact_service_and_method_are_case_sensitive() {
+        let m = GrpcMatch::compile(&method(ValueMatchType::Exact, Some("echo_basic.grpcecho.GrpcEcho"), Some("Echo"))).unwrap();
+        assert!(m.matches(&call("/echo_basic.grpcecho.GrpcEcho/Echo")));
+        assert!(!m.matches(&call("/echo_basic.grpcecho.GrpcEcho/echo")));
+        assert!(!m.matches(&call("/echo_basic.grpcecho.GrpcEcho/EchoTwo")));
+        assert!(!m.matches(&call("/echo_basic.grpcecho.grpcecho/Echo")));
+    }
+
+    #[test]
+    fn service_only_and_method_only_matches() {
+        let service = GrpcMatch::compile(&method(ValueMatchType::Exact, Some("pkg.Svc"), None)).unwrap();
+        assert!(service.matches(&call("/pkg.Svc/Anything")));
+        assert!(!service.matches(&call("/pkg.Other/Anything")));
+        let only_method = GrpcMatch::compile(&method(ValueMatchType::Exact, None, Some("Get"))).unwrap();
+        assert!(only_method.matches(&call("/any.Svc/Get")));
+        assert!(!only_method.matches(&call("/any.Svc/Put")));
+        assert!(!only_method.matches(&call("/not-grpc")));
+    }
+
+    #[test]
+    fn regex_names_match_whole_names() {
+        let m = GrpcMatch::compile(&method(ValueMatchType::RegularExpression, Some(r"echo_basic\..*"), Some("Echo(Two)?"))).unwrap();
+        assert!(m.matches(&call("/echo_basic.grpcecho.GrpcEcho/EchoTwo")));
+        assert!(!m.matches(&call("/echo_basic.grpcecho.GrpcEcho/EchoThree")));
+        assert!(!m.matches(&call("/x.echo_basic.Svc/Echo")));
+    }
+
+    #[test]
+    fn headers_are_metadata_with_case_insensitive_names() {
+        let doc = MatchDoc {
+            headers: vec![ValueMatchDoc { kind: ValueMatchType::Exact, name: "Version".into(), value: "two".into() }],
+            ..MatchDoc::default()
+        };
+        let m = GrpcMatch::compile(&doc).unwrap();
+        let headers = [("version".to_owned(), "two".to_owned())];
+        assert!(m.matches(&Request { method: "POST", path_and_query: "/pkg.Svc/M", headers: &headers }));
+        assert!(!m.matches(&call("/pkg.Svc/M")));
+    }
+
+    #[test]
+    fn a_method_match_needs_service_or_method_and_http_fields_are_refused() {
+        assert!(GrpcMatch::compile(&method(ValueMatchType::Exact, None, None)).is_err());
+        assert!(GrpcMatch::compile(&MatchDoc { method: Some("POST".into()), ..MatchDoc::default() }).is_err());
+        assert!(GrpcMatch::compile(&method(ValueMatchType::RegularExpression, Some("("), None)).is_err());
+    }
+
+    #[test]
+    fn service_characters_then_method_characters_then_headers() {
+        let rank = |doc: MatchDoc| GrpcMatch::compile(&doc).unwrap().rank();
+        let long_service = rank(method(ValueMatchType::Exact, Some("pkg.LongService"), None));
+        let short_both = rank(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("VeryLongMethodName")));
+        assert!(long_service > short_both);
+        assert!(short_both > rank(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("Get"))));
+        assert!(rank(method(ValueMatchType::Exact, None, Some("Get"))) > GrpcMatch::catch_all().rank());
+    }
+}

@@ -1,0 +1,43 @@
+//! What the filter answers itself, instead of forwarding, in the terms of the frontend's
+//! routes: HTTP status codes for HTTPRoutes, gRPC status codes for GRPCRoutes.
+
+use crate::document::RouteKind;
+
+/// Why a request is not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The frontend has routes and none matches.
+    NoRoute,
+    /// The chosen backend does not resolve, or the rule has no backend to choose.
+    Unavailable,
+}
+
+/// gRPC status codes the filter answers with.
+pub const GRPC_UNIMPLEMENTED: u32 = 12;
+pub const GRPC_UNAVAILABLE: u32 = 14;
+
+/// A local answer. gRPC answers are trailers-only: HTTP 200, `content-type: application/grpc`,
+/// and `grpc-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalReply {
+    pub http_status: u32,
+    pub grpc_status: Option<u32>,
+    pub message: &'static str,
+}
+
+impl Refusal {
+    pub fn reply(self, kind: RouteKind) -> LocalReply {
+        match (kind, self) {
+            (RouteKind::Http, Refusal::NoRoute) => LocalReply { http_status: 404, grpc_status: None, message: "no route matched" },
+            (RouteKind::Http, Refusal::Unavailable) => {
+                LocalReply { http_status: 500, grpc_status: None, message: "backend unavailable" }
+            }
+            (RouteKind::Grpc, Refusal::NoRoute) => {
+                LocalReply { http_status: 200, grpc_status: Some(GRPC_UNIMPLEMENTED), message: "no route matched this method" }
+            }
+            (RouteKind::Grpc, Refusal::Unavailable) => {
+                LocalReply { http_status: 200, grpc_status: Some(GRPC_UNAVAILABLE), message: "backend unavailable" }
+            }
+        }
+    }
+}
