@@ -9,7 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
-use crate::reply::Refusal;
+use crate::reply::{is_grpc_call, Refusal};
 use crate::request::Request;
 use crate::table::{Frontend, Outcome, RouteTable, Verdict};
 use crate::SELECTION_HEADER;
@@ -134,7 +134,8 @@ impl Exchange {
     /// Answers in the frontend's terms: an HTTP status, or a trailers-only gRPC status.
     fn refuse(&self, frontend: Option<&Frontend>, refusal: Refusal) -> Action {
         let Some(frontend) = frontend else { return Action::Continue };
-        let reply = refusal.reply(frontend.kind());
+        let grpc_call = is_grpc_call(self.get_http_request_header("content-type").as_deref());
+        let reply = refusal.reply(frontend.kind(), grpc_call);
         match reply.grpc_status.and_then(grpc_status_code) {
             Some(code) => self.send_grpc_response(code, Some(reply.message), Vec::new()),
             None => {

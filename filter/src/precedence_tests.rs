@@ -347,11 +347,18 @@ fn matches_of_the_other_kind_are_refused() {
 
 #[test]
 fn refusals_answer_in_the_frontends_terms() {
-    use crate::reply::{Refusal, GRPC_UNAVAILABLE, GRPC_UNIMPLEMENTED};
-    assert_eq!(Refusal::NoRoute.reply(RouteKind::Http).http_status, 404);
-    assert_eq!(Refusal::Unavailable.reply(RouteKind::Http).http_status, 500);
-    let grpc = Refusal::NoRoute.reply(RouteKind::Grpc);
+    use crate::reply::{is_grpc_call, Refusal, GRPC_UNAVAILABLE, GRPC_UNIMPLEMENTED};
+    assert_eq!(Refusal::NoRoute.reply(RouteKind::Http, false).http_status, 404);
+    assert_eq!(Refusal::Unavailable.reply(RouteKind::Http, false).http_status, 500);
+    let grpc = Refusal::NoRoute.reply(RouteKind::Grpc, true);
     assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNIMPLEMENTED)));
-    let grpc = Refusal::Unavailable.reply(RouteKind::Grpc);
+    let grpc = Refusal::Unavailable.reply(RouteKind::Grpc, true);
     assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNAVAILABLE)));
+    // A plain HTTP request on a gRPC port gets an HTTP answer, not a 200.
+    assert_eq!(Refusal::NoRoute.reply(RouteKind::Grpc, false).http_status, 404);
+    assert!(is_grpc_call(Some("application/grpc")));
+    assert!(is_grpc_call(Some("application/grpc+proto")));
+    assert!(!is_grpc_call(Some("application/grpc-web")));
+    assert!(!is_grpc_call(Some("application/json")));
+    assert!(!is_grpc_call(None));
 }

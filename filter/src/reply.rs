@@ -12,6 +12,11 @@ pub enum Refusal {
     Unavailable,
 }
 
+/// Whether a request is a gRPC call, by its `content-type` (`application/grpc`, `application/grpc+proto`, ...).
+pub fn is_grpc_call(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| t.strip_prefix("application/grpc").is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';'])))
+}
+
 /// gRPC status codes the filter answers with.
 pub const GRPC_UNIMPLEMENTED: u32 = 12;
 pub const GRPC_UNAVAILABLE: u32 = 14;
@@ -26,7 +31,11 @@ pub struct LocalReply {
 }
 
 impl Refusal {
-    pub fn reply(self, kind: RouteKind) -> LocalReply {
+    /// The answer to a request on a frontend of `kind`. A gRPC call gets a gRPC status only on
+    /// a GRPCRoute frontend; anything else gets an HTTP status (and Envoy itself turns an HTTP
+    /// status into a gRPC one for a gRPC call on an HTTPRoute frontend: 404 is UNIMPLEMENTED).
+    pub fn reply(self, kind: RouteKind, grpc_call: bool) -> LocalReply {
+        let kind = if grpc_call { kind } else { RouteKind::Http };
         match (kind, self) {
             (RouteKind::Http, Refusal::NoRoute) => LocalReply { http_status: 404, grpc_status: None, message: "no route matched" },
             (RouteKind::Http, Refusal::Unavailable) => {
