@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use meshroute_filter::document::{MatchDoc, PathMatchType, TableDocument};
 use meshroute_filter::matching::{HttpMatch, MatchRank};
+use meshroute_filter::table::route_order;
 
 use crate::decode::at;
 use crate::diag::Diagnostic;
@@ -64,18 +65,14 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
     out
 }
 
-/// The table's own order: greater rank first, then older route, then namespace/name, then
-/// route and rule order.
+/// The table's own order: greater rank first, then the routes' tie-break, then route and rule
+/// order.
 fn precedence(table: &TableDocument, a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
-    let route = |e: &Entry<'_>| table.routes.get(e.route);
-    let created = |e: &Entry<'_>| route(e).and_then(|r| r.creation_timestamp.clone()).map_or((1, String::new()), |t| (0, t));
-    let name = |e: &Entry<'_>| route(e).map(|r| (r.namespace.clone(), r.name.clone()));
-    b.rank
-        .cmp(&a.rank)
-        .then_with(|| created(a).cmp(&created(b)))
-        .then_with(|| name(a).cmp(&name(b)))
-        .then_with(|| a.route.cmp(&b.route))
-        .then_with(|| a.rule.cmp(&b.rule))
+    let routes = match (table.routes.get(a.route), table.routes.get(b.route)) {
+        (Some(ra), Some(rb)) => route_order(ra, rb),
+        _ => Ordering::Equal,
+    };
+    b.rank.cmp(&a.rank).then(routes).then_with(|| a.route.cmp(&b.route)).then_with(|| a.rule.cmp(&b.rule))
 }
 
 /// Whether every request `inner` matches is also matched by `outer`.

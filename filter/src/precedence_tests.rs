@@ -157,6 +157,17 @@ fn name_breaks_a_tie_of_equal_age() {
 }
 
 #[test]
+fn namespace_and_name_compare_as_one_string() {
+    // "a-b/in-a-b" < "a/in-a" because '-' < '/', although the namespace "a" < "a-b".
+    let mut in_a = route("in-a", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]);
+    in_a["namespace"] = json!("a");
+    let mut in_a_b = route("in-a-b", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]);
+    in_a_b["namespace"] = json!("a-b");
+    let t = table(vec![in_a, in_a_b]);
+    assert_eq!(winner(&t, "GET", "/x", &[]), "in-a-b#0");
+}
+
+#[test]
 fn route_with_timestamp_beats_one_without() {
     let t = table(vec![route("a", None, vec![vec![]]), route("b", Some("2024-01-01T00:00:00Z"), vec![vec![]])]);
     assert_eq!(winner(&t, "GET", "/", &[]), "b#0");

@@ -254,22 +254,31 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
     Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })
 }
 
-/// `Less` when `a` takes precedence: the more specific match, then the older route (a route
-/// without a timestamp counts as newest), then `namespace/name`, then rule order. Matches of one
-/// rule stay in their written order because the sort is stable.
+/// `Less` when `a` takes precedence: the more specific match, then [`route_order`], then rule
+/// order. Matches of one rule stay in their written order because the sort is stable.
 fn precedence(doc: &TableDocument, a: &MatchEntry, b: &MatchEntry) -> Ordering {
-    let (ra, rb) = (doc.routes.get(a.route), doc.routes.get(b.route));
-    fn created(r: Option<&RouteDoc>) -> (u8, &str) {
-        r.and_then(|r| r.creation_timestamp.as_deref()).map_or((1, ""), |t| (0, t))
-    }
-    fn name(r: Option<&RouteDoc>) -> Option<(&str, &str)> {
-        r.map(|r| (r.namespace.as_str(), r.name.as_str()))
-    }
+    let routes = match (doc.routes.get(a.route), doc.routes.get(b.route)) {
+        (Some(ra), Some(rb)) => route_order(ra, rb),
+        _ => Ordering::Equal,
+    };
     b.matcher
         .rank()
         .cmp(&a.matcher.rank())
-        .then_with(|| created(ra).cmp(&created(rb)))
-        .then_with(|| name(ra).cmp(&name(rb)))
+        .then(routes)
         .then_with(|| a.route.cmp(&b.route))
         .then_with(|| a.rule.cmp(&b.rule))
+}
+
+/// The Gateway API's tie-break between routes whose matches are equally specific: the older
+/// route first (a route without a timestamp counts as newest), then `{namespace}/{name}` in
+/// alphabetical order. The joined string is compared, not the pair: `a-b/x` sorts before
+/// `a/x` because `-` sorts before `/`.
+pub fn route_order(a: &RouteDoc, b: &RouteDoc) -> Ordering {
+    fn created(r: &RouteDoc) -> (u8, &str) {
+        r.creation_timestamp.as_deref().map_or((1, ""), |t| (0, t))
+    }
+    fn joined(r: &RouteDoc) -> impl Iterator<Item = u8> + '_ {
+        r.namespace.bytes().chain(std::iter::once(b'/')).chain(r.name.bytes())
+    }
+    created(a).cmp(&created(b)).then_with(|| joined(a).cmp(joined(b)))
 }
