@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::pipeline::{build, Build};
-use crate::resolve::{kind_name, Condition, ParentStatus};
+use crate::resolve::{Condition, ParentStatus};
 
 /// What `check` prints and whether it passes.
 pub struct Report {
@@ -50,9 +50,6 @@ pub fn status_text(b: &Build) -> String {
     let mut text = String::new();
     for status in &b.statuses {
         let _ = writeln!(text, "{} ({}:{})", status.subject(), status.meta.source.file.display(), status.meta.source.line);
-        if status.kind == meshroute_filter::document::RouteKind::Grpc {
-            let _ = writeln!(text, "  note: {} routing is validated but not in the route table yet", kind_name(status.kind));
-        }
         if status.parents.is_empty() {
             let _ = writeln!(text, "  no parentRefs: attached nowhere");
         }

@@ -1,28 +1,38 @@
 //! [`Manifests`] and their route statuses to the route table the filter runs. Deterministic:
-//! routes sorted by namespace and name, frontends by namespace, name and port, so the same
+//! routes sorted by namespace, name and kind, frontends by namespace, name and port, so the same
 //! manifests always give the same bytes (and Envoy sees no change when there is none).
+//!
+//! Each frontend holds routes of one kind: where a GRPCRoute attaches to a Service port, the
+//! statuses have already taken that port from the HTTPRoutes (GEP-1294), so the two kinds are
+//! never merged.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meshroute_filter::document::{BackendDoc, FrontendDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
+use meshroute_filter::document::{
+    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType,
+    TABLE_VERSION,
+};
 
-use crate::model::{HttpRoute, Manifests};
+use crate::model::{BackendRef, GrpcMatch, Manifests, Meta};
 use crate::resolve::{find_service, resolve_backend, RouteStatus};
 
-/// The table for every accepted HTTPRoute. GRPCRoutes are validated and get a status, but are
-/// not routed yet.
+/// A route of either kind as the table sees it: its rules' matches and backends.
+struct Compiled<'m> {
+    kind: RouteKind,
+    meta: &'m Meta,
+    rules: Vec<(Vec<MatchDoc>, &'m [BackendRef])>,
+}
+
+/// The table for every route attached somewhere.
 pub fn compile(m: &Manifests, statuses: &[RouteStatus]) -> TableDocument {
-    let mut routes: Vec<(&HttpRoute, &RouteStatus)> = statuses
+    let mut routes: Vec<(Compiled<'_>, &RouteStatus)> = statuses
         .iter()
-        .filter(|s| s.kind == RouteKind::Http && s.attachments().next().is_some())
-        .filter_map(|s| {
-            m.http_routes
-                .iter()
-                .find(|r| r.meta.namespace == s.meta.namespace && r.meta.name == s.meta.name)
-                .map(|r| (r, s))
-        })
+        .filter(|s| s.attachments().next().is_some())
+        .filter_map(|s| compiled(m, s).map(|c| (c, s)))
         .collect();
-    routes.sort_by(|a, b| (&a.0.meta.namespace, &a.0.meta.name).cmp(&(&b.0.meta.namespace, &b.0.meta.name)));
+    routes.sort_by(|a, b| {
+        (&a.0.meta.namespace, &a.0.meta.name, kind_order(a.0.kind)).cmp(&(&b.0.meta.namespace, &b.0.meta.name, kind_order(b.0.kind)))
+    });
 
     let mut frontends: BTreeMap<(String, String, u16), BTreeSet<usize>> = BTreeMap::new();
     for (index, (_, status)) in routes.iter().enumerate() {
@@ -44,17 +54,57 @@ pub fn compile(m: &Manifests, statuses: &[RouteStatus]) -> TableDocument {
     TableDocument { version: TABLE_VERSION, frontends, routes }
 }
 
-fn route_doc(m: &Manifests, route: &HttpRoute) -> RouteDoc {
+fn kind_order(kind: RouteKind) -> u8 {
+    match kind {
+        RouteKind::Http => 0,
+        RouteKind::Grpc => 1,
+    }
+}
+
+/// The route a status is about, with its matches in the table's terms.
+fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
+    let named = |meta: &Meta| meta.namespace == s.meta.namespace && meta.name == s.meta.name;
+    match s.kind {
+        RouteKind::Http => m.http_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
+            kind: RouteKind::Http,
+            meta: &r.meta,
+            rules: r.rules.iter().map(|rule| (rule.matches.clone(), rule.backend_refs.as_slice())).collect(),
+        }),
+        RouteKind::Grpc => m.grpc_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
+            kind: RouteKind::Grpc,
+            meta: &r.meta,
+            rules: r
+                .rules
+                .iter()
+                .map(|rule| (rule.matches.iter().map(grpc_match_doc).collect(), rule.backend_refs.as_slice()))
+                .collect(),
+        }),
+    }
+}
+
+/// A GRPCRoute match: only `grpc_method` and `headers`.
+pub fn grpc_match_doc(g: &GrpcMatch) -> MatchDoc {
+    MatchDoc {
+        grpc_method: g.method.as_ref().map(|m| GrpcMethodDoc {
+            kind: if m.regex { ValueMatchType::RegularExpression } else { ValueMatchType::Exact },
+            service: m.service.clone(),
+            method: m.method.clone(),
+        }),
+        headers: g.headers.clone(),
+        ..MatchDoc::default()
+    }
+}
+
+fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
     let rules = route
         .rules
         .iter()
-        .map(|rule| RuleDoc {
-            matches: rule.matches.clone(),
-            backends: rule
-                .backend_refs
+        .map(|(matches, backend_refs)| RuleDoc {
+            matches: matches.clone(),
+            backends: backend_refs
                 .iter()
                 .map(|b| {
-                    let (cluster, unresolved) = match resolve_backend(m, RouteKind::Http, &route.meta.namespace, b) {
+                    let (cluster, unresolved) = match resolve_backend(m, route.kind, &route.meta.namespace, b) {
                         Ok(cluster) => (Some(cluster), None),
                         Err((reason, _)) => (None, Some(reason.to_owned())),
                     };
@@ -71,7 +121,7 @@ fn route_doc(m: &Manifests, route: &HttpRoute) -> RouteDoc {
         })
         .collect();
     RouteDoc {
-        kind: RouteKind::Http,
+        kind: route.kind,
         namespace: route.meta.namespace.clone(),
         name: route.meta.name.clone(),
         creation_timestamp: route.meta.creation_timestamp.clone(),

@@ -1,9 +1,19 @@
 //! `meshroute explain`: how one request would be routed, decided by the filter's own code
-//! (`RouteTable::compile` and `RouteTable::route`) on the compiled table.
+//! (`RouteTable::compile`, `RouteTable::route` and `Refusal::reply`) on the compiled table.
+//!
+//! gRPC: a request is a gRPC call when its `content-type` is `application/grpc` (what
+//! `--grpc SERVICE/METHOD` sends, as a POST to `/SERVICE/METHOD`), as the filter decides. A gRPC
+//! call gets a gRPC answer: HTTP 200 with a `grpc_status` of 0 (forwarded), 12 (UNIMPLEMENTED:
+//! no rule matches) or 14 (UNAVAILABLE: an invalid backend's share, or no backend). On a
+//! GRPCRoute frontend, a request that is not a gRPC call is still matched by the GRPCRoutes (a
+//! path that is not `/SERVICE/METHOD` only by matches without a method constraint) but refused
+//! in HTTP terms (404, 500), as the filter does; its `grpc_status` is then `null`.
 
 use std::net::IpAddr;
 
 use meshroute_filter::choice::BackendTarget;
+use meshroute_filter::document::RouteKind;
+use meshroute_filter::reply::{is_grpc_call, Refusal};
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
 use serde::Serialize;
@@ -20,6 +30,8 @@ pub struct Query<'a> {
     pub path: &'a str,
     /// `Name: value`.
     pub headers: &'a [String],
+    /// `SERVICE/METHOD`: a gRPC call, which replaces `method` and `path`.
+    pub grpc: Option<&'a str>,
 }
 
 /// Why a request cannot be explained (unknown Service, malformed argument).
@@ -30,8 +42,13 @@ pub struct ExplainError(pub String);
 /// The outcome, printed as one JSON object in this field order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
-    /// 200 (forwarded), 404 (no rule matches) or 500 (no resolved backend with weight).
+    /// 200 (forwarded, and every gRPC answer), 404 (no rule matches) or 500 (no resolved
+    /// backend with weight).
     pub status: u16,
+    /// Present for gRPC calls and on GRPCRoute frontends: 0 (forwarded), 12 (UNIMPLEMENTED) or
+    /// 14 (UNAVAILABLE); `null` for a request that is not a gRPC call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<Option<u32>>,
     /// `namespace/name` of the matched route.
     pub route: Option<String>,
     /// Index of the matched rule in its route.
@@ -69,7 +86,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         Some(ip) => table.frontend_at(&std::net::SocketAddr::new(ip, port).to_string()),
         None => table.frontend_of(&namespace, &name, port),
     };
-    let headers = query
+    let mut headers = query
         .headers
         .iter()
         .map(|h| {
@@ -79,15 +96,26 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
             Ok((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         })
         .collect::<Result<Vec<_>, ExplainError>>()?;
-    let request = Request { method: query.method, path_and_query: query.path, headers: &headers };
-    Ok(match table.route(frontend, &request) {
-        Outcome::PassThrough => Explanation {
-            status: 200,
-            route: None,
-            rule: None,
-            backends: vec![Candidate { name, namespace, port: Some(port), weight: 1, unresolved: None }],
-        },
-        Outcome::NoMatch => Explanation { status: 404, route: None, rule: None, backends: Vec::new() },
+    let grpc_path;
+    let (method, path) = match query.grpc {
+        None => (query.method, query.path),
+        Some(call) => {
+            grpc_path = grpc_call_path(call)?;
+            if !headers.iter().any(|(n, _)| n == "content-type") {
+                headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+            }
+            ("POST", grpc_path.as_str())
+        }
+    };
+    let content_type = headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.as_str());
+    let grpc_call = is_grpc_call(content_type);
+    let grpc_frontend = frontend.is_some_and(|f| f.kind() == RouteKind::Grpc);
+    let request = Request { method, path_and_query: path, headers: &headers };
+    let (refusal, route, rule, backends) = match table.route(frontend, &request) {
+        Outcome::PassThrough => {
+            (None, None, None, vec![Candidate { name, namespace, port: Some(port), weight: 1, unresolved: None }])
+        }
+        Outcome::NoMatch => (Some(Refusal::NoRoute), None, None, Vec::new()),
         Outcome::Matched { route, rule_index, rule } => {
             let backends: Vec<Candidate> = rule
                 .backends
@@ -105,15 +133,49 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                     },
                 })
                 .collect();
-            let status = if backends.iter().any(|b| b.unresolved.is_none()) { 200 } else { 500 };
-            Explanation {
-                status,
-                route: Some(format!("{}/{}", route.namespace, route.name)),
-                rule: Some(rule_index),
-                backends,
+            let refusal = (!backends.iter().any(|b| b.unresolved.is_none())).then_some(Refusal::Unavailable);
+            (refusal, Some(format!("{}/{}", route.namespace, route.name)), Some(rule_index), backends)
+        }
+    };
+    let (status, grpc_status) = match refusal {
+        None => (200, grpc_call.then_some(0)),
+        Some(refusal) => {
+            let reply = refusal.reply(frontend.map_or(RouteKind::Http, |f| f.kind()), grpc_call);
+            match (reply.grpc_status, grpc_call) {
+                (Some(code), _) => (200, Some(code)),
+                // An HTTP refusal of a gRPC call (on an HTTPRoute frontend): Envoy's local reply
+                // turns it into a trailers-only gRPC answer.
+                (None, true) => (200, Some(envoy_grpc_status(reply.http_status))),
+                (None, false) => (u16::try_from(reply.http_status).unwrap_or(500), None),
             }
         }
-    })
+    };
+    let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
+    Ok(Explanation { status, grpc_status, route, rule, backends })
+}
+
+/// `/SERVICE/METHOD` for `--grpc SERVICE/METHOD` (a leading `/` is accepted).
+fn grpc_call_path(call: &str) -> Result<String, ExplainError> {
+    let bare = call.strip_prefix('/').unwrap_or(call);
+    match bare.split_once('/') {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() && !method.contains('/') => {
+            Ok(format!("/{service}/{method}"))
+        }
+        _ => Err(ExplainError(format!("--grpc {call:?} is not SERVICE/METHOD (for example echo_basic.grpcecho.GrpcEcho/Echo)"))),
+    }
+}
+
+/// The gRPC status Envoy gives a gRPC call it answers locally with an HTTP status, as
+/// `Grpc::Utility::httpToGrpcStatus` maps it (gRPC's HTTP-to-gRPC status mapping).
+fn envoy_grpc_status(http_status: u32) -> u32 {
+    match http_status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
 }
 
 /// `HOST[:PORT]`, `[v6]:PORT` or a bare IPv6 address; the port defaults to 80.

@@ -70,6 +70,10 @@ pub struct ExplainArgs {
     /// A request header, 'Name: value'; repeatable.
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
+    /// A gRPC call, SERVICE/METHOD: a POST to /SERVICE/METHOD with content-type
+    /// application/grpc. The answer then carries grpc_status.
+    #[arg(long, value_name = "SERVICE/METHOD", conflicts_with_all = ["path", "method"])]
+    pub grpc: Option<String>,
 }
 
 #[derive(Args)]
@@ -129,6 +133,7 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
         method: &args.method,
         path: &args.path,
         headers: &args.headers,
+        grpc: args.grpc.as_deref(),
     };
     match explain::explain(&build, &query) {
         Ok(answer) => match serde_json::to_string(&answer) {

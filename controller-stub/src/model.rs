@@ -129,10 +129,9 @@ pub struct GrpcRoute {
     pub rules: Vec<GrpcRule>,
 }
 
-/// Validated and given a status; not routed yet, so not every field is read.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct GrpcRule {
+    /// ORed; empty means every call.
     pub matches: Vec<GrpcMatch>,
     pub backend_refs: Vec<BackendRef>,
     pub source: Source,

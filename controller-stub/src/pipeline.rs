@@ -62,12 +62,29 @@ pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
 #[path = "pipeline_tests.rs"]
 mod tests;
 
-/// Unresolved backends and parents that do not accept the route.
+/// Unresolved backends, parents that do not accept the route, and ports an HTTPRoute loses to
+/// a GRPCRoute.
 fn status_warnings(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for status in statuses {
         for (i, parent) in status.parents.iter().enumerate() {
-            if let ParentStatus::Mesh { parent, accepted, .. } = parent {
+            if let ParentStatus::Mesh { parent, accepted, taken, .. } = parent {
+                if accepted.status {
+                    for (port, by) in taken {
+                        out.push(
+                            Diagnostic::warning(
+                                &parent.source.file,
+                                parent.source.line,
+                                format!(
+                                    "not applied on Service {}/{} port {port}: {by} takes that port (GRPCRoute > HTTPRoute, GEP-1294)",
+                                    parent.namespace, parent.name
+                                ),
+                            )
+                            .subject(status.subject())
+                            .field(format!("spec.parentRefs[{i}]")),
+                        );
+                    }
+                }
                 if !accepted.status {
                     out.push(
                         Diagnostic::warning(

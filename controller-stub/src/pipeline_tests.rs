@@ -22,7 +22,7 @@ fn from_text(text: &str) -> Build {
 
 fn ask(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Explanation {
     let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    explain(b, &Query { to, namespace: "default", method: "GET", path, headers: &headers }).unwrap()
+    explain(b, &Query { to, namespace: "default", method: "GET", path, headers: &headers, grpc: None }).unwrap()
 }
 
 fn backend(name: &str, weight: u32) -> Candidate {
@@ -270,7 +270,7 @@ spec:
 #[test]
 fn explain_refuses_unknown_hosts_and_ports() {
     let b = fixture("echo");
-    let q = |to: &str| explain(&b, &Query { to, namespace: "default", method: "GET", path: "/", headers: &[] });
+    let q = |to: &str| explain(&b, &Query { to, namespace: "default", method: "GET", path: "/", headers: &[], grpc: None });
     assert_eq!(q("nope").unwrap_err().0, "Service default/nope not found in the manifests");
     assert_eq!(q("10.9.9.9").unwrap_err().0, "no Service has the ClusterIP 10.9.9.9");
     assert_eq!(q("echo-service:81").unwrap_err().0, "Service default/echo-service has no TCP port 81 (its ports: 80)");

@@ -6,7 +6,7 @@
 use meshroute_filter::document::RouteKind;
 
 use crate::decode::GATEWAY_GROUP;
-use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, Source};
+use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, ServicePort, Source};
 
 /// One condition of a route's status for one parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,10 @@ pub enum ParentStatus {
         resolved_refs: Condition,
         /// The Service ports the route is attached to (empty unless accepted).
         ports: Vec<u16>,
+        /// Ports the parentRef would attach this HTTPRoute to but a GRPCRoute takes (GEP-1294:
+        /// GRPCRoute > HTTPRoute on one Service port; the two are never merged), with the
+        /// GRPCRoute that takes each.
+        taken: Vec<(u16, String)>,
     },
 }
 
@@ -99,8 +103,58 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
     let key = |s: &RouteStatus| (s.meta.namespace.clone(), s.meta.name.clone());
     http.sort_by_key(key);
     grpc.sort_by_key(key);
+    yield_to_grpc_routes(&mut http, &grpc);
     http.extend(grpc);
     http
+}
+
+/// GEP-1294's order of route kinds on one Service port: where a GRPCRoute attaches, the
+/// HTTPRoutes of that port are not applied (the two kinds are never merged). An HTTPRoute keeps
+/// the ports of its parent that no GRPCRoute takes; a parent all of whose ports are taken no
+/// longer accepts it.
+fn yield_to_grpc_routes(http: &mut [RouteStatus], grpc: &[RouteStatus]) {
+    // The first GRPCRoute by namespace/name names the port's owner in messages.
+    let mut owners: Vec<((&str, &str, u16), String)> = Vec::new();
+    for status in grpc {
+        for place in status.attachments() {
+            if !owners.iter().any(|(p, _)| *p == place) {
+                owners.push((place, status.subject()));
+            }
+        }
+    }
+    for status in http.iter_mut() {
+        for parent in &mut status.parents {
+            let ParentStatus::Mesh { parent, accepted, ports, taken, .. } = parent else { continue };
+            if !accepted.status {
+                continue;
+            }
+            let owner = |port: u16| {
+                owners.iter().find(|((ns, name, p), _)| *ns == parent.namespace && *name == parent.name && *p == port)
+            };
+            taken.extend(ports.iter().filter_map(|&port| owner(port).map(|(_, by)| (port, by.clone()))));
+            ports.retain(|&port| owner(port).is_none());
+            if taken.is_empty() {
+                continue;
+            }
+            let lost = taken.iter().map(|(port, by)| format!("port {port}, taken by {by}")).collect::<Vec<_>>().join("; ");
+            *accepted = if ports.is_empty() {
+                Condition::failed(
+                    "Conflicted",
+                    format!(
+                        "every port of Service {}/{} it would attach to is taken by a GRPCRoute: {lost} (GRPCRoute > HTTPRoute, GEP-1294)",
+                        parent.namespace, parent.name
+                    ),
+                )
+            } else {
+                let kept = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                let kept = if ports.len() == 1 { format!("port {kept}") } else { format!("ports {kept}") };
+                Condition::ok(
+                    "Accepted",
+                    format!("attached to {kept} of Service {}/{}; not to {lost} (GRPCRoute > HTTPRoute, GEP-1294)", parent.namespace, parent.name),
+                )
+            };
+        }
+    }
 }
 
 fn route_status<'r>(
@@ -135,8 +189,8 @@ fn route_status<'r>(
             if !is_core_service(&parent.group, &parent.kind) {
                 return ParentStatus::NotMesh { parent: parent.clone() };
             }
-            let (accepted, ports) = accept(m, &meta.namespace, parent);
-            ParentStatus::Mesh { parent: parent.clone(), accepted, resolved_refs: resolved_refs.clone(), ports }
+            let (accepted, ports) = accept(m, kind, &meta.namespace, parent);
+            ParentStatus::Mesh { parent: parent.clone(), accepted, resolved_refs: resolved_refs.clone(), ports, taken: Vec::new() }
         })
         .collect();
     RouteStatus { kind, meta: meta.clone(), parents, unresolved }
@@ -150,9 +204,15 @@ pub fn find_service<'m>(m: &'m Manifests, namespace: &str, name: &str) -> Option
     m.services.iter().find(|s| s.meta.namespace == namespace && s.meta.name == name)
 }
 
-/// Whether a route in `route_namespace` attaches to the Service `parent` names, and to which
-/// of its ports.
-fn accept(m: &Manifests, route_namespace: &str, parent: &ParentRef) -> (Condition, Vec<u16>) {
+/// Whether a route of `kind` in `route_namespace` attaches to the Service `parent` names, and to
+/// which of its ports.
+///
+/// A parentRef with `port` attaches to that port only. Without `port`, an HTTPRoute attaches to
+/// every TCP port of the Service, and a GRPCRoute to every port except those declared to carry
+/// plain HTTP/1 or no HTTP at all (see [`not_grpc`]): so a Service with ports `http` (80) and
+/// `grpc` (8080) gets a GRPCRoute on 8080 only and keeps its HTTPRoute on 80, and the product
+/// page's two examples, which both attach to `echo-service` without a port, serve side by side.
+fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &ParentRef) -> (Condition, Vec<u16>) {
     let service_name = format!("Service {}/{}", parent.namespace, parent.name);
     if parent.namespace != route_namespace {
         return (
@@ -185,11 +245,71 @@ fn accept(m: &Manifests, route_namespace: &str, parent: &ParentRef) -> (Conditio
     if ports.is_empty() {
         return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP ports")), Vec::new());
     }
+    if kind == RouteKind::Grpc && parent.port.is_none() {
+        let skipped: Vec<String> = service
+            .ports
+            .iter()
+            .filter_map(|p| not_grpc(p).map(|why| format!("port {} ({why})", p.port)))
+            .collect();
+        let ports: Vec<u16> = service.ports.iter().filter(|p| not_grpc(p).is_none()).map(|p| p.port).collect();
+        let skipped = skipped.join(", ");
+        return match ports.as_slice() {
+            [] => (
+                Condition::failed(
+                    "NoMatchingParent",
+                    format!(
+                        "{service_name} has no port for gRPC: {skipped}; a GRPCRoute parentRef without port skips ports declared HTTP/1 or not HTTP; give the parentRef a port to attach there anyway, or declare the gRPC port with appProtocol kubernetes.io/h2c"
+                    ),
+                ),
+                Vec::new(),
+            ),
+            _ => {
+                let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                let scope = if ports.len() == 1 { format!("port {list}") } else { format!("ports {list}") };
+                let mut message = format!("attached to {scope} of {service_name}");
+                if !skipped.is_empty() {
+                    message.push_str(&format!("; not to {skipped}: a GRPCRoute parentRef without port skips ports declared HTTP/1 or not HTTP"));
+                }
+                (Condition::ok("Accepted", message), ports)
+            }
+        };
+    }
     let scope = match parent.port {
         Some(port) => format!("port {port} of {service_name}"),
         None => format!("every port of {service_name}"),
     };
     (Condition::ok("Accepted", format!("attached to {scope}")), ports)
+}
+
+/// Why a GRPCRoute parentRef without `port` skips this Service port, or `None` if the port may
+/// carry gRPC. Skipped are ports declared to carry plain HTTP/1 or no HTTP at all: by
+/// `appProtocol` (`http`, `https`, `kubernetes.io/ws`, `tcp`, `tls`, ...) or, without one, by
+/// Istio's port-naming convention (`http`, `http-*`, `https*`, `tcp*`, `tls*`, `mongo*`,
+/// `mysql*`, `redis*`). Every other port qualifies: `grpc`, `http2`, `kubernetes.io/h2c`, and
+/// ports that declare nothing.
+pub fn not_grpc(port: &ServicePort) -> Option<String> {
+    const HTTP1_APP_PROTOCOLS: &[&str] =
+        &["http", "http1", "kubernetes.io/http", "https", "kubernetes.io/https", "kubernetes.io/ws", "kubernetes.io/wss", "ws", "wss", "grpc-web"];
+    const NON_HTTP_APP_PROTOCOLS: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
+    const NON_HTTP_NAME_PREFIXES: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
+    if let Some(protocol) = &port.app_protocol {
+        let lower = protocol.to_ascii_lowercase();
+        return if HTTP1_APP_PROTOCOLS.contains(&lower.as_str()) {
+            Some(format!("appProtocol {protocol}: HTTP/1"))
+        } else if NON_HTTP_APP_PROTOCOLS.contains(&lower.as_str()) {
+            Some(format!("appProtocol {protocol}: not HTTP"))
+        } else {
+            None
+        };
+    }
+    let name = port.name.as_deref()?.to_ascii_lowercase();
+    if name == "http" || name.starts_with("http-") || name.starts_with("https") || name.starts_with("grpc-web") {
+        Some(format!("named {name}: HTTP/1"))
+    } else if NON_HTTP_NAME_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        Some(format!("named {name}: not HTTP"))
+    } else {
+        None
+    }
 }
 
 /// The Envoy cluster serving a backendRef, or the Gateway API reason it does not resolve.

@@ -1,25 +1,45 @@
 //! Rules that can never match: every request one of their matches would take goes first to an
 //! earlier match (by the Gateway API precedence) of another rule on the same frontend. The
 //! check is conservative: a match is shadowed only when an earlier one asks for no more (same
-//! or no method, a subset of its headers and query parameters) and its path covers this one's.
+//! or no method, a subset of its headers and query parameters) and its path covers this one's;
+//! for GRPCRoutes, when the earlier one asks for no service or the same one, no method or the
+//! same one (same match type), and a subset of its headers.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use meshroute_filter::document::{MatchDoc, PathMatchType, TableDocument};
+use meshroute_filter::document::{MatchDoc, PathMatchType, RouteKind, TableDocument};
+use meshroute_filter::grpc::{GrpcMatch, GrpcRank};
 use meshroute_filter::matching::{HttpMatch, MatchRank};
 use meshroute_filter::table::route_order;
 
 use crate::decode::at;
 use crate::diag::Diagnostic;
-use crate::model::Manifests;
+use crate::model::{BackendRef, Manifests, Source};
+use crate::resolve::kind_name;
 
 struct Entry<'d> {
     route: usize,
     rule: usize,
     /// `None`: a rule with `matches: []`, which takes every request.
     doc: Option<&'d MatchDoc>,
-    rank: MatchRank,
+    rank: Rank,
+}
+
+/// The routes of one frontend are all of one kind, so only like ranks are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    Http(MatchRank),
+    Grpc(GrpcRank),
+}
+
+fn rank(kind: RouteKind, doc: Option<&MatchDoc>) -> Option<Rank> {
+    Some(match (kind, doc) {
+        (RouteKind::Http, None) => Rank::Http(HttpMatch::catch_all().rank()),
+        (RouteKind::Http, Some(doc)) => Rank::Http(HttpMatch::compile(doc).ok()?.rank()),
+        (RouteKind::Grpc, None) => Rank::Grpc(GrpcMatch::catch_all().rank()),
+        (RouteKind::Grpc, Some(doc)) => Rank::Grpc(GrpcMatch::compile(doc).ok()?.rank()),
+    })
 }
 
 /// A warning for each rule that never matches on some frontend, naming what shadows it.
@@ -32,11 +52,10 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
             let Some(route) = table.routes.get(r) else { continue };
             for (k, rule) in route.rules.iter().enumerate() {
                 if rule.matches.is_empty() {
-                    entries.push(Entry { route: r, rule: k, doc: None, rank: HttpMatch::catch_all().rank() });
+                    entries.extend(rank(route.kind, None).map(|rank| Entry { route: r, rule: k, doc: None, rank }));
                 }
                 for doc in &rule.matches {
-                    let Ok(compiled) = HttpMatch::compile(doc) else { continue };
-                    entries.push(Entry { route: r, rule: k, doc: Some(doc), rank: compiled.rank() });
+                    entries.extend(rank(route.kind, Some(doc)).map(|rank| Entry { route: r, rule: k, doc: Some(doc), rank }));
                 }
             }
         }
@@ -81,11 +100,20 @@ fn covers(outer: Option<&MatchDoc>, inner: Option<&MatchDoc>) -> bool {
     let everything = MatchDoc::default();
     let inner = inner.unwrap_or(&everything);
     let method = outer.method.is_none() || outer.method == inner.method;
+    let grpc_method = match (&outer.grpc_method, &inner.grpc_method) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(o), Some(i)) => {
+            let part = |o: &Option<String>, i: &Option<String>| o.is_none() || (o == i && o.is_some());
+            (o.service.is_none() && o.method.is_none())
+                || (o.kind == i.kind && part(&o.service, &i.service) && part(&o.method, &i.method))
+        }
+    };
     let headers = outer.headers.iter().all(|h| {
         inner.headers.iter().any(|i| i.name.eq_ignore_ascii_case(&h.name) && i.kind == h.kind && i.value == h.value)
     });
     let query = outer.query_params.iter().all(|q| inner.query_params.contains(q));
-    method && headers && query && path_covers(outer, inner)
+    method && grpc_method && headers && query && path_covers(outer, inner)
 }
 
 fn path_covers(outer: &MatchDoc, inner: &MatchDoc) -> bool {
@@ -102,10 +130,27 @@ fn path_covers(outer: &MatchDoc, inner: &MatchDoc) -> bool {
     }
 }
 
+/// Where a rule was written and its backendRefs, for a route of the table.
+fn rule_model<'m>(m: &'m Manifests, kind: RouteKind, namespace: &str, name: &str, rule: usize) -> Option<(&'m Source, &'m [BackendRef])> {
+    match kind {
+        RouteKind::Http => m
+            .http_routes
+            .iter()
+            .find(|h| h.meta.namespace == namespace && h.meta.name == name)
+            .and_then(|h| h.rules.get(rule))
+            .map(|r| (&r.source, r.backend_refs.as_slice())),
+        RouteKind::Grpc => m
+            .grpc_routes
+            .iter()
+            .find(|g| g.meta.namespace == namespace && g.meta.name == name)
+            .and_then(|g| g.rules.get(rule))
+            .map(|r| (&r.source, r.backend_refs.as_slice())),
+    }
+}
+
 fn warning(m: &Manifests, table: &TableDocument, (r, k): (usize, usize), shadows: &[(usize, usize)]) -> Option<Diagnostic> {
     let route = table.routes.get(r)?;
-    let model = m.http_routes.iter().find(|h| h.meta.namespace == route.namespace && h.meta.name == route.name)?;
-    let rule = model.rules.get(k)?;
+    let (source, backend_refs) = rule_model(m, route.kind, &route.namespace, &route.name, k)?;
     let names: Vec<String> = shadows
         .iter()
         .filter_map(|&(sr, sk)| {
@@ -113,14 +158,10 @@ fn warning(m: &Manifests, table: &TableDocument, (r, k): (usize, usize), shadows
             if sr == r {
                 Some(format!("spec.rules[{sk}] of the same route"))
             } else {
-                let line = m
-                    .http_routes
-                    .iter()
-                    .find(|h| h.meta.namespace == other.namespace && h.meta.name == other.name)
-                    .and_then(|h| h.rules.get(sk))
-                    .map(|rule| format!(" ({})", at(&rule.source)))
+                let line = rule_model(m, other.kind, &other.namespace, &other.name, sk)
+                    .map(|(source, _)| format!(" ({})", at(source)))
                     .unwrap_or_default();
-                Some(format!("spec.rules[{sk}] of HTTPRoute {}/{}{line}", other.namespace, other.name))
+                Some(format!("spec.rules[{sk}] of {} {}/{}{line}", kind_name(other.kind), other.namespace, other.name))
             }
         })
         .collect();
@@ -128,7 +169,7 @@ fn warning(m: &Manifests, table: &TableDocument, (r, k): (usize, usize), shadows
     if shadows.iter().all(|&(sr, _)| sr == r) {
         message.push_str(" (when matches are equally specific, the earlier rule wins)");
     }
-    let backends: Vec<String> = rule.backend_refs.iter().filter(|b| b.weight > 0).map(|b| b.name.clone()).collect();
+    let backends: Vec<String> = backend_refs.iter().filter(|b| b.weight > 0).map(|b| b.name.clone()).collect();
     if !backends.is_empty() {
         message.push_str(&format!(", so {} get{} no traffic", backends.join(", "), if backends.len() == 1 { "s" } else { "" }));
         if shadows.iter().any(|&(sr, _)| sr == r) {
@@ -136,8 +177,8 @@ fn warning(m: &Manifests, table: &TableDocument, (r, k): (usize, usize), shadows
         }
     }
     Some(
-        Diagnostic::warning(&rule.source.file, rule.source.line, message)
-            .subject(format!("HTTPRoute {}/{}", route.namespace, route.name))
+        Diagnostic::warning(&source.file, source.line, message)
+            .subject(format!("{} {}/{}", kind_name(route.kind), route.namespace, route.name))
             .field(format!("spec.rules[{k}]")),
     )
 }
