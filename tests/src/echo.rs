@@ -6,53 +6,36 @@
 //! {name: value}}`, with the response header `x-echo-backend: NAME`. Header names are lower
 //! case; repeated headers are joined with `, `.
 
-use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
+
+use crate::serve::{seen_headers, serve_connections};
 
 /// The response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-echo-backend";
 
 /// Serves echo answers as backend `name` on `listener` until the task is dropped.
 ///
-/// Fails at once if `name` cannot be sent as a header value; accept errors (such as running out
-/// of file descriptors) are reported and retried rather than ending the server.
+/// Fails at once if `name` cannot be sent as a header value.
 pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
     let header = HeaderValue::from_str(&name).map_err(|_| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value"))
     })?;
-    let backend = Arc::new(Backend { name, header });
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
-            Err(error) => {
-                eprintln!("echo {}: accept failed: {error}", backend.name);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    let backend = Arc::new(Backend { name: name.clone(), header });
+    let answer = move |request| {
         let backend = Arc::clone(&backend);
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let backend = Arc::clone(&backend);
-                async move { Ok::<_, Infallible>(backend.answer(request).await) }
-            });
-            // A client closing its connection mid-request is not the server's problem.
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
+        async move { backend.answer(request).await }
+    };
+    serve_connections(&name, listener, answer).await;
+    Ok(())
 }
 
 struct Backend {
@@ -66,22 +49,10 @@ impl Backend {
         // Read the body to its end so that the connection can carry the next request.
         let _ = body.collect().await;
 
-        let mut headers = Map::new();
-        for (name, value) in &parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes());
-            match headers.get_mut(name.as_str()) {
-                Some(Value::String(seen)) => {
-                    seen.push_str(", ");
-                    seen.push_str(&value);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_owned(), Value::String(value.into_owned()));
-                }
-            }
-        }
+        let mut headers = seen_headers(&parts.headers);
         // HTTP/2 carries the host as `:authority`, not as a header; report it as `host`.
         if let Some(authority) = parts.uri.authority() {
-            headers.entry("host").or_insert_with(|| Value::String(authority.to_string()));
+            headers.entry("host".to_owned()).or_insert_with(|| authority.to_string());
         }
 
         let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());

@@ -1,7 +1,10 @@
-//! End-to-end tests of meshroute: stock Envoy, the real filter module, real echo backends and a
-//! real HTTP client. [`mesh::Mesh`] sets up one small mesh per test; [`client`] talks to it.
+//! End-to-end tests of meshroute: stock Envoy, the real filter module, real HTTP and gRPC echo
+//! backends and real clients. [`mesh::Mesh`] sets up one small mesh per test; [`client`] and
+//! [`grpc`] talk to it.
 
 pub mod client;
 pub mod echo;
+pub mod grpc;
 pub mod mesh;
+mod serve;
 pub mod tools;

@@ -1,0 +1,352 @@
+//! The gRPC echo backend and client: `echo_basic.grpcecho.GrpcEcho` (`proto/grpcecho.proto`),
+//! served by tonic over cleartext HTTP/2, the way the product page's GRPCRoute expects it.
+//!
+//! Every answer carries the backend's name, the full method it served and the request metadata
+//! it saw; every response, error or not, has the header `x-echo-backend: NAME` as the HTTP echo
+//! backend's do, so a status that a backend gave is told apart from one the proxy gave. The
+//! backend serves every method of the service, `EchoThree` included: routing, not the server,
+//! decides what is unimplemented. A method the service does not have is answered
+//! `UNIMPLEMENTED`, with that header.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::codegen::Service as _;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+use crate::echo::BACKEND_HEADER;
+use crate::serve::{seen_headers, serve_connections};
+
+/// The code generated from `proto/grpcecho.proto`.
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("echo_basic.grpcecho");
+}
+
+pub use proto::{EchoRequest, EchoResponse};
+use proto::grpc_echo_server::{GrpcEcho, GrpcEchoServer};
+
+/// The service's full name, as GRPCRoute `method.service` names it.
+pub const SERVICE: &str = "echo_basic.grpcecho.GrpcEcho";
+
+/// The trailer in which `EchoStream` says how many request messages arrived.
+pub const MESSAGES_TRAILER: &str = "echo-messages";
+
+/// The prefix of the trailers in which `EchoStream` reports the request's trailers.
+pub const REQUEST_TRAILER_PREFIX: &str = "echo-request-trailer-";
+
+/// The path of a call: `/SERVICE/METHOD` as given, or a method of [`SERVICE`] by its name.
+pub fn method_path(method: &str) -> String {
+    if method.starts_with('/') {
+        method.to_owned()
+    } else {
+        format!("/{SERVICE}/{method}")
+    }
+}
+
+/// Serves `echo_basic.grpcecho.GrpcEcho` as backend `name` on `listener` until the task is
+/// dropped. Fails at once if `name` cannot be sent as a header value.
+pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
+    let header = HeaderValue::from_str(&name).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value"))
+    })?;
+    let server = GrpcEchoServer::new(Backend { name: name.clone() });
+    let answer = move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let (mut server, header) = (server.clone(), header.clone());
+        async move {
+            // Generated servers dispatch on the path but do not hand it on; the answers report it.
+            let served = ServedMethod(request.uri().path().to_owned());
+            request.extensions_mut().insert(served);
+            let mut response = match server.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            response.headers_mut().insert(BACKEND_HEADER, header);
+            response
+        }
+    };
+    serve_connections(&name, listener, answer).await;
+    Ok(())
+}
+
+struct Backend {
+    name: String,
+}
+
+/// The path of the call being served.
+#[derive(Clone)]
+struct ServedMethod(String);
+
+impl Backend {
+    fn answer<T>(&self, request: &Request<T>, message: String, sequence: u32) -> EchoResponse {
+        let method = request.extensions().get::<ServedMethod>().map_or_else(String::new, |served| served.0.clone());
+        EchoResponse {
+            backend: self.name.clone(),
+            method,
+            message,
+            metadata: seen_headers(&request.metadata().clone().into_headers()),
+            sequence,
+        }
+    }
+
+    fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        let answer = self.answer(&request, request.get_ref().message.clone(), 0);
+        Ok(Response::new(answer))
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcEcho for Backend {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        self.unary(request)
+    }
+
+    async fn echo_two(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        self.unary(request)
+    }
+
+    async fn echo_three(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        self.unary(request)
+    }
+
+    type EchoStreamStream = ReceiverStream<Result<EchoResponse, Status>>;
+
+    /// Answers each message as it arrives; the stream ends with an OK status whose trailers
+    /// count the messages and repeat the request's trailers.
+    async fn echo_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<Self::EchoStreamStream>, Status> {
+        let (sender, receiver) = mpsc::channel(16);
+        let (metadata, extensions, mut messages) = request.into_parts();
+        // Everything but the stream itself, to describe each answer with.
+        let described = Request::from_parts(metadata, extensions, ());
+        let backend = Backend { name: self.name.clone() };
+        tokio::spawn(async move {
+            let mut count = 0u32;
+            loop {
+                match messages.message().await {
+                    Ok(Some(message)) => {
+                        let answer = backend.answer(&described, message.message, count);
+                        count += 1;
+                        if sender.send(Ok(answer)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+            let mut trailers = MetadataMap::new();
+            trailers.insert(MESSAGES_TRAILER, MetadataValue::from(count));
+            if let Ok(Some(request_trailers)) = messages.trailers().await {
+                for (name, value) in &request_trailers.into_headers() {
+                    let name = format!("{REQUEST_TRAILER_PREFIX}{name}");
+                    if let (Ok(name), Ok(value)) =
+                        (MetadataKey::from_bytes(name.as_bytes()), MetadataValue::try_from(value.as_bytes()))
+                    {
+                        trailers.append(name, value);
+                    }
+                }
+            }
+            // An OK status is how a tonic stream ends with trailers of its own.
+            let _ = sender.send(Err(Status::with_metadata(Code::Ok, "", trailers))).await;
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// No answer within this long means the system under test hung; it is not a timing assertion.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A channel to `address` (`HOST:PORT`) that connects on first use. Needs a tokio runtime.
+pub fn channel(address: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|error| format!("bad address {address:?}: {error}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(CALL_DEADLINE);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Adds `name: value` request metadata.
+fn add_metadata(metadata: &mut MetadataMap, name: &str, value: &str) -> Result<(), Status> {
+    let key = MetadataKey::from_bytes(name.as_bytes())
+        .map_err(|_| Status::invalid_argument(format!("{name:?} is not a metadata name")))?;
+    let value = MetadataValue::try_from(value)
+        .map_err(|_| Status::invalid_argument(format!("{value:?} is not a metadata value")))?;
+    metadata.append(key, value);
+    Ok(())
+}
+
+fn path_of(method: &str) -> Result<PathAndQuery, Status> {
+    let path = method_path(method);
+    path.parse().map_err(|_| Status::invalid_argument(format!("{path:?} is not a gRPC method path")))
+}
+
+/// A unary call of `method` ([`method_path`]) with `message` and `metadata`. The response's
+/// metadata holds the answering backend's `x-echo-backend`; so does an error's, when a backend
+/// gave it.
+pub async fn unary(
+    channel: Channel,
+    method: &str,
+    message: &str,
+    metadata: &[(String, String)],
+) -> Result<Response<EchoResponse>, Status> {
+    let path = path_of(method)?;
+    let mut request = Request::new(EchoRequest { message: message.to_owned() });
+    for (name, value) in metadata {
+        add_metadata(request.metadata_mut(), name, value)?;
+    }
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.map_err(|error| Status::unavailable(format!("not connected: {error}")))?;
+    client.unary(request, path, ProstCodec::default()).await
+}
+
+/// What a streaming call returned: the answers in the order they came, and the trailers.
+#[derive(Clone, Debug)]
+pub struct StreamReply {
+    /// The response headers' `x-echo-backend`.
+    pub backend: Option<String>,
+    pub answers: Vec<EchoResponse>,
+    pub trailers: BTreeMap<String, String>,
+}
+
+/// A bidirectional streaming call of `method` that sends `messages` one at a time, each only
+/// after the answer to the one before arrived, so that the call only completes if both
+/// directions really stream.
+pub async fn ping_pong(
+    channel: Channel,
+    method: &str,
+    messages: &[&str],
+    metadata: &[(String, String)],
+) -> Result<StreamReply, Status> {
+    let path = path_of(method)?;
+    let (sender, receiver) = mpsc::channel::<EchoRequest>(1);
+    let mut request = Request::new(ReceiverStream::new(receiver));
+    for (name, value) in metadata {
+        add_metadata(request.metadata_mut(), name, value)?;
+    }
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.map_err(|error| Status::unavailable(format!("not connected: {error}")))?;
+    let mut pending = messages.iter();
+    if let Some(first) = pending.next() {
+        let _ = sender.send(EchoRequest { message: (*first).to_owned() }).await;
+    }
+    let response = client.streaming(request, path, ProstCodec::default()).await?;
+    let backend = header_text(response.metadata().as_ref(), BACKEND_HEADER);
+    let mut stream = response.into_inner();
+    let mut answers = Vec::new();
+    let mut sender = Some(sender);
+    while answers.len() < messages.len() {
+        match stream.message().await? {
+            Some(answer) => answers.push(answer),
+            None => break,
+        }
+        match pending.next() {
+            Some(next) => {
+                if let Some(sender) = &sender {
+                    let _ = sender.send(EchoRequest { message: (*next).to_owned() }).await;
+                }
+            }
+            // Every message is out: end the request stream.
+            None => sender = None,
+        }
+    }
+    drop(sender);
+    while let Some(extra) = stream.message().await? {
+        answers.push(extra);
+    }
+    let trailers = stream.trailers().await?.map(|trailers| seen_headers(&trailers.into_headers())).unwrap_or_default();
+    Ok(StreamReply { backend, answers, trailers })
+}
+
+/// A bidirectional streaming call of `method` whose request sends all `messages` and then ends
+/// with `trailers` — which a gRPC client library never sends, so this one builds the HTTP/2
+/// request itself and lets tonic read the answer.
+pub async fn stream_with_trailers(
+    channel: Channel,
+    method: &str,
+    messages: &[&str],
+    trailers: &[(&str, &str)],
+) -> Result<StreamReply, Status> {
+    let path = path_of(method)?;
+    let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = messages
+        .iter()
+        .map(|message| Ok(Frame::data(length_prefixed(&EchoRequest { message: (*message).to_owned() }))))
+        .collect();
+    let mut trailer_map = HeaderMap::new();
+    for (name, value) in trailers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Status::invalid_argument(format!("{name:?} is not a trailer name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Status::invalid_argument(format!("{value:?} is not a trailer value")))?;
+        trailer_map.append(name, value);
+    }
+    frames.push(Ok(Frame::trailers(trailer_map)));
+    let body = tonic::body::Body::new(StreamBody::new(tokio_stream::iter(frames)));
+    let request = tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri(path.as_str())
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .map_err(|error| Status::internal(format!("building the request: {error}")))?;
+
+    let mut channel = channel;
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|error| Status::unavailable(format!("not connected: {error}")))?;
+    let response = channel.call(request).await.map_err(|error| Status::unavailable(format!("{error}")))?;
+    let backend = header_text(response.headers(), BACKEND_HEADER);
+    // A trailers-only answer carries its status in the headers.
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        if status.code() != Code::Ok {
+            return Err(status);
+        }
+    }
+    let (parts, body) = response.into_parts();
+    let mut stream = Streaming::<EchoResponse>::new_response(
+        tonic::codec::Codec::decoder(&mut ProstCodec::<EchoRequest, EchoResponse>::default()),
+        body,
+        parts.status,
+        None,
+        None,
+    );
+    let mut answers = Vec::new();
+    while let Some(answer) = stream.message().await? {
+        answers.push(answer);
+    }
+    let trailers = stream.trailers().await?.map(|trailers| seen_headers(&trailers.into_headers())).unwrap_or_default();
+    Ok(StreamReply { backend, answers, trailers })
+}
+
+/// A message in gRPC's framing: uncompressed flag, big-endian length, protobuf bytes.
+fn length_prefixed(message: &EchoRequest) -> Bytes {
+    let encoded = prost::Message::encode_to_vec(message);
+    let mut framed = BytesMut::with_capacity(5 + encoded.len());
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(encoded.len()).unwrap_or(u32::MAX));
+    framed.put_slice(&encoded);
+    framed.freeze()
+}
+
+/// The text of header `name`, if present.
+pub fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
