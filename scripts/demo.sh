@@ -27,7 +27,8 @@ trap stop INT TERM EXIT
 "$ECHO" --name echo-v2 --listen 127.0.0.1:18082 >"$RUN/echo-v2.log" 2>&1 & pids+=($!)
 
 rm -f "$OUT/envoy.yaml"
-"$MESHROUTE" sync examples/mesh --out "$OUT" --wasm "$WASM" --admin-port "$ADMIN_PORT" 2>&1 | sed 's/^/sync: /' & pids+=($!)
+# Not a pipeline: $! must be meshroute's own pid (a pipeline's is sed's), so that stop() ends it.
+"$MESHROUTE" sync examples/mesh --out "$OUT" --wasm "$WASM" --admin-port "$ADMIN_PORT" > >(sed 's/^/sync: /') 2>&1 & pids+=($!)
 for _ in $(seq 100); do [ -f "$OUT/envoy.yaml" ] && break; sleep 0.1; done
 [ -f "$OUT/envoy.yaml" ] || { echo "meshroute sync did not publish; see above"; exit 1; }
 
