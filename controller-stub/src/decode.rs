@@ -44,7 +44,19 @@ pub fn decode(files: &[SourceFile]) -> (Manifests, Vec<Diagnostic>) {
                     diagnostics.append(&mut reader.diagnostics);
                 }
             }
-            Err(e) => diagnostics.push(Diagnostic::error(&file.path, e.line, e.message)),
+            // Typos that break the structure (a list item indented too far, `key:value`) are
+            // repaired, each reported, so that what follows is validated too.
+            Err(e) => match crate::typo::repair(&file.text) {
+                Some((text, repairs)) => {
+                    diagnostics.extend(repairs.into_iter().map(|r| Diagnostic::error(&file.path, r.line, r.message)));
+                    for document in yaml::parse(&text).unwrap_or_default() {
+                        let mut reader = Reader::new(&file.path);
+                        decode_document(&mut reader, &document, &mut manifests);
+                        diagnostics.append(&mut reader.diagnostics);
+                    }
+                }
+                None => diagnostics.push(Diagnostic::error(&file.path, e.line, e.message)),
+            },
         }
     }
     diagnostics.extend(duplicates(&manifests));

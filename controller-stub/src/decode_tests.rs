@@ -217,11 +217,28 @@ fn product_page_apiversion_without_version_gets_a_hint() {
 }
 
 #[test]
-fn product_page_grpcroute_text_gets_a_clear_error() {
+fn product_page_grpcroute_text_gets_one_error_per_typo_with_a_hint() {
     let text = include_str!("../tests/fixtures/product-page/grpcroute.yaml");
-    let e = one(decode_text("product-page/grpcroute.yaml", text).1);
-    assert!(e.starts_with("product-page/grpcroute.yaml:12: invalid YAML: "), "{e}");
-    assert!(e.contains("line 13: missing space after \"service:\""), "{e}");
+    let (m, mut errors) = decode_text("product-page/grpcroute.yaml", text);
+    errors.sort_by_key(|e| e.split(':').nth(1).and_then(|line| line.parse::<usize>().ok()));
+    assert_eq!(
+        errors,
+        [
+            "product-page/grpcroute.yaml:1: GRPCRoute default/echo-route: apiVersion: \"gateway.networking.k8s.io\" has no version; did you mean gateway.networking.k8s.io/v1?",
+            "product-page/grpcroute.yaml:11: invalid YAML: this list item is indented 3 spaces, and the other items of its list (line 18) 2: the items of one list must all start in the same column",
+            "product-page/grpcroute.yaml:13: invalid YAML: missing space after \"service:\": \"service:echo_basic.grpcecho.GrpcEcho\" reads as one string, not a key and its value; write \"service: echo_basic.grpcecho.GrpcEcho\"",
+            "product-page/grpcroute.yaml:20: invalid YAML: missing space after \"service:\": \"service:echo_basic.grpcecho.GrpcEcho\" reads as one string, not a key and its value; write \"service: echo_basic.grpcecho.GrpcEcho\"",
+        ]
+    );
+    // The repaired route was decoded, which is how its apiVersion came to be checked.
+    assert_eq!(m.grpc_routes.len(), 1);
+}
+
+#[test]
+fn yaml_that_cannot_be_repaired_gets_the_parser_error() {
+    let e = one(decode_text("b.yaml", "a: [1, 2\nb: 3\n").1);
+    assert!(e.starts_with("b.yaml:"), "{e}");
+    assert!(e.contains(": invalid YAML: "), "{e}");
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod shadow;
 mod syntax;
 mod publish;
 mod sync;
+mod typo;
 mod yaml;
 
 #[derive(Parser)]

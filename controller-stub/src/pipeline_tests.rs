@@ -91,10 +91,17 @@ fn product_page_two_rule_echo_route_warns_that_the_split_needs_one_rule() {
 fn product_page_literal_text_gets_the_version_hint_and_the_shadow_warning() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/product-page");
     let problems: Vec<String> = build(&dir).unwrap_err().iter().map(ToString::to_string).collect();
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(problems.len(), 6, "{problems:#?}");
     assert!(problems[0].starts_with("echo-route.yaml:1: HTTPRoute default/echo-route: apiVersion: "), "{}", problems[0]);
     assert!(problems[0].ends_with("did you mean gateway.networking.k8s.io/v1?"), "{}", problems[0]);
     assert!(problems[1].starts_with("echo-route.yaml:15: warning: HTTPRoute default/echo-route: spec.rules[1]: never matches"));
+    // The GRPCRoute, copied with its typos: one error for each, with its hint.
+    assert!(problems[2].starts_with("grpc-route.yaml:1: GRPCRoute default/echo-route: apiVersion: "), "{}", problems[2]);
+    assert!(problems[2].ends_with("did you mean gateway.networking.k8s.io/v1?"), "{}", problems[2]);
+    assert!(problems[3].starts_with("grpc-route.yaml:11: invalid YAML: this list item is indented 3 spaces"), "{}", problems[3]);
+    for (problem, line) in problems[4..].iter().zip([13, 20]) {
+        assert!(problem.starts_with(&format!("grpc-route.yaml:{line}: invalid YAML: missing space after \"service:\"")), "{problem}");
+    }
 }
 
 #[test]
