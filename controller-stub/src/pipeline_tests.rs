@@ -140,6 +140,42 @@ spec:
 }
 
 #[test]
+fn a_rule_shadowed_on_one_port_but_not_another_is_not_reported() {
+    let routes = |old_port: &str| {
+        format!(
+            "{SERVICES}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: old, creationTimestamp: \"2024-01-01T00:00:00Z\"}}
+spec:
+  parentRefs: [{{kind: Service, group: \"\", name: front{old_port}}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /v2}}}}]
+    backendRefs: [{{name: a, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: new, creationTimestamp: \"2024-06-01T00:00:00Z\"}}
+spec:
+  parentRefs: [{{kind: Service, group: \"\", name: front}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /v2}}}}]
+    backendRefs: [{{name: b, port: 80}}]
+"
+        )
+    };
+    // `old` takes /v2 on port 80 only; on port 8080 `new` still gets it.
+    let b = from_text(&routes(", port: 80"));
+    assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
+    assert_eq!(ask(&b, "front:8080", "/v2", &[]).backends, vec![backend("b", 1)]);
+    // On every port, `new` never matches.
+    let b = from_text(&routes(""));
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("HTTPRoute default/new: spec.rules[0]: never matches"), "{}", warnings[0]);
+}
+
+#[test]
 fn port_scoped_parent_ref_attaches_to_that_port_only() {
     let b = from_text(&format!(
         "{SERVICES}---

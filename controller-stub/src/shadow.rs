@@ -6,7 +6,7 @@
 //! same one (same match type), and a subset of its headers.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{MatchDoc, PathMatchType, RouteKind, TableDocument};
 use meshroute_filter::grpc::{GrpcMatch, GrpcRank};
@@ -17,6 +17,9 @@ use crate::decode::at;
 use crate::diag::Diagnostic;
 use crate::model::{BackendRef, Manifests, Source};
 use crate::resolve::kind_name;
+
+/// `(route index, rule index)` in the table.
+type RuleId = (usize, usize);
 
 struct Entry<'d> {
     route: usize,
@@ -42,10 +45,12 @@ fn rank(kind: RouteKind, doc: Option<&MatchDoc>) -> Option<Rank> {
     })
 }
 
-/// A warning for each rule that never matches on some frontend, naming what shadows it.
+/// A warning for each rule that never matches, naming what shadows it. A route may attach to
+/// several Service ports, beside other routes on each: a rule is reported only when it is
+/// shadowed on every port it is attached to.
 pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
-    let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
-    let mut out = Vec::new();
+    // Per rule: what shadows it on every port so far, or `None` once it matches somewhere.
+    let mut verdicts: BTreeMap<RuleId, Option<Vec<RuleId>>> = BTreeMap::new();
     for frontend in &table.frontends {
         let mut entries = Vec::new();
         for &r in &frontend.routes {
@@ -62,9 +67,6 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
         entries.sort_by(|a, b| precedence(table, a, b));
         let rules: BTreeSet<(usize, usize)> = entries.iter().map(|e| (e.route, e.rule)).collect();
         for (r, k) in rules {
-            if reported.contains(&(r, k)) {
-                continue;
-            }
             let mut shadows: Vec<(usize, usize)> = Vec::new();
             let all_shadowed = entries.iter().enumerate().filter(|(_, e)| (e.route, e.rule) == (r, k)).all(|(i, e)| {
                 let earlier = entries.iter().take(i).find(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
@@ -75,13 +77,23 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
                 }
                 earlier.is_some()
             });
-            if all_shadowed && !shadows.is_empty() {
-                reported.insert((r, k));
-                out.extend(warning(m, table, (r, k), &shadows));
+            let verdict = verdicts.entry((r, k)).or_insert_with(|| Some(Vec::new()));
+            match verdict {
+                Some(known) if all_shadowed => {
+                    for shadow in shadows {
+                        if !known.contains(&shadow) {
+                            known.push(shadow);
+                        }
+                    }
+                }
+                _ => *verdict = None,
             }
         }
     }
-    out
+    verdicts
+        .into_iter()
+        .filter_map(|(rule, shadows)| warning(m, table, rule, &shadows.filter(|s| !s.is_empty())?))
+        .collect()
 }
 
 /// The table's own order: greater rank first, then the routes' tie-break, then route and rule
