@@ -340,3 +340,342 @@ fn invalid_manifests_give_every_error_sorted() {
     assert!(errors[0].starts_with("a.yaml:1: Gateway default/g: kind: kind \"Gateway\" is not supported"));
     assert_eq!(errors[1], "b.yaml:4: Service default/s: spec.ports[0].port: must be between 1 and 65535");
 }
+
+// GRPCRoute
+
+fn mesh_example() -> Build {
+    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh")).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+fn ask_grpc(b: &Build, to: &str, call: &str, headers: &[&str]) -> crate::explain::Explanation {
+    let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    explain(b, &Query { to, namespace: "default", method: "GET", path: "/", headers: &headers, grpc: Some(call) }).unwrap()
+}
+
+fn grpc_backend(name: &str) -> Candidate {
+    Candidate { name: name.into(), namespace: "default".into(), port: Some(8080), weight: 1, unresolved: None }
+}
+
+const ECHO: &str = "echo_basic.grpcecho.GrpcEcho";
+
+#[test]
+fn product_page_grpc_route_routes_echo_and_echo_two_and_leaves_echo_three_unimplemented() {
+    let b = mesh_example();
+    for (method, rule, backend) in [("Echo", 0, "grpc-infra-backend-v1"), ("EchoTwo", 1, "grpc-infra-backend-v2")] {
+        let e = ask_grpc(&b, "echo-service:8080", &format!("{ECHO}/{method}"), &[]);
+        assert_eq!((e.status, e.grpc_status, e.rule), (200, Some(Some(0)), Some(rule)), "{method}");
+        assert_eq!(e.backends, vec![grpc_backend(backend)], "{method}");
+    }
+    let e = ask_grpc(&b, "echo-service:8080", &format!("{ECHO}/EchoThree"), &[]);
+    assert_eq!((e.status, e.grpc_status, e.route, e.rule), (200, Some(Some(12)), None, None));
+    assert_eq!(
+        serde_json::to_string(&ask_grpc(&b, "127.0.10.1:8080", &format!("/{ECHO}/EchoTwo"), &[])).unwrap(),
+        r#"{"status":200,"grpc_status":0,"route":"default/echo-route","rule":1,"backends":[{"name":"grpc-infra-backend-v2","namespace":"default","port":8080,"weight":1}]}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&ask_grpc(&b, "echo-service:8080", &format!("{ECHO}/EchoThree"), &[])).unwrap(),
+        r#"{"status":200,"grpc_status":12,"route":null,"rule":null,"backends":[]}"#
+    );
+}
+
+#[test]
+fn product_page_examples_serve_side_by_side_on_the_two_ports_of_echo_service() {
+    let b = mesh_example();
+    // The HTTPRoute keeps port 80, where nothing is said about gRPC.
+    let e = ask(&b, "echo-service", "/hello", &[]);
+    assert_eq!((e.status, e.grpc_status, e.route.as_deref()), (200, None, Some("default/echo-route")));
+    assert_eq!(e.backends, vec![backend("echo-v1", 9), backend("echo-v2", 1)]);
+    // Port 8080 is the GRPCRoute's alone: one frontend per port, each of one kind.
+    let kinds: Vec<(u16, Vec<meshroute_filter::document::RouteKind>)> = b
+        .table
+        .frontends
+        .iter()
+        .map(|f| (f.port, f.routes.iter().map(|&r| b.table.routes[r].kind).collect()))
+        .collect();
+    use meshroute_filter::document::RouteKind::{Grpc, Http};
+    assert_eq!(kinds, [(80, vec![Http]), (8080, vec![Grpc])]);
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["echo-route.yaml:10: warning: HTTPRoute default/echo-route: spec.parentRefs[0]: not applied on Service default/echo-service \
+          port 8080: GRPCRoute default/echo-route takes that port (GRPCRoute > HTTPRoute, GEP-1294)"]
+    );
+    let ParentStatus::Mesh { accepted, .. } = &b.statuses[0].parents[0] else { panic!() };
+    assert_eq!(
+        (accepted.status, accepted.message.as_str()),
+        (
+            true,
+            "attached to port 80 of Service default/echo-service; not to port 8080, taken by GRPCRoute default/echo-route (GRPCRoute > HTTPRoute, GEP-1294)"
+        )
+    );
+    let ParentStatus::Mesh { accepted, ports, .. } = &b.statuses[1].parents[0] else { panic!() };
+    assert_eq!(ports, &[8080]);
+    assert_eq!(
+        accepted.message,
+        "attached to port 8080 of Service default/echo-service; not to port 80 (named http: HTTP/1): a GRPCRoute parentRef without port skips ports declared HTTP/1 or not HTTP"
+    );
+}
+
+#[test]
+fn a_plain_http_request_on_a_grpc_frontend_is_answered_in_http_terms() {
+    let b = mesh_example();
+    // Only a match without a method constraint could take a path that is not /SERVICE/METHOD;
+    // the product page's rules all name a method, so: 404, and no gRPC status (not a gRPC call).
+    let e = ask(&b, "echo-service:8080", "/hello", &[]);
+    assert_eq!((e.status, e.grpc_status, e.route.as_deref()), (404, Some(None), None));
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"status":404,"grpc_status":null,"route":null,"rule":null,"backends":[]}"#
+    );
+    // The filter decides by content-type, so a hand-made gRPC call is one.
+    let e = ask(&b, "echo-service:8080", &format!("/{ECHO}/Echo"), &["Content-Type: application/grpc+proto"]);
+    assert_eq!((e.status, e.grpc_status, e.rule), (200, Some(Some(0)), Some(0)));
+}
+
+#[test]
+fn a_grpc_call_on_an_http_frontend_gets_what_envoy_makes_of_the_http_answer() {
+    let b = from_text(&format!(
+        "{SERVICES}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r}}
+spec:
+  parentRefs: [{{kind: Service, group: \"\", name: front, port: 80}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /pkg.Svc}}}}]
+    backendRefs: [{{name: a, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /pkg.Broken}}}}]
+    backendRefs: [{{name: missing, port: 80}}]
+"
+    ));
+    assert_eq!(ask_grpc(&b, "front", "pkg.Svc/Get", &[]).grpc_status, Some(Some(0)));
+    // 404 is UNIMPLEMENTED and 500 UNKNOWN in Envoy's HTTP-to-gRPC status mapping.
+    let e = ask_grpc(&b, "front", "pkg.Other/Get", &[]);
+    assert_eq!((e.status, e.grpc_status), (200, Some(Some(12))));
+    let e = ask_grpc(&b, "front", "pkg.Broken/Get", &[]);
+    assert_eq!((e.status, e.grpc_status), (200, Some(Some(2))));
+    // A Service port without routes passes the call through.
+    let e = ask_grpc(&b, "front:8080", "pkg.Svc/Get", &[]);
+    assert_eq!((e.status, e.grpc_status, e.route), (200, Some(Some(0)), None));
+}
+
+const GRPC_SERVICES: &str = "\
+apiVersion: v1
+kind: Service
+metadata: {name: front}
+spec:
+  clusterIP: 10.0.0.1
+  ports:
+  - {name: http, port: 80}
+  - {name: grpc, port: 8080, appProtocol: kubernetes.io/h2c}
+  - {name: metrics, port: 9090}
+  - {name: db, port: 5432, appProtocol: tcp}
+  - {name: tcp-legacy, port: 7000}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: 10.0.0.5
+  ports:
+  - {name: http, port: 80}
+  - {name: https-admin, port: 443}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec:
+  clusterIP: 10.0.0.2
+  ports: [{name: grpc, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec:
+  clusterIP: 10.0.0.3
+  ports: [{name: grpc, port: 8080}]
+";
+
+fn grpc_route(name: &str, parent: &str, rules: &str) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}}}
+spec:
+  parentRefs: [{parent}]
+  rules:
+{rules}"
+    )
+}
+
+#[test]
+fn grpc_route_without_port_skips_ports_declared_http1_or_not_http() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route("g", "{kind: Service, group: \"\", name: front}", "  - backendRefs: [{name: a, port: 8080}]\n")
+    ));
+    let ParentStatus::Mesh { accepted, ports, .. } = &b.statuses[0].parents[0] else { panic!() };
+    // grpc (h2c) and metrics (declares nothing) qualify; http, tcp and tcp-legacy do not.
+    assert_eq!(ports, &[8080, 9090]);
+    assert_eq!(
+        accepted.message,
+        "attached to ports 8080, 9090 of Service default/front; not to port 80 (named http: HTTP/1), port 5432 (appProtocol tcp: not HTTP), \
+         port 7000 (named tcp-legacy: not HTTP): a GRPCRoute parentRef without port skips ports declared HTTP/1 or not HTTP"
+    );
+    let ports: Vec<u16> = b.table.frontends.iter().map(|f| f.port).collect();
+    assert_eq!(ports, [8080, 9090]);
+}
+
+#[test]
+fn grpc_route_with_port_attaches_exactly_there() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route("g", "{kind: Service, group: \"\", name: web, port: 80}", "  - backendRefs: [{name: a, port: 8080}]\n")
+    ));
+    let ParentStatus::Mesh { accepted, ports, .. } = &b.statuses[0].parents[0] else { panic!() };
+    assert_eq!((accepted.status, ports.as_slice()), (true, &[80][..]));
+    assert_eq!(ask_grpc(&b, "web", "pkg.Svc/Get", &[]).backends, vec![grpc_backend("a")]);
+}
+
+#[test]
+fn grpc_route_without_port_on_a_service_without_a_grpc_port_is_not_accepted() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route("g", "{kind: Service, group: \"\", name: web}", "  - backendRefs: [{name: a, port: 8080}]\n")
+    ));
+    assert!(b.table.frontends.is_empty());
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["m.yaml:40: warning: GRPCRoute default/g: spec.parentRefs[0]: not attached: Accepted False (NoMatchingParent): Service default/web \
+          has no port for gRPC: port 80 (named http: HTTP/1), port 443 (named https-admin: HTTP/1); a GRPCRoute parentRef without port \
+          skips ports declared HTTP/1 or not HTTP; give the parentRef a port to attach there anyway, or declare the gRPC port with \
+          appProtocol kubernetes.io/h2c"]
+    );
+}
+
+#[test]
+fn grpc_route_takes_the_port_from_an_http_route_and_never_merges_with_it() {
+    let http = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: h}
+spec:
+  parentRefs: [{kind: Service, group: \"\", name: front, port: 8080}]
+  rules:
+  - backendRefs: [{name: b, port: 8080}]
+";
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{http}{}",
+        grpc_route("g", "{kind: Service, group: \"\", name: front, port: 8080}", "  - backendRefs: [{name: a, port: 8080}]\n")
+    ));
+    // The HTTPRoute's only port is taken: not accepted, and not in the table.
+    let ParentStatus::Mesh { accepted, ports, taken, .. } = &b.statuses[0].parents[0] else { panic!() };
+    assert_eq!((accepted.status, accepted.reason, ports.is_empty()), (false, "Conflicted", true));
+    assert_eq!(taken, &[(8080, "GRPCRoute default/g".to_owned())]);
+    assert_eq!(b.table.routes.len(), 1);
+    assert_eq!(b.table.routes[0].name, "g");
+    RouteTable::compile(&b.table).unwrap();
+    // Even a plain HTTP request goes by the GRPCRoute now.
+    let e = ask(&b, "front:8080", "/anything", &[]);
+    assert_eq!((e.status, e.grpc_status, e.route.as_deref()), (200, Some(None), Some("default/g")));
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["m.yaml:40: warning: HTTPRoute default/h: spec.parentRefs[0]: not attached: Accepted False (Conflicted): every port of \
+          Service default/front it would attach to is taken by a GRPCRoute: port 8080, taken by GRPCRoute default/g \
+          (GRPCRoute > HTTPRoute, GEP-1294)"]
+    );
+}
+
+#[test]
+fn grpc_invalid_backend_is_unavailable_and_a_rule_without_backends_too() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route(
+            "g",
+            "{kind: Service, group: \"\", name: front, port: 8080}",
+            "  - matches: [{method: {service: pkg.Missing}}]
+    backendRefs: [{name: missing, port: 8080}]
+  - matches: [{method: {service: pkg.Empty}}]
+  - matches: [{method: {service: pkg.Half}}]
+    backendRefs: [{name: a, port: 8080}, {name: missing, port: 8080}]
+"
+        )
+    ));
+    let e = ask_grpc(&b, "front:8080", "pkg.Missing/Get", &[]);
+    assert_eq!((e.status, e.grpc_status, e.rule), (200, Some(Some(14)), Some(0)));
+    assert_eq!(e.backends[0].unresolved.as_deref(), Some("BackendNotFound"));
+    let e = ask_grpc(&b, "front:8080", "pkg.Empty/Get", &[]);
+    assert_eq!((e.status, e.grpc_status, e.rule), (200, Some(Some(14)), Some(1)));
+    // Half the calls go to a, half get UNAVAILABLE: explain shows both candidates.
+    let e = ask_grpc(&b, "front:8080", "pkg.Half/Get", &[]);
+    assert_eq!((e.grpc_status, e.backends.len()), (Some(Some(0)), 2));
+    assert!(b.warnings.iter().any(|w| w.to_string().contains("will get 500")), "{:#?}", b.warnings);
+}
+
+#[test]
+fn grpc_precedence_service_then_method_then_headers() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route(
+            "g",
+            "{kind: Service, group: \"\", name: front, port: 8080}",
+            "  - matches: [{method: {method: Get}, headers: [{name: version, value: two}]}]
+    backendRefs: [{name: a, port: 8080}]
+  - matches: [{method: {service: pkg.Svc}}]
+    backendRefs: [{name: b, port: 8080}]
+"
+        )
+    ));
+    // The longer service wins over the method and its header.
+    assert_eq!(ask_grpc(&b, "front:8080", "pkg.Svc/Get", &["version: two"]).rule, Some(1));
+    assert_eq!(ask_grpc(&b, "front:8080", "pkg.Other/Get", &["version: two"]).rule, Some(0));
+    assert_eq!(ask_grpc(&b, "front:8080", "pkg.Other/Get", &[]).grpc_status, Some(Some(12)));
+}
+
+#[test]
+fn shadowed_grpc_rules_are_named() {
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route(
+            "g",
+            "{kind: Service, group: \"\", name: front, port: 8080}",
+            "  - matches: [{method: {service: pkg.Svc}}]
+    backendRefs: [{name: a, port: 8080}]
+  - matches: [{method: {service: pkg.Svc}, headers: [{name: version, value: two}]}]
+    backendRefs: [{name: b, port: 8080}]
+  - matches: [{method: {service: pkg.Svc, method: Get}}]
+    backendRefs: [{name: b, port: 8080}]
+  - matches: [{method: {type: RegularExpression, service: pkg\\..*}}]
+    backendRefs: [{name: b, port: 8080}]
+"
+        )
+    ));
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    // Rule 1 asks for more than rule 0 but ranks the same on service and method, and more
+    // headers rank higher: it is not shadowed. Rule 2 names a method: not shadowed. The regex
+    // rule is not provably covered: no warning either (the check is conservative).
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let b = from_text(&format!(
+        "{GRPC_SERVICES}{}",
+        grpc_route(
+            "g",
+            "{kind: Service, group: \"\", name: front, port: 8080}",
+            "  - matches: [{method: {service: pkg.Svc, method: Get}}]
+    backendRefs: [{name: a, port: 8080}]
+  - matches: [{method: {service: pkg.Svc, method: Get}}]
+    backendRefs: [{name: b, port: 8080}]
+  - backendRefs: [{name: a, port: 8080}]
+"
+        )
+    ));
+    let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["m.yaml:44: warning: GRPCRoute default/g: spec.rules[1]: never matches: spec.rules[0] of the same route takes every request \
+          it would match first (when matches are equally specific, the earlier rule wins), so b gets no traffic; to split traffic by \
+          weight, put all the backendRefs in one rule"]
+    );
+}
