@@ -116,7 +116,7 @@ fn covers(outer: Option<&MatchDoc>, inner: Option<&MatchDoc>) -> bool {
         (None, _) => true,
         (Some(_), None) => false,
         (Some(o), Some(i)) => {
-            let part = |o: &Option<String>, i: &Option<String>| o.is_none() || (o == i && o.is_some());
+            let part = |o: &Option<String>, i: &Option<String>| o.is_none() || o == i;
             (o.service.is_none() && o.method.is_none())
                 || (o.kind == i.kind && part(&o.service, &i.service) && part(&o.method, &i.method))
         }
