@@ -96,9 +96,12 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
             Ok((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         })
         .collect::<Result<Vec<_>, ExplainError>>()?;
-    let grpc_path;
+    let (grpc_path, normalized);
     let (method, path) = match query.grpc {
-        None => (query.method, query.path),
+        None => {
+            normalized = normalize_path(query.path);
+            (query.method, normalized.as_str())
+        }
         Some(call) => {
             grpc_path = grpc_call_path(call)?;
             if !headers.iter().any(|(n, _)| n == "content-type") {
@@ -155,6 +158,43 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
 }
 
 /// `/SERVICE/METHOD` for `--grpc SERVICE/METHOD` (a leading `/` is accepted).
+/// The path as the filter sees it: Envoy's listeners normalize it (`normalize_path`: `.` and
+/// `..` segments removed as RFC 3986 says, `%2e` counting as a dot) and then merge runs of
+/// slashes (`merge_slashes`) before any filter runs. The query string is left as it is.
+fn normalize_path(path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let dot = |segment: &str| segment.replace("%2e", ".").replace("%2E", ".");
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in path.strip_prefix('/').unwrap_or(path).split('/') {
+        trailing_slash = false;
+        match dot(segment).as_str() {
+            "." => trailing_slash = true,
+            ".." => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(path_and_query.len());
+    for segment in segments.iter().filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing_slash || segments.last().is_some_and(|s| s.is_empty()) || out.is_empty() {
+        out.push('/');
+    }
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 fn grpc_call_path(call: &str) -> Result<String, ExplainError> {
     let bare = call.strip_prefix('/').unwrap_or(call);
     match bare.split_once('/') {
@@ -225,4 +265,31 @@ fn find_service(build: &Build, host: &str, namespace: &str) -> Result<(Option<Ip
         return Err(ExplainError(format!("Service {ns}/{name} not found in the manifests")));
     }
     Ok((None, ns.to_owned(), name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+
+    #[test]
+    fn paths_are_normalized_as_envoy_normalizes_them() {
+        for (sent, seen) in [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("//a///b", "/a/b"),
+            ("/a/./b", "/a/b"),
+            ("/a/.", "/a/"),
+            ("/a/b/../c", "/a/c"),
+            ("/a/b/..", "/a/"),
+            ("/..", "/"),
+            ("/../../a", "/a"),
+            ("/a//../b", "/a/b"),
+            ("/a/%2e%2E/b", "/b"),
+            ("/v2/../exact?x=/../y", "/exact?x=/../y"),
+            ("/a/..b/.c", "/a/..b/.c"),
+        ] {
+            assert_eq!(normalize_path(sent), seen, "{sent}");
+        }
+    }
 }

@@ -92,3 +92,55 @@ spec:
         assert!(statuses.contains(&status), "no case explained as {status}: {statuses:?}");
     }
 }
+
+/// Envoy normalizes the path (dot segments, then runs of slashes) before the filter sees it;
+/// explain must route the path as normalized, or it names the wrong rule.
+#[test]
+fn explain_routes_the_path_envoy_normalizes() {
+    let mesh = Mesh::conformance("explain_routes_the_path_envoy_normalizes")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: normalized
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  rules:
+  - matches:
+    - path: {type: Exact, value: /exact}
+    backendRefs:
+    - {name: echo-v1, port: 80}
+  - matches:
+    - path: {type: PathPrefix, value: /v2}
+    backendRefs:
+    - {name: echo-v2, port: 80}
+"#,
+        )
+        .start();
+
+    for (path, backend) in [
+        ("/v2/../exact", Some("echo-v1")),
+        ("//exact", Some("echo-v1")),
+        ("/a/%2e%2e/exact", Some("echo-v1")),
+        ("/x/../v2/", Some("echo-v2")),
+        ("/v2//x", Some("echo-v2")),
+        ("/exact/.", None),
+    ] {
+        let explained = mesh.get("echo", path).explain();
+        let names: Vec<&str> = explained.backends.iter().map(|b| b.name.as_str()).collect();
+        let reply = mesh.get("echo", path).send();
+        match backend {
+            Some(backend) => {
+                assert_eq!((explained.status, names), (200, vec![backend]), "explain {path}");
+                assert_eq!((reply.status, reply.backend.as_deref()), (200, Some(backend)), "Envoy {path}: {reply}");
+            }
+            None => {
+                assert_eq!(explained.status, 404, "explain {path}");
+                assert_eq!((reply.status, reply.backend.as_deref()), (404, None), "Envoy {path}: {reply}");
+            }
+        }
+    }
+}
