@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use crate::echo::BACKEND_HEADER;
+use crate::serve::seen_headers;
 
 /// No answer within this long means the system under test hung; it is not a timing assertion.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
@@ -57,6 +58,8 @@ pub struct Reply {
     pub backend: Option<String>,
     /// The echo backend's report, when the body is one.
     pub echo: Option<Echo>,
+    /// The response headers, as [`Echo::headers`] holds the request's.
+    pub headers: BTreeMap<String, String>,
     pub body: String,
 }
 
@@ -171,14 +174,12 @@ impl HttpClient {
             let client = if request.http2 { &self.http2 } else { &self.http1 };
             let response = client.request(outgoing).await.map_err(|error| format!("{error:?}"))?;
             let status = response.status().as_u16();
-            let backend = response
-                .headers()
-                .get(BACKEND_HEADER)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            let headers = seen_headers(response.headers());
+            let backend = headers.get(BACKEND_HEADER).cloned();
             let body = response.into_body().collect().await.map_err(|error| format!("reading the body: {error}"))?;
             let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
             let echo = serde_json::from_str(&body).ok();
-            Ok(Reply { status, backend, echo, body })
+            Ok(Reply { status, backend, echo, headers, body })
         };
         tokio::time::timeout(ANSWER_DEADLINE, exchange)
             .await

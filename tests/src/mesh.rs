@@ -1,8 +1,9 @@
 //! One small mesh per test, run for real: echo backends, the test's manifests, `meshroute sync
 //! --once`, and stock Envoy with the filter, all torn down when the [`Mesh`] is dropped.
 //!
-//! Every Service in a test is backed by an echo server that answers with the Service's own name,
-//! so a request that passes through a Service untouched is told apart from one that was routed.
+//! Every Service in a test is backed by echo servers that answer with the Service's own name, so
+//! a request that passes through a Service untouched is told apart from one that was routed: an
+//! HTTP echo backend behind its [`Port::Http`] ports, a gRPC one behind its [`Port::Grpc`] ports.
 //! Each Service gets a ClusterIP in a 127.A.B.0/24 block of its own (Envoy listens on every
 //! ClusterIP and port, as a sidecar would intercept them), so tests run in parallel; the block
 //! is derived from the test's name and skipped when something already listens there.
@@ -16,9 +17,22 @@
 //!     .start();
 //! mesh.get("echo", "/v1").expect_backend("echo-v1");
 //! ```
+//!
+//! gRPC Services and calls work alike:
+//!
+//! ```no_run
+//! # use meshroute_e2e::mesh::{Mesh, Port};
+//! let mesh = Mesh::builder("grpc_split")
+//!     .service_with("echo-service", &[Port::Http(80), Port::Grpc(8080)])
+//!     .grpc_service("grpc-infra-backend-v1")
+//!     .routes("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n...")
+//!     .start();
+//! mesh.grpc("echo-service", "Echo").metadata("version", "one").expect_backend("grpc-infra-backend-v1");
+//! ```
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::future::Future;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
@@ -33,8 +47,11 @@ use hyper::Method;
 use serde::Deserialize;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
+use tonic::{Code, Status};
 
 use crate::client::{HttpClient, Reply, Request, Tally};
+use crate::echo::BACKEND_HEADER;
+use crate::grpc::{self, EchoResponse, StreamReply};
 use crate::{echo, tools};
 
 /// The request header through which the filter hands its choice of cluster to Envoy's router.
@@ -76,21 +93,48 @@ pub struct ExplainedBackend {
     pub weight: u32,
 }
 
+/// A Service port, and the protocol it declares and its backend speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// Named `http-PORT`, which declares plain HTTP/1 (a GRPCRoute without a port does not
+    /// attach to it); served by the HTTP echo backend.
+    Http(u16),
+    /// Named `grpc` (`grpc-PORT` when the Service has several), appProtocol `kubernetes.io/h2c`;
+    /// served by the gRPC echo backend over cleartext HTTP/2.
+    Grpc(u16),
+}
+
+impl Port {
+    pub fn number(self) -> u16 {
+        match self {
+            Port::Http(port) | Port::Grpc(port) => port,
+        }
+    }
+}
+
 /// A Service of the mesh under test.
 #[derive(Clone, Debug)]
 pub struct Service {
     pub name: String,
     pub cluster_ip: Ipv4Addr,
-    pub ports: Vec<u16>,
-    /// Where its echo backend listens.
-    pub endpoint: SocketAddr,
+    pub ports: Vec<Port>,
+    /// Where its HTTP echo backend listens, if it has [`Port::Http`] ports.
+    pub http_endpoint: Option<SocketAddr>,
+    /// Where its gRPC echo backend listens, if it has [`Port::Grpc`] ports.
+    pub grpc_endpoint: Option<SocketAddr>,
+}
+
+impl Service {
+    fn port_numbers(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().map(|port| port.number())
+    }
 }
 
 /// What a test asks for; [`MeshBuilder::start`] makes it real.
 #[must_use]
 pub struct MeshBuilder {
     name: String,
-    services: Vec<(String, Vec<u16>)>,
+    services: Vec<(String, Vec<Port>)>,
     routes: Vec<String>,
 }
 
@@ -100,10 +144,27 @@ impl MeshBuilder {
         self.service_with_ports(name, &[80])
     }
 
-    /// A Service with the given ports, all served by one echo server named like the Service.
-    pub fn service_with_ports(mut self, name: &str, ports: &[u16]) -> Self {
+    /// A Service with the given HTTP ports, all served by one echo server named like the Service.
+    pub fn service_with_ports(self, name: &str, ports: &[u16]) -> Self {
+        let ports: Vec<Port> = ports.iter().copied().map(Port::Http).collect();
+        self.service_with(name, &ports)
+    }
+
+    /// A gRPC Service as the product page's backends are: one port, 8080, for gRPC, backed by a
+    /// gRPC echo server named like the Service.
+    pub fn grpc_service(self, name: &str) -> Self {
+        self.service_with(name, &[Port::Grpc(8080)])
+    }
+
+    /// A Service with the given ports: its HTTP ports served by one HTTP echo server, its gRPC
+    /// ports by one gRPC echo server, both named like the Service.
+    pub fn service_with(mut self, name: &str, ports: &[Port]) -> Self {
         assert!(!ports.is_empty(), "Service {name} needs at least one port");
         assert!(self.services.iter().all(|(known, _)| known != name), "Service {name} declared twice");
+        let mut numbers: Vec<u16> = ports.iter().map(|port| port.number()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), ports.len(), "Service {name} declares a port twice: {ports:?}");
         self.services.push((name.to_owned(), ports.to_vec()));
         self
     }
@@ -129,16 +190,30 @@ impl MeshBuilder {
 
         let mut services = Vec::new();
         for (name, ports) in &self.services {
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-                .unwrap_or_else(|error| panic!("echo backend {name}: cannot listen: {error}"));
-            let endpoint = listener.local_addr().unwrap_or_else(|error| panic!("echo backend {name}: {error}"));
-            runtime.spawn(echo::serve(name.clone(), listener));
+            let listen = |kind: &str| {
+                let listener = runtime
+                    .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+                    .unwrap_or_else(|error| panic!("{kind} echo backend {name}: cannot listen: {error}"));
+                let endpoint =
+                    listener.local_addr().unwrap_or_else(|error| panic!("{kind} echo backend {name}: {error}"));
+                (listener, endpoint)
+            };
+            let http_endpoint = ports.iter().any(|port| matches!(port, Port::Http(_))).then(|| {
+                let (listener, endpoint) = listen("HTTP");
+                runtime.spawn(echo::serve(name.clone(), listener));
+                endpoint
+            });
+            let grpc_endpoint = ports.iter().any(|port| matches!(port, Port::Grpc(_))).then(|| {
+                let (listener, endpoint) = listen("gRPC");
+                runtime.spawn(grpc::serve(name.clone(), listener));
+                endpoint
+            });
             services.push(Service {
                 name: name.clone(),
                 cluster_ip: Ipv4Addr::UNSPECIFIED,
                 ports: ports.clone(),
-                endpoint,
+                http_endpoint,
+                grpc_endpoint,
             });
         }
 
@@ -240,6 +315,45 @@ impl Mesh {
     /// what a client in the mesh would send: `NAME`, or `NAME:PORT` for a port other than 80.
     #[track_caller]
     pub fn request(&self, method: &str, service: &str, path: &str) -> Call<'_> {
+        let frontend = self.frontend(service, |target| target.ports[0].number());
+        let Ok(method) = Method::from_bytes(method.as_bytes()) else { panic!("bad method {method:?}") };
+        let (name, port) = (&frontend.name, frontend.address.port());
+        let host = if port == 80 { name.clone() } else { format!("{name}:{port}") };
+        Call {
+            mesh: self,
+            request: Request {
+                method,
+                service: frontend.to_string(),
+                address: frontend.address,
+                path: path.to_owned(),
+                headers: vec![("host".to_owned(), host)],
+                http2: false,
+            },
+        }
+    }
+
+    /// A gRPC call of `method` to a Service, `NAME` (its first gRPC port, else its first port)
+    /// or `NAME:PORT`. `method` is a method of `echo_basic.grpcecho.GrpcEcho` (`Echo`) or a full
+    /// `/SERVICE/METHOD`; the message is `hello` unless [`GrpcCall::message`] says otherwise.
+    #[track_caller]
+    pub fn grpc(&self, service: &str, method: &str) -> GrpcCall<'_> {
+        let frontend = self.frontend(service, |target| {
+            let grpc = target.ports.iter().find(|port| matches!(port, Port::Grpc(_)));
+            grpc.unwrap_or(&target.ports[0]).number()
+        });
+        GrpcCall {
+            mesh: self,
+            frontend,
+            method: grpc::method_path(method),
+            message: "hello".to_owned(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// The Service and port that `service` (`NAME` or `NAME:PORT`) names; `default_port` picks
+    /// the port when none is given.
+    #[track_caller]
+    fn frontend(&self, service: &str, default_port: impl Fn(&Service) -> u16) -> Frontend {
         let (name, port) = match service.split_once(':') {
             Some((name, port)) => match port.parse() {
                 Ok(port) => (name, Some(port)),
@@ -248,21 +362,13 @@ impl Mesh {
             None => (service, None),
         };
         let target = self.service(name);
-        let port = port.unwrap_or(target.ports[0]);
-        assert!(target.ports.contains(&port), "Service {name} has no port {port}; it has {:?}", target.ports);
-        let Ok(method) = Method::from_bytes(method.as_bytes()) else { panic!("bad method {method:?}") };
-        let host = if port == 80 { name.to_owned() } else { format!("{name}:{port}") };
-        Call {
-            mesh: self,
-            request: Request {
-                method,
-                service: format!("{name}:{port}"),
-                address: SocketAddr::new(IpAddr::V4(target.cluster_ip), port),
-                path: path.to_owned(),
-                headers: vec![("host".to_owned(), host)],
-                http2: false,
-            },
-        }
+        let port = port.unwrap_or_else(|| default_port(target));
+        assert!(
+            target.port_numbers().any(|known| known == port),
+            "Service {name} has no port {port}; it has {:?}",
+            target.ports
+        );
+        Frontend { name: name.to_owned(), address: SocketAddr::new(IpAddr::V4(target.cluster_ip), port) }
     }
 
     /// The last lines of Envoy's log.
@@ -344,7 +450,7 @@ impl Mesh {
         let listeners: Vec<SocketAddr> = self
             .services
             .iter()
-            .flat_map(|service| service.ports.iter().map(|port| SocketAddr::new(IpAddr::V4(service.cluster_ip), *port)))
+            .flat_map(|service| service.port_numbers().map(|port| SocketAddr::new(IpAddr::V4(service.cluster_ip), port)))
             .collect();
         let started = Instant::now();
         loop {
@@ -574,15 +680,36 @@ impl Call<'_> {
     #[track_caller]
     pub fn spread(self, n: usize) -> Tally {
         let Call { mesh, request } = self;
-        let outcomes = mesh.runtime.block_on(async {
+        let (client, sent) = (mesh.client.clone(), request.clone());
+        let outcomes = mesh.tally(n, move || {
+            let (client, request) = (client.clone(), sent.clone());
+            async move { Ok(client.send(&request).await?.outcome()) }
+        });
+        match outcomes {
+            Ok(tally) if tally.total() == n => tally,
+            Ok(tally) => panic!("{request}: sent {n} requests but counted {tally}"),
+            Err(error) => panic!("{request}: no HTTP answer: {error}"),
+        }
+    }
+}
+
+impl Mesh {
+    /// Runs `one` `n` times, [`SPREAD_CONCURRENCY`] at once, and counts the outcomes it names;
+    /// the first error ends the count.
+    fn tally<F, Fut>(&self, n: usize, one: F) -> Result<Tally, String>
+    where
+        F: Fn() -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<String, String>> + Send,
+    {
+        self.runtime.block_on(async {
             let mut workers = JoinSet::new();
             for worker in 0..SPREAD_CONCURRENCY {
-                let (client, request) = (mesh.client.clone(), request.clone());
+                let one = one.clone();
                 let share = n / SPREAD_CONCURRENCY + usize::from(worker < n % SPREAD_CONCURRENCY);
                 workers.spawn(async move {
                     let mut tally = Tally::default();
                     for _ in 0..share {
-                        tally.add(client.send(&request).await?.outcome());
+                        tally.add(one().await?);
                     }
                     Ok::<_, String>(tally)
                 });
@@ -593,36 +720,310 @@ impl Call<'_> {
                     *total.counts.entry(outcome).or_default() += count;
                 }
             }
-            Ok::<_, String>(total)
-        });
-        match outcomes {
-            Ok(tally) if tally.total() == n => tally,
-            Ok(tally) => panic!("{request}: sent {n} requests but counted {tally}"),
-            Err(error) => panic!("{request}: no HTTP answer: {error}"),
-        }
+            Ok(total)
+        })
     }
 }
 
-/// The Service and its EndpointSlice: every port of the Service goes, by port name, to the echo
-/// backend's port (the Service's `targetPort` is not what Envoy should dial; the slice's port is).
+/// A Service port as a test names it, and its ClusterIP address.
+#[derive(Clone, Debug)]
+struct Frontend {
+    name: String,
+    address: SocketAddr,
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.address.port())
+    }
+}
+
+/// A gRPC call about to be made, with the expectations a test states about it. Each call opens
+/// its own HTTP/2 connection; [`GrpcCall::spread`] shares one among its calls.
+#[must_use = "a call does nothing until it is made"]
+#[derive(Clone)]
+pub struct GrpcCall<'m> {
+    mesh: &'m Mesh,
+    frontend: Frontend,
+    /// `/SERVICE/METHOD`.
+    method: String,
+    message: String,
+    metadata: Vec<(String, String)>,
+}
+
+impl fmt::Display for GrpcCall<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gRPC {} to {} ({})", self.method, self.frontend, self.frontend.address)?;
+        for (i, (name, value)) in self.metadata.iter().enumerate() {
+            write!(f, "{} {name}: {value}", if i == 0 { " with" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
+/// A gRPC outcome for counting, like [`Reply::outcome`]: the backend's name for an answer, else
+/// `gRPC CODE`, with the backend that gave the status if one did.
+fn grpc_outcome(result: &Result<tonic::Response<EchoResponse>, Status>) -> String {
+    match result {
+        Ok(response) => response.get_ref().backend.clone(),
+        Err(status) => match grpc::header_text(status.metadata().as_ref(), BACKEND_HEADER) {
+            Some(backend) => format!("gRPC {:?} from {backend}", status.code()),
+            None => format!("gRPC {:?}", status.code()),
+        },
+    }
+}
+
+impl GrpcCall<'_> {
+    /// Adds request metadata. HTTP/2 sends header names in lower case, so `name` should be too.
+    pub fn metadata(mut self, name: &str, value: &str) -> Self {
+        self.metadata.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The request message (`hello` by default).
+    pub fn message(mut self, message: &str) -> Self {
+        message.clone_into(&mut self.message);
+        self
+    }
+
+    fn channel(&self) -> tonic::transport::Channel {
+        let _runtime = self.mesh.runtime.enter();
+        grpc::channel(&self.frontend.address.to_string()).unwrap_or_else(|error| panic!("{self}: {error}"))
+    }
+
+    /// Makes the unary call and returns the answer or the status, whatever it is.
+    pub fn send(self) -> Result<tonic::Response<EchoResponse>, Status> {
+        let channel = self.channel();
+        self.mesh.runtime.block_on(grpc::unary(channel, &self.method, &self.message, &self.metadata))
+    }
+
+    /// Makes the unary call and names its outcome as [`GrpcCall::spread`] counts it: the
+    /// answering backend's name, `gRPC CODE` for a status from the proxy, or `gRPC CODE from
+    /// BACKEND` for a status a backend gave (a method it does not have).
+    pub fn outcome(self) -> String {
+        grpc_outcome(&self.send())
+    }
+
+    /// Makes the unary call and asserts that `backend` answered it, unchanged: the method it
+    /// served, the message and the metadata are the ones sent, and it did not see the selection
+    /// header.
+    #[track_caller]
+    pub fn expect_backend(self, backend: &str) -> EchoResponse {
+        self.expect_one_of(&[backend])
+    }
+
+    /// Makes the unary call and asserts that one of `backends` answered it, unchanged, as
+    /// [`GrpcCall::expect_backend`] does for one.
+    #[track_caller]
+    pub fn expect_one_of(self, backends: &[&str]) -> EchoResponse {
+        let call = self.clone();
+        let expected = backends.join(" or ");
+        let response = match self.send() {
+            Ok(response) => response,
+            Err(status) => panic!("{call}: expected an answer from {expected}, got {}", describe_status(&status)),
+        };
+        let header = grpc::header_text(response.metadata().as_ref(), BACKEND_HEADER);
+        let answer = response.into_inner();
+        assert!(backends.contains(&answer.backend.as_str()), "{call}: expected an answer from {expected}, got {answer:?}");
+        assert_eq!(header.as_deref(), Some(answer.backend.as_str()), "{call}: response header {BACKEND_HEADER}");
+        call.assert_unchanged(&answer);
+        assert_eq!(answer.message, call.message, "{call}: {} saw another message", answer.backend);
+        answer
+    }
+
+    /// Makes the unary call and asserts that it failed with `code`, given by the proxy: no
+    /// backend answered.
+    #[track_caller]
+    pub fn expect_code(self, code: Code) -> Status {
+        let call = self.clone();
+        match self.send() {
+            Ok(response) => panic!("{call}: expected gRPC status {code:?}, got an answer: {:?}", response.get_ref()),
+            Err(status) => {
+                assert_eq!(status.code(), code, "{call}: expected gRPC status {code:?}, got {}", describe_status(&status));
+                let backend = grpc::header_text(status.metadata().as_ref(), BACKEND_HEADER);
+                assert_eq!(backend, None, "{call}: status {code:?} should come from the proxy, got {}", describe_status(&status));
+                status
+            }
+        }
+    }
+
+    /// Makes the unary call and asserts that `backend` answered it with status `code` (a
+    /// method or service the backend does not have): the call was routed there.
+    #[track_caller]
+    pub fn expect_backend_status(self, backend: &str, code: Code) -> Status {
+        let call = self.clone();
+        match self.send() {
+            Ok(response) => panic!("{call}: expected {code:?} from {backend}, got an answer: {:?}", response.get_ref()),
+            Err(status) => {
+                let from = grpc::header_text(status.metadata().as_ref(), BACKEND_HEADER);
+                assert!(
+                    status.code() == code && from.as_deref() == Some(backend),
+                    "{call}: expected {code:?} from {backend}, got {}",
+                    describe_status(&status)
+                );
+                status
+            }
+        }
+    }
+
+    /// Makes the unary call `n` times ([`SPREAD_CONCURRENCY`] at once, over one connection) and
+    /// counts the outcomes: backend names, or `gRPC CODE` for statuses.
+    #[track_caller]
+    pub fn spread(self, n: usize) -> Tally {
+        let channel = self.channel();
+        let (method, message, metadata) = (self.method.clone(), self.message.clone(), self.metadata.clone());
+        let outcomes = self.mesh.tally(n, move || {
+            let (channel, method, message, metadata) = (channel.clone(), method.clone(), message.clone(), metadata.clone());
+            async move { Ok(grpc_outcome(&grpc::unary(channel, &method, &message, &metadata).await)) }
+        });
+        match outcomes {
+            Ok(tally) if tally.total() == n => tally,
+            Ok(tally) => panic!("{self}: made {n} calls but counted {tally}"),
+            Err(error) => panic!("{self}: {error}"),
+        }
+    }
+
+    /// Makes a bidirectional streaming call (the call's method should be `EchoStream`) that
+    /// sends `messages` one at a time, each after the answer to the previous one, and asserts
+    /// that `backend` answered each in order, unchanged, and ended with its trailers.
+    #[track_caller]
+    pub fn expect_stream(self, backend: &str, messages: &[&str]) -> StreamReply {
+        let channel = self.channel();
+        let exchange = grpc::ping_pong(channel, &self.method, messages, &self.metadata);
+        let reply = match self.mesh.runtime.block_on(exchange) {
+            Ok(reply) => reply,
+            Err(status) => panic!("{self}: expected a stream from {backend}, got {}", describe_status(&status)),
+        };
+        self.assert_stream(backend, messages, &reply);
+        reply
+    }
+
+    /// Makes a bidirectional streaming call that sends all `messages` and ends its request with
+    /// `trailers`, and asserts that `backend` answered each message in order and saw the
+    /// trailers.
+    #[track_caller]
+    pub fn expect_stream_with_trailers(self, backend: &str, messages: &[&str], trailers: &[(&str, &str)]) -> StreamReply {
+        assert!(self.metadata.is_empty(), "{self}: a call with request trailers sends no metadata");
+        let channel = self.channel();
+        let exchange = grpc::stream_with_trailers(channel, &self.method, messages, trailers);
+        let reply = match self.mesh.runtime.block_on(exchange) {
+            Ok(reply) => reply,
+            Err(status) => panic!("{self}: expected a stream from {backend}, got {}", describe_status(&status)),
+        };
+        self.assert_stream(backend, messages, &reply);
+        for (name, value) in trailers {
+            let reported = format!("{}{name}", grpc::REQUEST_TRAILER_PREFIX);
+            assert_eq!(
+                reply.trailers.get(&reported).map(String::as_str),
+                Some(*value),
+                "{self}: {backend} should have seen the request trailer {name}: {value}; its trailers: {:?}",
+                reply.trailers
+            );
+        }
+        reply
+    }
+
+    #[track_caller]
+    fn assert_stream(&self, backend: &str, messages: &[&str], reply: &StreamReply) {
+        assert_eq!(reply.backend.as_deref(), Some(backend), "{self}: response header {BACKEND_HEADER}");
+        let got: Vec<(&str, &str, u32)> = reply
+            .answers
+            .iter()
+            .map(|answer| (answer.backend.as_str(), answer.message.as_str(), answer.sequence))
+            .collect();
+        let expected: Vec<(&str, &str, u32)> = (0..).zip(messages).map(|(i, message)| (backend, *message, i)).collect();
+        assert_eq!(got, expected, "{self}: every message answered by {backend}, in order (backend, message, sequence)");
+        for answer in &reply.answers {
+            self.assert_unchanged(answer);
+        }
+        assert_eq!(
+            reply.trailers.get(grpc::MESSAGES_TRAILER),
+            Some(&messages.len().to_string()),
+            "{self}: {backend}'s trailers should count {} messages: {:?}",
+            messages.len(),
+            reply.trailers
+        );
+    }
+
+    /// The backend served the method that was called, saw the metadata that was sent, and did
+    /// not see the selection header.
+    #[track_caller]
+    fn assert_unchanged(&self, answer: &EchoResponse) {
+        assert_eq!(answer.method, self.method, "{self}: {} served another method: {answer:?}", answer.backend);
+        for (name, value) in &self.metadata {
+            assert_eq!(
+                answer.metadata.get(name).map(String::as_str),
+                Some(value.as_str()),
+                "{self}: {} should have seen the metadata {name}: {value}: {answer:?}",
+                answer.backend
+            );
+        }
+        assert_eq!(
+            answer.metadata.get(SELECTION_HEADER),
+            None,
+            "{self}: {} received the selection header {SELECTION_HEADER}",
+            answer.backend
+        );
+    }
+}
+
+/// `14 (Unavailable): message, from backend NAME`.
+fn describe_status(status: &Status) -> String {
+    let mut text = format!("status {} ({:?})", status.code() as i32, status.code());
+    if !status.message().is_empty() {
+        let _ = write!(text, ": {}", status.message());
+    }
+    match grpc::header_text(status.metadata().as_ref(), BACKEND_HEADER) {
+        Some(backend) => {
+            let _ = write!(text, ", from backend {backend}");
+        }
+        None => text.push_str(", from no backend"),
+    }
+    text
+}
+
+/// The Service and its EndpointSlice: every port of the Service goes, by port name, to the port
+/// of the echo backend of its kind (the Service's `targetPort` is not what Envoy should dial; the
+/// slice's port is). gRPC ports declare appProtocol `kubernetes.io/h2c`.
 fn service_manifests(service: &Service) -> String {
+    let grpc_ports = service.ports.iter().filter(|port| matches!(port, Port::Grpc(_))).count();
+    let port_name = |port: &Port| match port {
+        Port::Http(number) => format!("http-{number}"),
+        Port::Grpc(_) if grpc_ports == 1 => "grpc".to_owned(),
+        Port::Grpc(number) => format!("grpc-{number}"),
+    };
     let mut yaml = format!(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\nspec:\n  type: ClusterIP\n  clusterIP: {ip}\n  ports:\n",
         name = service.name,
         ip = service.cluster_ip,
     );
     for port in &service.ports {
-        let _ = write!(yaml, "  - name: http-{port}\n    protocol: TCP\n    port: {port}\n    targetPort: 8080\n");
+        let (name, number) = (port_name(port), port.number());
+        let _ = write!(yaml, "  - name: {name}\n    protocol: TCP\n    port: {number}\n    targetPort: 8080\n");
+        if let Port::Grpc(_) = port {
+            yaml.push_str("    appProtocol: kubernetes.io/h2c\n");
+        }
     }
     let _ = write!(
         yaml,
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-echo\n  namespace: {NAMESPACE}\n  labels:\n    kubernetes.io/service-name: {name}\naddressType: IPv4\nports:\n",
         name = service.name,
     );
+    let mut address = None;
     for port in &service.ports {
-        let _ = write!(yaml, "- name: http-{port}\n  protocol: TCP\n  port: {}\n", service.endpoint.port());
+        let endpoint = match port {
+            Port::Http(_) => service.http_endpoint,
+            Port::Grpc(_) => service.grpc_endpoint,
+        };
+        let Some(endpoint) = endpoint else { panic!("Service {}: no backend for {port:?}", service.name) };
+        address = Some(endpoint.ip());
+        let _ = write!(yaml, "- name: {}\n  protocol: TCP\n  port: {}\n", port_name(port), endpoint.port());
+        if let Port::Grpc(_) = port {
+            yaml.push_str("  appProtocol: kubernetes.io/h2c\n");
+        }
     }
-    let _ = write!(yaml, "endpoints:\n- addresses: [\"{}\"]\n  conditions:\n    ready: true\n", service.endpoint.ip());
+    let Some(address) = address else { panic!("Service {} has no ports", service.name) };
+    let _ = write!(yaml, "endpoints:\n- addresses: [\"{address}\"]\n  conditions:\n    ready: true\n");
     yaml
 }
 
@@ -643,8 +1044,8 @@ fn claim_block(name: &str, services: &[Service]) -> (u8, u8) {
             continue;
         }
         let free = (1u8..).zip(services).all(|(host, service)| {
-            service.ports.iter().all(|port| {
-                let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, block.0, block.1, host)), *port);
+            service.port_numbers().all(|port| {
+                let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, block.0, block.1, host)), port);
                 match StdTcpListener::bind(address) {
                     Ok(_) => true,
                     Err(error) if error.kind() == ErrorKind::AddrInUse => false,
