@@ -39,21 +39,27 @@ pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
     let (manifests, mut errors) = crate::decode::decode(files);
     let statuses = statuses(&manifests);
     let table = compile(&manifests, &statuses);
+    let compiled = RouteTable::compile(&table);
     if !errors.is_empty() {
         // What did decode is still worth a word: the product page's echo-route has both a
         // missing apiVersion and a rule that can never match.
-        errors.extend(shadowed_rules(&manifests, &table));
+        if let Ok(compiled) = &compiled {
+            errors.extend(shadowed_rules(&manifests, &table, compiled));
+        }
         errors.sort();
         errors.dedup();
         return Err(errors);
     }
-    if let Err(e) = RouteTable::compile(&table) {
+    let compiled = match compiled {
+        Ok(compiled) => compiled,
         // Validation should have caught it; if not, say so rather than publish a table the
         // filter would refuse.
-        return Err(vec![Diagnostic::error("", 0, format!("internal error: the compiled route table is refused: {e}"))]);
-    }
+        Err(e) => {
+            return Err(vec![Diagnostic::error("", 0, format!("internal error: the compiled route table is refused: {e}"))])
+        }
+    };
     let mut warnings = status_warnings(&statuses);
-    warnings.extend(shadowed_rules(&manifests, &table));
+    warnings.extend(shadowed_rules(&manifests, &table, &compiled));
     warnings.sort();
     Ok(Build { manifests, table, warnings, statuses })
 }

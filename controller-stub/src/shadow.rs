@@ -5,13 +5,10 @@
 //! for GRPCRoutes, when the earlier one asks for no service or the same one, no method or the
 //! same one (same match type), and a subset of its headers.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{MatchDoc, PathMatchType, RouteKind, TableDocument};
-use meshroute_filter::grpc::{GrpcMatch, GrpcRank};
-use meshroute_filter::matching::{HttpMatch, MatchRank};
-use meshroute_filter::table::route_order;
+use meshroute_filter::table::{MatchPosition, RouteTable};
 
 use crate::decode::at;
 use crate::diag::Diagnostic;
@@ -26,45 +23,27 @@ struct Entry<'d> {
     rule: usize,
     /// `None`: a rule with `matches: []`, which takes every request.
     doc: Option<&'d MatchDoc>,
-    rank: Rank,
 }
 
-/// The routes of one frontend are all of one kind, so only like ranks are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Rank {
-    Http(MatchRank),
-    Grpc(GrpcRank),
+impl<'d> Entry<'d> {
+    fn at(table: &'d TableDocument, at: MatchPosition) -> Self {
+        let doc = at
+            .match_index
+            .and_then(|i| table.routes.get(at.route)?.rules.get(at.rule)?.matches.get(i));
+        Entry { route: at.route, rule: at.rule, doc }
+    }
 }
 
-fn rank(kind: RouteKind, doc: Option<&MatchDoc>) -> Option<Rank> {
-    Some(match (kind, doc) {
-        (RouteKind::Http, None) => Rank::Http(HttpMatch::catch_all().rank()),
-        (RouteKind::Http, Some(doc)) => Rank::Http(HttpMatch::compile(doc).ok()?.rank()),
-        (RouteKind::Grpc, None) => Rank::Grpc(GrpcMatch::catch_all().rank()),
-        (RouteKind::Grpc, Some(doc)) => Rank::Grpc(GrpcMatch::compile(doc).ok()?.rank()),
-    })
-}
-
-/// A warning for each rule that never matches, naming what shadows it. A route may attach to
+/// A warning for each rule of `table` (compiled as `compiled`) that never matches, naming what
+/// shadows it. A route may attach to
 /// several Service ports, beside other routes on each: a rule is reported only when it is
 /// shadowed on every port it is attached to.
-pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
+pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTable) -> Vec<Diagnostic> {
     // Per rule: what shadows it on every port so far, or `None` once it matches somewhere.
     let mut verdicts: BTreeMap<RuleId, Option<Vec<RuleId>>> = BTreeMap::new();
-    for frontend in &table.frontends {
-        let mut entries = Vec::new();
-        for &r in &frontend.routes {
-            let Some(route) = table.routes.get(r) else { continue };
-            for (k, rule) in route.rules.iter().enumerate() {
-                if rule.matches.is_empty() {
-                    entries.extend(rank(route.kind, None).map(|rank| Entry { route: r, rule: k, doc: None, rank }));
-                }
-                for doc in &rule.matches {
-                    entries.extend(rank(route.kind, Some(doc)).map(|rank| Entry { route: r, rule: k, doc: Some(doc), rank }));
-                }
-            }
-        }
-        entries.sort_by(|a, b| precedence(table, a, b));
+    for frontend in compiled.frontends() {
+        // The filter's own order: the same code decides which match a request meets first.
+        let entries: Vec<Entry<'_>> = frontend.precedence_order().map(|at| Entry::at(table, at)).collect();
         let rules: BTreeSet<(usize, usize)> = entries.iter().map(|e| (e.route, e.rule)).collect();
         for (r, k) in rules {
             let mut shadows: Vec<(usize, usize)> = Vec::new();
@@ -94,16 +73,6 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument) -> Vec<Diagnostic> {
         .into_iter()
         .filter_map(|(rule, shadows)| warning(m, table, rule, &shadows.filter(|s| !s.is_empty())?))
         .collect()
-}
-
-/// The table's own order: greater rank first, then the routes' tie-break, then route and rule
-/// order.
-fn precedence(table: &TableDocument, a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
-    let routes = match (table.routes.get(a.route), table.routes.get(b.route)) {
-        (Some(ra), Some(rb)) => route_order(ra, rb),
-        _ => Ordering::Equal,
-    };
-    b.rank.cmp(&a.rank).then(routes).then_with(|| a.route.cmp(&b.route)).then_with(|| a.rule.cmp(&b.rule))
 }
 
 /// Whether every request `inner` matches is also matched by `outer`.

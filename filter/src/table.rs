@@ -49,13 +49,26 @@ impl Frontend {
     pub fn kind(&self) -> RouteKind {
         self.kind
     }
+
+    /// Every match of every attached rule in the order routing tries them, most specific first.
+    pub fn precedence_order(&self) -> impl Iterator<Item = MatchPosition> + '_ {
+        self.entries.iter().map(|entry| entry.at)
+    }
 }
 
 #[derive(Debug)]
 struct MatchEntry {
     matcher: RouteMatch,
-    route: usize,
-    rule: usize,
+    at: MatchPosition,
+}
+
+/// Where a match comes from: indexes into the document's routes, their rules, and the rule's
+/// `matches` (`None` for a rule without matches, which takes every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchPosition {
+    pub route: usize,
+    pub rule: usize,
+    pub match_index: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -178,11 +191,11 @@ impl RouteTable {
                     let at = |e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}"));
                     if rule.matches.is_empty() {
                         let matcher = RouteMatch::compile(route.kind, None).map_err(at)?;
-                        entries.push(MatchEntry { matcher, route: r, rule: rule_index });
+                        entries.push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: None } });
                     }
-                    for m in &rule.matches {
+                    for (i, m) in rule.matches.iter().enumerate() {
                         let matcher = RouteMatch::compile(route.kind, Some(m)).map_err(at)?;
-                        entries.push(MatchEntry { matcher, route: r, rule: rule_index });
+                        entries.push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: Some(i) } });
                     }
                 }
             }
@@ -224,9 +237,9 @@ impl RouteTable {
             .iter()
             .find(|entry| entry.matcher.matches(request))
             .and_then(|entry| {
-                let route = self.routes.get(entry.route)?;
-                let rule = route.rules.get(entry.rule)?;
-                Some(Outcome::Matched { route, rule_index: entry.rule, rule })
+                let route = self.routes.get(entry.at.route)?;
+                let rule = route.rules.get(entry.at.rule)?;
+                Some(Outcome::Matched { route, rule_index: entry.at.rule, rule })
             })
             .unwrap_or(Outcome::NoMatch)
     }
@@ -257,7 +270,7 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
 /// `Less` when `a` takes precedence: the more specific match, then [`route_order`], then rule
 /// order. Matches of one rule stay in their written order because the sort is stable.
 fn precedence(doc: &TableDocument, a: &MatchEntry, b: &MatchEntry) -> Ordering {
-    let routes = match (doc.routes.get(a.route), doc.routes.get(b.route)) {
+    let routes = match (doc.routes.get(a.at.route), doc.routes.get(b.at.route)) {
         (Some(ra), Some(rb)) => route_order(ra, rb),
         _ => Ordering::Equal,
     };
@@ -265,8 +278,8 @@ fn precedence(doc: &TableDocument, a: &MatchEntry, b: &MatchEntry) -> Ordering {
         .rank()
         .cmp(&a.matcher.rank())
         .then(routes)
-        .then_with(|| a.route.cmp(&b.route))
-        .then_with(|| a.rule.cmp(&b.rule))
+        .then_with(|| a.at.route.cmp(&b.at.route))
+        .then_with(|| a.at.rule.cmp(&b.at.rule))
 }
 
 /// The Gateway API's tie-break between routes whose matches are equally specific: the older
