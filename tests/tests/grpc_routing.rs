@@ -7,6 +7,8 @@
 //! Each test starts one Envoy; where cases need different routes on one Service, the mesh has
 //! several frontend Services instead of several meshes.
 
+use std::process::Command;
+
 use meshroute_e2e::mesh::{Mesh, MeshBuilder, Port};
 use tonic::Code;
 
@@ -90,6 +92,27 @@ spec:
     mesh.get("echo-service:80", "/echo_basic.grpcecho.GrpcEcho/Echo").expect_backend("echo-service");
     // The backends themselves have no routes: a call to one reaches it directly.
     mesh.grpc(V2, "EchoThree").expect_backend(V2);
+
+    // The client the demo documents, through Envoy.
+    let to = mesh.address_of("echo-service:8080");
+    let call = |method: &str| {
+        Command::new(env!("CARGO_BIN_EXE_meshroute-grpc-echo"))
+            .args(["call", "--to", &to, method, "hello"])
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run meshroute-grpc-echo: {error}"))
+    };
+    for (method, backend) in [("Echo", V1), ("EchoTwo", V2)] {
+        let out = call(method);
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let expected =
+            format!("{{\"backend\":\"{backend}\",\"method\":\"/echo_basic.grpcecho.GrpcEcho/{method}\",\"message\":\"hello\"}}\n");
+        assert!(out.status.success(), "call {method}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(printed, expected, "meshroute-grpc-echo call --to {to} {method} hello");
+    }
+    let out = call("EchoThree");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "call EchoThree: {said}");
+    assert!(said.contains("grpc-status 12 (Unimplemented)") && !said.contains("from backend"), "call EchoThree: {said}");
 }
 
 /// HTTPRouteHeaderMatching's rules and cases as gRPC metadata: metadata within a match is ANDed,
