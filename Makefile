@@ -20,6 +20,7 @@ ENVOY_BIN ?= $(or $(shell command -v func-e >/dev/null 2>&1 && func-e which 2>/d
 export MESHROUTE_BIN := $(CURDIR)/$(MESHROUTE)
 export MESHROUTE_WASM := $(CURDIR)/$(WASM)
 export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
+export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 
 .PHONY: all setup build test test-unit test-wasm test-e2e lint run filter-cost clean
 

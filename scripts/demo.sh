@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local demo behind `make run`: the product page's echo-route served by stock Envoy with the
-# meshroute filter, two real echo backends, and `meshroute sync` watching examples/mesh.
+# The local demo behind `make run`: the product page's two examples — echo-route (HTTPRoute) and
+# its GRPCRoute — served by stock Envoy with the meshroute filter, real HTTP and gRPC echo
+# backends, and `meshroute sync` watching examples/mesh.
 # Runs until Ctrl-C and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 : "${ENVOY_BIN:?ENVOY_BIN is not set; run this through make run}"
 MESHROUTE=$(realpath --relative-to=. "${MESHROUTE_BIN:-target/release/meshroute}")
 ECHO=${MESHROUTE_ECHO_BIN:-target/release/meshroute-echo}
+GRPC_ECHO=$(realpath --relative-to=. "${MESHROUTE_GRPC_ECHO_BIN:-target/release/meshroute-grpc-echo}")
 WASM=${MESHROUTE_WASM:-target/wasm32-wasip1/release/meshroute_filter.wasm}
 ADMIN_PORT=${ADMIN_PORT:-9901}
 RUN=.run
@@ -25,6 +27,10 @@ trap stop INT TERM EXIT
 
 "$ECHO" --name echo-v1 --listen 127.0.0.1:18081 >"$RUN/echo-v1.log" 2>&1 & pids+=($!)
 "$ECHO" --name echo-v2 --listen 127.0.0.1:18082 >"$RUN/echo-v2.log" 2>&1 & pids+=($!)
+# The endpoints examples/mesh/endpoints.yaml names for echo-service's grpc port and the GRPCRoute's backends.
+for backend in echo-service:18083 grpc-infra-backend-v1:18084 grpc-infra-backend-v2:18085; do
+  "$GRPC_ECHO" serve --name "${backend%:*}" --listen "127.0.0.1:${backend#*:}" >"$RUN/${backend%:*}.log" 2>&1 & pids+=($!)
+done
 
 rm -f "$OUT/envoy.yaml"
 # Not a pipeline: $! must be meshroute's own pid (a pipeline's is sed's), so that stop() ends it.
@@ -41,7 +47,9 @@ done
 
 cat <<MSG
 
-meshroute demo is running: echo-service (127.0.10.1:80) split 9:1 over echo-v1 and echo-v2.
+meshroute demo is running. echo-service is 127.0.10.1: on port 80 its HTTPRoute splits 9:1 over
+echo-v1 and echo-v2; on port 8080 (gRPC) its GRPCRoute sends Echo to grpc-infra-backend-v1 and
+EchoTwo to grpc-infra-backend-v2.
 
   # one request; the echo backend says who answered and what it saw
   curl -s http://127.0.10.1/hello
@@ -49,10 +57,16 @@ meshroute demo is running: echo-service (127.0.10.1:80) split 9:1 over echo-v1 a
   # 100 requests, counted by backend (about 90 / 10)
   for i in \$(seq 100); do curl -s -o /dev/null -w '%header{x-echo-backend}\n' http://127.0.10.1/; done | sort | uniq -c
 
+  # gRPC: Echo and EchoTwo go to their backends; EchoThree has no route (UNIMPLEMENTED)
+  $GRPC_ECHO call --to 127.0.10.1:8080 Echo hello
+  $GRPC_ECHO call --to 127.0.10.1:8080 EchoTwo hello
+  $GRPC_ECHO call --to 127.0.10.1:8080 EchoThree hello
+
   # what the filter would do with a request, without sending it
   $MESHROUTE explain examples/mesh --to echo-service --path /hello
+  $MESHROUTE explain examples/mesh --to echo-service:8080 --grpc echo_basic.grpcecho.GrpcEcho/EchoTwo
 
-  # the product page's literal echo-route, and why its second rule never matches
+  # the product page's literal text: the typos, and why echo-route's second rule never matches
   $MESHROUTE check examples/product-page
 
 Edit examples/mesh/*.yaml and the change is live at once (sync republishes, Envoy swaps the table).
