@@ -41,13 +41,13 @@ fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Removes the files of `dir` whose names start with `prefix` and end with `suffix`, except
-/// `keep`. Returns the names removed.
-pub fn remove_stale(dir: &Path, prefix: &str, suffix: &str, keep: &str) -> io::Result<Vec<String>> {
+/// those in `keep`. Returns the names removed.
+pub fn remove_stale(dir: &Path, prefix: &str, suffix: &str, keep: &[&str]) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        if name != keep && name.starts_with(prefix) && name.ends_with(suffix) && entry.file_type()?.is_file() {
+        if !keep.contains(&name.as_str()) && name.starts_with(prefix) && name.ends_with(suffix) && entry.file_type()?.is_file() {
             fs::remove_file(entry.path())?;
             removed.push(name);
         }
@@ -97,7 +97,7 @@ mod tests {
         for name in ["m-1.wasm", "m-2.wasm", "other.wasm", "m-3.txt"] {
             fs::write(dir.path().join(name), b"").unwrap();
         }
-        assert_eq!(remove_stale(dir.path(), "m-", ".wasm", "m-2.wasm").unwrap(), vec!["m-1.wasm"]);
+        assert_eq!(remove_stale(dir.path(), "m-", ".wasm", &["m-2.wasm"]).unwrap(), vec!["m-1.wasm"]);
         assert!(dir.path().join("m-2.wasm").exists());
         assert!(dir.path().join("other.wasm").exists());
     }

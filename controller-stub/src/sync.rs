@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, EventKind};
 use meshroute_filter::document::TableDocument;
@@ -16,8 +16,11 @@ use crate::publish;
 use crate::SyncArgs;
 
 /// Quiet time after the last change before rebuilding: kubelet's ConfigMap update and an
-/// editor's save are each several events.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+/// editor's save are each several events, all within a few milliseconds.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Longest wait from the first change to the rebuild, so that changes arriving faster than
+/// [`DEBOUNCE`] still get published rather than postponed for as long as they keep coming.
+const MAX_DELAY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -120,8 +123,12 @@ fn cycle(args: &SyncArgs, out: &Path) -> bool {
     }
 }
 
-/// Writes the module, then each file in [`EnvoyFiles::in_write_order`], then removes modules
-/// that no file refers to any more.
+/// Writes the module, then each file in [`EnvoyFiles::in_write_order`], then removes the
+/// modules older than the previous one.
+///
+/// The module the previous `ecds.yaml` named is kept until a later publication: Envoy may
+/// still refuse the new `ecds.yaml` (a module it cannot load, a table the filter refuses), and
+/// then its last good configuration names that file.
 pub fn publish(
     manifests: &Manifests,
     table: &TableDocument,
@@ -137,6 +144,7 @@ pub fn publish(
         let path = out.join(name);
         move |source| SyncError::Write { path, source }
     };
+    let previous_module = published_module(out);
     let mut published = Published::default();
     if publish::write_if_changed(out, &module_file, &module).map_err(write_error(&module_file))? {
         published.written.push(module_file.clone());
@@ -146,9 +154,23 @@ pub fn publish(
             published.written.push(name.to_owned());
         }
     }
-    published.removed = publish::remove_stale(out, envoy::MODULE_PREFIX, envoy::MODULE_SUFFIX, &module_file)
+    let keep: Vec<&str> = std::iter::once(module_file.as_str()).chain(previous_module.as_deref()).collect();
+    published.removed = publish::remove_stale(out, envoy::MODULE_PREFIX, envoy::MODULE_SUFFIX, &keep)
         .map_err(write_error(envoy::MODULE_PREFIX))?;
     Ok((published, files.warnings))
+}
+
+/// The module file that `OUT/ecds.yaml` names now, if there is one.
+fn published_module(out: &Path) -> Option<String> {
+    let ecds = std::fs::read_to_string(out.join(envoy::ECDS_FILE)).ok()?;
+    let start = ecds.find(envoy::MODULE_PREFIX)?;
+    let rest = &ecds[start..];
+    let end = rest.find(envoy::MODULE_SUFFIX)? + envoy::MODULE_SUFFIX.len();
+    let name = &rest[..end];
+    name[envoy::MODULE_PREFIX.len()..end - envoy::MODULE_SUFFIX.len()]
+        .bytes()
+        .all(|byte| byte.is_ascii_hexdigit())
+        .then(|| name.to_owned())
 }
 
 /// Republishes after every change under DIR (and to the module file) until the process ends.
@@ -180,9 +202,11 @@ fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
         if let Err(e) = first {
             eprintln!("meshroute sync: watch error: {e}");
         }
-        // Let the burst settle before reading anything.
+        // Let the burst settle before reading anything, but not for longer than MAX_DELAY.
+        let deadline = Instant::now() + MAX_DELAY;
         loop {
-            match events.recv_timeout(DEBOUNCE) {
+            let wait = DEBOUNCE.min(deadline.saturating_duration_since(Instant::now()));
+            match events.recv_timeout(wait) {
                 Ok(Ok(event)) => changed |= relevant(&event),
                 Ok(Err(e)) => eprintln!("meshroute sync: watch error: {e}"),
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
@@ -229,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_module_replaces_the_old_one_after_ecds_refers_to_it() {
+    fn a_new_module_keeps_the_previous_one_until_the_next_publication() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
@@ -240,12 +264,38 @@ mod tests {
         let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
         let (old, new) = (envoy::module_file_name(b"module one"), envoy::module_file_name(b"module two"));
         assert_eq!(published.written, [new.as_str(), "ecds.yaml"]);
-        assert_eq!(published.removed, vec![old.as_str()]);
-        assert_eq!(published.to_string(), format!("wrote {new}, ecds.yaml; removed {old}"));
+        assert_eq!(published.removed, Vec::<String>::new(), "the previous module stays until a later publication");
         let ecds = std::fs::read_to_string(out.join("ecds.yaml")).unwrap();
         assert!(ecds.contains(&new) && !ecds.contains(&old));
-        assert!(!out.join(&old).exists());
+        assert!(out.join(&old).exists());
         assert_eq!(std::fs::read(out.join(&new)).unwrap(), b"module two");
+
+        // The next module: the one before the previous goes.
+        std::fs::write(&wasm, b"module three").unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let newest = envoy::module_file_name(b"module three");
+        assert_eq!(published.removed, vec![old.as_str()]);
+        assert_eq!(published.to_string(), format!("wrote {newest}, ecds.yaml; removed {old}"));
+        assert!(!out.join(&old).exists() && out.join(&new).exists() && out.join(&newest).exists());
+    }
+
+    #[test]
+    fn the_module_the_live_ecds_names_is_kept_whatever_else_lies_around() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let wasm = dir.path().join("m.wasm");
+        std::fs::write(&wasm, b"module one").unwrap();
+        publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let live = envoy::module_file_name(b"module one");
+        assert_eq!(published_module(&out).as_deref(), Some(live.as_str()));
+        // A module left over from long ago, and a restart of sync with a new build.
+        let stray = envoy::module_file_name(b"module zero");
+        std::fs::write(out.join(&stray), b"module zero").unwrap();
+        std::fs::write(&wasm, b"module two").unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        assert_eq!(published.removed, vec![stray]);
+        assert!(out.join(&live).exists());
     }
 
     #[test]
