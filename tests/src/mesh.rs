@@ -376,12 +376,58 @@ impl Mesh {
         log_tail(&self.dir.join("envoy.log"), 60)
     }
 
-    fn manifests_dir(&self) -> PathBuf {
+    /// The manifests directory `meshroute sync` reads.
+    pub fn manifests_dir(&self) -> PathBuf {
         self.dir.join("manifests")
     }
 
-    fn out_dir(&self) -> PathBuf {
+    /// The directory `meshroute sync` writes and Envoy watches.
+    pub fn out_dir(&self) -> PathBuf {
         self.dir.join("envoy")
+    }
+
+    /// The mesh's own directory (manifests, Envoy's files, logs), removed with the mesh.
+    pub fn work_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Envoy's admin port, on 127.0.0.1.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// Envoy's process id.
+    pub fn envoy_pid(&self) -> u32 {
+        match &self.envoy {
+            Some(envoy) => envoy.id(),
+            None => panic!("mesh {}: Envoy is not running", self.name),
+        }
+    }
+
+    /// The runtime the backends and clients run on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// `GET path` on Envoy's admin interface: the body of a 200 answer.
+    #[track_caller]
+    pub fn admin(&self, path: &str) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        match self.runtime.block_on(self.client.get_text(&url)) {
+            Ok((200, body)) => body,
+            Ok((status, body)) => panic!("mesh {}: admin {path} answered {status}: {body}", self.name),
+            Err(error) => panic!("mesh {}: admin {path}: {error}", self.name),
+        }
+    }
+
+    /// Envoy's counters and gauges whose names match the regular expression `filter`.
+    #[track_caller]
+    pub fn stats(&self, filter: &str) -> std::collections::BTreeMap<String, u64> {
+        self.admin(&format!("/stats?filter={filter}"))
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .filter_map(|(name, value)| Some((name.to_owned(), value.trim().parse().ok()?)))
+            .collect()
     }
 
     fn write_manifests(&self, routes: &[String]) {
