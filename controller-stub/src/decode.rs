@@ -547,6 +547,10 @@ pub fn at(source: &Source) -> String {
 #[path = "decode_tests.rs"]
 mod tests;
 
+#[cfg(test)]
+#[path = "bad_manifest_tests.rs"]
+mod bad_manifest_tests;
+
 /// Decodes one file's text as if it were at `path`; for tests.
 #[cfg(test)]
 pub fn decode_text(path: &str, text: &str) -> (Manifests, Vec<String>) {

@@ -122,30 +122,72 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// The deepest nesting of lists and mappings a file may have. Gateway API manifests need about
+/// ten levels; the limit keeps a hostile file (`[[[[...`) from exhausting the stack of anything
+/// that walks the tree.
+pub const MAX_DEPTH: usize = 100;
+
+/// The most nodes the aliases of one file may expand to. Every alias is a copy of its anchor,
+/// so a few lines of anchors on anchors ("billion laughs") would otherwise take all memory.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
 /// Parses every document of `text`. Documents that are empty (or just `null`) are left out.
+/// The parser's events are consumed one by one (yaml-rust2's own `load` recurses once per
+/// level of nesting), so the depth and alias limits apply before anything deep is built.
 pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
-    let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    match parser.load(&mut builder, true) {
-        Ok(()) => {}
-        Err(e) => {
-            let line = e.marker().line().max(1);
-            let mut message = format!("invalid YAML: {}", e.info());
-            let mut hints = Vec::new();
-            if e.info().contains("expected '-' indicator") {
-                hints.push("the items of one list must all start in the same column".to_owned());
-            }
-            hints.extend(missing_space_hint(text, line));
-            if !hints.is_empty() {
-                message.push_str(&format!(" ({})", hints.join("; ")));
-            }
-            return Err(YamlError { line, message });
-        }
-    }
-    if let Some(error) = builder.error {
+    // A byte order mark may open a YAML stream; editors on Windows write one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(error) = unprintable(text) {
         return Err(error);
     }
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((event, mark)) => {
+                builder.on_event(event, mark);
+                if let Some(error) = builder.error.take() {
+                    return Err(error);
+                }
+            }
+            Err(e) => {
+                let line = e.marker().line().max(1);
+                let mut message = format!("invalid YAML: {}", e.info());
+                let mut hints = Vec::new();
+                if e.info().contains("expected '-' indicator") {
+                    hints.push("the items of one list must all start in the same column".to_owned());
+                }
+                hints.extend(missing_space_hint(text, line));
+                if !hints.is_empty() {
+                    message.push_str(&format!(" ({})", hints.join("; ")));
+                }
+                return Err(YamlError { line, message });
+            }
+        }
+    }
     Ok(builder.documents.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// The first character YAML does not allow (YAML 1.2 `c-printable`: no control characters
+/// but tab and line breaks, no DEL, no C1 controls but NEL, no U+FFFE/U+FFFF). yaml-rust2 takes
+/// a NUL for the end of the text and would silently drop whatever follows it.
+fn unprintable(text: &str) -> Option<YamlError> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+            || c >= '\u{10000}'
+    };
+    let (at, c) = text.char_indices().find(|&(_, c)| !printable(c))?;
+    let before = text.get(..at).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    Some(YamlError {
+        line,
+        message: format!(
+            "invalid YAML: control character U+{:04X} at column {column} (YAML allows printable characters only; is this a binary file?)",
+            u32::from(c)
+        ),
+    })
 }
 
 /// `key:value` written without the space YAML needs after the colon, near `line`: the usual
@@ -173,30 +215,69 @@ pub fn glued_key(text: &str) -> Option<String> {
 }
 
 enum Open {
-    Seq { line: usize, anchor: usize, items: Vec<Node> },
-    Map { line: usize, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq { line: usize, anchor: usize, items: Vec<Node>, shape: Shape },
+    Map { line: usize, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node>, shape: Shape },
+}
+
+impl Open {
+    fn shape(&mut self) -> &mut Shape {
+        match self {
+            Open::Seq { shape, .. } | Open::Map { shape, .. } => shape,
+        }
+    }
+}
+
+/// How big a finished node is: its node count and its height (a scalar is 1 high).
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    nodes: usize,
+    height: usize,
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
     documents: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, Shape)>,
+    /// Nodes copied in by aliases so far, in the whole stream.
+    expanded: usize,
     error: Option<YamlError>,
 }
 
 impl Builder {
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize, shape: Shape) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), shape));
         }
         match self.stack.last_mut() {
             None => self.documents.push(node),
-            Some(Open::Seq { items, .. }) => items.push(node),
-            Some(Open::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => entries.push((k, node)),
-            },
+            Some(open) => {
+                let parent = open.shape();
+                parent.nodes += shape.nodes;
+                parent.height = parent.height.max(shape.height + 1);
+                match open {
+                    Open::Seq { items, .. } => items.push(node),
+                    Open::Map { entries, key, .. } => match key.take() {
+                        None => *key = Some(node),
+                        Some(k) => entries.push((k, node)),
+                    },
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, line: usize, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { line, message });
+        }
+    }
+
+    /// Opens a list or mapping, unless that nests too deep.
+    fn open(&mut self, line: usize, open: Open) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(line, format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels"));
+        } else {
+            self.stack.push(open);
         }
     }
 }
@@ -204,32 +285,41 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let line = mark.line().max(1);
+        let empty = Shape { nodes: 1, height: 1 };
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == TScalarStyle::Plain;
-                self.finish(Node { line, value: Value::Scalar(Scalar { text, plain }) }, anchor);
+                self.finish(Node { line, value: Value::Scalar(Scalar { text, plain }) }, anchor, empty);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq { line, anchor, items: Vec::new() }),
+            Event::SequenceStart(anchor, _) => self.open(line, Open::Seq { line, anchor, items: Vec::new(), shape: empty }),
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map { line, anchor, entries: Vec::new(), key: None })
+                self.open(line, Open::Map { line, anchor, entries: Vec::new(), key: None, shape: empty })
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Seq { line, anchor, items }) => self.finish(Node { line, value: Value::Seq(items) }, anchor),
-                Some(Open::Map { line, anchor, entries, .. }) => {
-                    self.finish(Node { line, value: Value::Map(entries) }, anchor)
+                Some(Open::Seq { line, anchor, items, shape }) => {
+                    self.finish(Node { line, value: Value::Seq(items) }, anchor, shape)
+                }
+                Some(Open::Map { line, anchor, entries, shape, .. }) => {
+                    self.finish(Node { line, value: Value::Map(entries) }, anchor, shape)
                 }
                 None => {}
             },
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(&(_, shape)) if self.stack.len() + shape.height > MAX_DEPTH + 1 => self.fail(
+                    line,
+                    format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels"),
+                ),
+                Some(&(_, shape)) if self.expanded + shape.nodes > MAX_ALIAS_NODES => self.fail(
+                    line,
+                    format!("invalid YAML: the aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                ),
+                Some((node, shape)) => {
+                    let (mut node, shape) = (node.clone(), *shape);
+                    self.expanded += shape.nodes;
                     node.line = line;
-                    self.finish(node, 0);
+                    self.finish(node, 0, shape);
                 }
-                None => {
-                    if self.error.is_none() {
-                        self.error = Some(YamlError { line, message: "invalid YAML: unknown alias".to_owned() });
-                    }
-                }
+                None => self.fail(line, "invalid YAML: unknown alias".to_owned()),
             },
             Event::DocumentStart => self.anchors.clear(),
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
@@ -322,5 +412,67 @@ mod tests {
         assert_eq!(glued_key("http://example.com"), None);
         assert_eq!(glued_key("service: x"), None);
         assert_eq!(glued_key("10:30"), None);
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_without_overflowing_the_stack() {
+        // yaml-rust2's scanner stops flow nesting at 255 levels itself, ahead of the builder.
+        let scanner_limit = YamlError { line: 1, message: "invalid YAML: recursion limit exceeded".to_owned() };
+        assert_eq!(parse(&"[".repeat(10_000)).unwrap_err(), scanner_limit);
+        assert_eq!(parse(&format!("{}{}", "[".repeat(200_000), "]".repeat(200_000))).unwrap_err(), scanner_limit);
+        assert_eq!(parse(&"{a: ".repeat(10_000)).unwrap_err(), scanner_limit);
+        // Below the scanner's limit, the builder's applies.
+        let ours = YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") };
+        assert_eq!(parse(&format!("{}{}", "[".repeat(150), "]".repeat(150))).unwrap_err(), ours);
+    }
+
+    #[test]
+    fn deep_block_nesting_is_refused() {
+        let text: String = (0..150).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.line, 101);
+        assert!(err.message.contains("nested deeper than 100 levels"), "{err:?}");
+    }
+
+    #[test]
+    fn deep_compact_block_lists_are_refused() {
+        // `- - - - x`: block nesting without flow brackets, which the scanner does not limit.
+        let err = parse(&format!("{}x\n", "- ".repeat(100_000))).unwrap_err();
+        assert_eq!(err, YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") });
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read() {
+        let text = format!("{}x{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(parse(&text).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_before_it_expands() {
+        // Billion laughs: ten levels of ten aliases each would be 10^10 nodes.
+        let mut text = String::from("a0: &a0 [lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, format!("invalid YAML: the aliases expand to more than {MAX_ALIAS_NODES} nodes"));
+        assert!((6..=10).contains(&err.line), "{err:?}");
+    }
+
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit() {
+        // Each anchor nests the previous one 60 levels deeper: few nodes, great depth.
+        let mut text = format!("a0: &a0 {}x{}\n", "[".repeat(60), "]".repeat(60));
+        for i in 1..4 {
+            text.push_str(&format!("a{i}: &a{i} {}*a{}{}\n", "[".repeat(60), i - 1, "]".repeat(60)));
+        }
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err, YamlError { line: 2, message: format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels") });
+    }
+
+    #[test]
+    fn an_unknown_alias_is_an_error() {
+        assert_eq!(parse("a: 1\n---\nb: *x\n").unwrap_err().message, "invalid YAML: while parsing node, found unknown anchor");
     }
 }
