@@ -80,6 +80,23 @@ pub struct ExplainArgs {
 #[derive(Args)]
 pub struct CompileArgs {
     pub dir: PathBuf,
+    /// What to print: the filter's route table (JSON), or the same routes as Envoy's own
+    /// RouteConfiguration (RDS YAML, a virtual host per listener; see `sync --mode native`).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    EnvoyRds,
+}
+
+/// How Envoy routes: by the meshroute filter and its table, or natively by a RouteConfiguration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Filter,
+    Native,
 }
 
 #[derive(Args)]
@@ -91,7 +108,11 @@ pub struct SyncArgs {
     /// Publish once and exit instead of watching DIR.
     #[arg(long)]
     pub once: bool,
-    /// The filter module to publish.
+    /// `filter`: the meshroute filter routes (ECDS); `native`: Envoy's own router does, from a
+    /// RouteConfiguration (RDS, `rds.yaml`), with the same bootstrap, listeners and clusters.
+    #[arg(long, value_enum, default_value_t = Mode::Filter)]
+    pub mode: Mode,
+    /// The filter module to publish (filter mode).
     #[arg(long, default_value = "target/wasm32-wasip1/release/meshroute_filter.wasm")]
     pub wasm: PathBuf,
     /// Port of Envoy's admin interface, on 127.0.0.1.
@@ -154,10 +175,10 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
     }
 }
 
-/// The route table as the filter receives it, pretty-printed.
+/// The route table as the filter receives it, pretty-printed; or Envoy's RouteConfiguration.
 fn run_compile(args: &CompileArgs) -> ExitCode {
     match pipeline::build(&args.dir) {
-        Ok(build) => match serde_json::to_string_pretty(&build.table) {
+        Ok(build) => match render_compiled(&build, args.format) {
             Ok(json) => {
                 println!("{json}");
                 for w in &build.warnings {
@@ -173,6 +194,18 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
         Err(errors) => {
             eprint!("{}", check::errors_text(&errors));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn render_compiled(build: &pipeline::Build, format: Format) -> Result<String, String> {
+    match format {
+        Format::Table => serde_json::to_string_pretty(&build.table).map_err(|e| e.to_string()),
+        Format::EnvoyRds => {
+            let config = envoy::native::route_configuration(&build.manifests, &build.table).map_err(|e| e.to_string())?;
+            envoy::yaml::to_yaml("The manifests' routes as Envoy's own RouteConfiguration (RDS).", &config)
+                .map(|text| text.trim_end().to_owned())
+                .map_err(|e| e.to_string())
         }
     }
 }

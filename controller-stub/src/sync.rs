@@ -108,7 +108,11 @@ fn cycle(args: &SyncArgs, out: &Path) -> bool {
     for warning in &build.warnings {
         eprintln!("{warning}");
     }
-    match publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port) {
+    let published = match args.mode {
+        crate::Mode::Filter => publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port),
+        crate::Mode::Native => publish_native(&build.manifests, &build.table, out, args.admin_port),
+    };
+    match published {
         Ok((published, warnings)) => {
             for warning in warnings {
                 eprintln!("warning: {warning}");
@@ -173,6 +177,25 @@ fn published_module(out: &Path) -> Option<String> {
         .then(|| name.to_owned())
 }
 
+/// Native mode: writes each file of [`envoy::NativeFiles::in_write_order`]; no module.
+pub fn publish_native(
+    manifests: &Manifests,
+    table: &TableDocument,
+    out: &Path,
+    admin_port: u16,
+) -> Result<(Published, Vec<String>), SyncError> {
+    let files = envoy::render_native(manifests, table, out, admin_port)?;
+    let mut published = Published::default();
+    for (name, contents) in files.in_write_order() {
+        if publish::write_if_changed(out, name, contents.as_bytes())
+            .map_err(|source| SyncError::Write { path: out.join(name), source })?
+        {
+            published.written.push(name.to_owned());
+        }
+    }
+    Ok((published, files.warnings))
+}
+
 /// Republishes after every change under DIR (and to the module file) until the process ends.
 fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
     let (sender, events) = mpsc::channel();
@@ -183,7 +206,9 @@ fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
     // A rebuilt module is published too; its directory is watched since builds replace it.
     let module_dir = args.wasm.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let module_name = args.wasm.file_name().map(ToOwned::to_owned);
-    if let Err(e) = watcher.watch(module_dir, RecursiveMode::NonRecursive) {
+    if args.mode == crate::Mode::Native {
+        // No module in native mode.
+    } else if let Err(e) = watcher.watch(module_dir, RecursiveMode::NonRecursive) {
         eprintln!("meshroute sync: not watching the module {}: {e}", args.wasm.display());
     }
     let relevant = |event: &notify::Event| {

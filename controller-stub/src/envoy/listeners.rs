@@ -20,28 +20,47 @@ pub struct EcdsSource<'a> {
 
 /// The LDS document, and a warning for each Service port that could not get a listener.
 pub fn listeners(manifests: &Manifests, ecds: &EcdsSource) -> (Value, Vec<String>) {
-    let mut resources = Vec::new();
+    let (addresses, warnings) = listener_addresses(manifests);
+    let resources: Vec<Value> =
+        addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds)).collect();
+    (json!({ "resources": resources }), warnings)
+}
+
+/// A Service ClusterIP and port that gets a listener, and the cluster of that Service port.
+pub struct ListenerAddress {
+    pub ip: String,
+    pub port: u16,
+    pub default_cluster: String,
+}
+
+/// Every Service ClusterIP and port, in manifest order; an address two Services claim goes to
+/// the first, with a warning.
+pub fn listener_addresses(manifests: &Manifests) -> (Vec<ListenerAddress>, Vec<String>) {
+    let mut addresses = Vec::new();
     let mut warnings = Vec::new();
-    let mut taken: Vec<(String, u16, String)> = Vec::new();
+    let mut taken: std::collections::HashMap<(&str, u16), String> = std::collections::HashMap::new();
     for service in &manifests.services {
         let (namespace, name) = (&service.meta.namespace, &service.meta.name);
         for ip in service.cluster_ips.iter().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
             for port in &service.ports {
                 let owner = format!("{namespace}/{name}");
-                if let Some((_, _, first)) = taken.iter().find(|(i, p, _)| i == ip && *p == port.port) {
+                if let Some(first) = taken.get(&(ip.as_str(), port.port)) {
                     warnings.push(format!(
                         "Service {owner}: {ip}:{} is already Service {first}'s; no listener for it",
                         port.port
                     ));
                     continue;
                 }
-                taken.push((ip.clone(), port.port, owner));
-                let cluster = model::cluster_name(namespace, name, port.port);
-                resources.push(listener(ip, port.port, &cluster, ecds));
+                taken.insert((ip.as_str(), port.port), owner);
+                addresses.push(ListenerAddress {
+                    ip: ip.clone(),
+                    port: port.port,
+                    default_cluster: model::cluster_name(namespace, name, port.port),
+                });
             }
         }
     }
-    (json!({ "resources": resources }), warnings)
+    (addresses, warnings)
 }
 
 /// Istio's name for an outbound listener: `IP_PORT`.

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod clusters;
 pub mod ecds;
 pub mod listeners;
+pub mod native;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
 pub const CLUSTERS_FILE: &str = "cds.yaml";
 pub const LISTENERS_FILE: &str = "lds.yaml";
 pub const ECDS_FILE: &str = "ecds.yaml";
+/// Native mode's RouteConfiguration (`--mode native`).
+pub const RDS_FILE: &str = "rds.yaml";
 /// Published modules are named `meshroute_filter-<first 16 hex digits of their sha256>.wasm`.
 pub const MODULE_PREFIX: &str = "meshroute_filter-";
 pub const MODULE_SUFFIX: &str = ".wasm";
@@ -65,6 +68,63 @@ pub enum RenderError {
     Yaml(String),
     #[error(transparent)]
     Template(#[from] bootstrap::TemplateError),
+    #[error(transparent)]
+    Native(#[from] native::NativeError),
+}
+
+/// Native mode's files: Envoy's own routing (RDS) instead of the filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeFiles {
+    pub clusters: String,
+    pub routes: String,
+    pub listeners: String,
+    pub bootstrap: String,
+    pub warnings: Vec<String>,
+}
+
+impl NativeFiles {
+    /// `(file name, contents)` in write order: what a file refers to is written before it.
+    pub fn in_write_order(&self) -> [(&'static str, &str); 4] {
+        [
+            (CLUSTERS_FILE, &self.clusters),
+            (RDS_FILE, &self.routes),
+            (LISTENERS_FILE, &self.listeners),
+            (BOOTSTRAP_FILE, &self.bootstrap),
+        ]
+    }
+}
+
+/// Envoy's files for these manifests in native mode: the same bootstrap, clusters and
+/// listeners as [`render`], with the routes in a RouteConfiguration and no filter.
+pub fn render_native(manifests: &Manifests, table: &TableDocument, out: &Path, admin_port: u16) -> Result<NativeFiles, RenderError> {
+    if !out.is_absolute() {
+        return Err(RenderError::RelativePath(out.to_path_buf()));
+    }
+    let out_text = text(out)?;
+    let rds_path = out.join(RDS_FILE);
+    let lds_path = out.join(LISTENERS_FILE);
+    let cds_path = out.join(CLUSTERS_FILE);
+    let yaml = |header: &str, value: &serde_json::Value| {
+        yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()))
+    };
+    const GENERATED: &str = "Written by `meshroute sync --mode native`; replaced whenever the manifests change.";
+    let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;
+    let routes = yaml(
+        &format!("{GENERATED}\nRoutes: a virtual host per listener, chosen by the listener's name in {}.", native::FRONTEND_HEADER),
+        &native::route_configuration(manifests, table)?,
+    )?;
+    let source = native::RdsSource { path: text(&rds_path)?, watched_dir: out_text };
+    let (listener_doc, warnings) = native::listeners(manifests, &source);
+    let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
+    let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
+        node_id: "meshroute-local",
+        node_cluster: "meshroute",
+        admin_port,
+        lds_path: text(&lds_path)?,
+        cds_path: text(&cds_path)?,
+        watched_dir: out_text,
+    })?;
+    Ok(NativeFiles { clusters, routes, listeners, bootstrap, warnings })
 }
 
 /// The published name of a module with these bytes.

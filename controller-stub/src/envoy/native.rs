@@ -1,0 +1,468 @@
+//! The same manifests expressed in Envoy's own routing, with no filter, the way a control plane
+//! such as Istio would write them: for proxies that cannot run wasm, and as the baseline the
+//! filter is measured against.
+//!
+//! One RouteConfiguration (RDS) holds a virtual host per listener. The frontend is the
+//! connection's original destination, not the Host header, so each listener's connection
+//! manager names itself in [`FRONTEND_HEADER`] before routing (an early header mutation, which
+//! overwrites any copy a client sent) and the RouteConfiguration picks virtual hosts by that
+//! header (`vhost_header`), not by `:authority`. The header never reaches a backend.
+//!
+//! Inside a virtual host the routes are the frontend's matches in the filter's own precedence
+//! order ([`meshroute_filter::table::Frontend::precedence_order`]), so Envoy's first-match scan
+//! takes the same rule the filter would, then a 404 for requests no rule takes. Ports without
+//! routes pass through to their own Service's cluster.
+//!
+//! Refusals follow the filter's answers: a rule without backends answers 500 (`direct_response`).
+//! An unresolved backend keeps its share of a weighted split by pointing at a cluster that does
+//! not exist, [`UNRESOLVED_CLUSTER`], with `cluster_not_found_response_code`. On a GRPCRoute
+//! frontend, gRPC calls get 503 where plain requests get 500, since Envoy turns a local HTTP 503
+//! into gRPC UNAVAILABLE (and 404 into UNIMPLEMENTED), the filter's gRPC answers.
+//!
+//! Known differences from the filter, both outside what the Gateway API pins down: Envoy
+//! matches a header with several values against their comma-joined list (the filter tries each
+//! value), and regexes are RE2 in Envoy and `regex-lite` in the filter.
+
+use serde_json::{json, Value};
+
+use meshroute_filter::document::{
+    BackendDoc, GrpcMethodDoc, MatchDoc, PathMatchType, RouteKind, TableDocument, ValueMatchDoc, ValueMatchType,
+};
+use meshroute_filter::table::RouteTable;
+use meshroute_filter::SELECTION_HEADER;
+
+use super::listeners::{listener_addresses, listener_name, ListenerAddress};
+use crate::model::Manifests;
+
+/// The header through which a listener tells the RouteConfiguration which frontend it is.
+pub const FRONTEND_HEADER: &str = "x-meshroute-frontend";
+/// The one RouteConfiguration every listener uses.
+pub const ROUTE_CONFIG_NAME: &str = "meshroute";
+/// A cluster name no Service port can have (cluster names are `outbound|PORT||...`): Envoy
+/// answers `cluster_not_found_response_code` for the share of an unresolved backend.
+pub const UNRESOLVED_CLUSTER: &str = "meshroute-unresolved-backend";
+
+const GRPC_CONTENT_TYPE: &str = "application/grpc([+;].*)?";
+
+/// Where Envoy reads the RouteConfiguration: a file, reloaded when a file is moved into
+/// `watched_dir`.
+pub struct RdsSource<'a> {
+    pub path: &'a str,
+    pub watched_dir: &'a str,
+}
+
+/// Why a table cannot be expressed natively: it does not compile (the filter would refuse it
+/// too).
+#[derive(Debug, thiserror::Error)]
+#[error("the route table does not compile: {0}")]
+pub struct NativeError(String);
+
+/// The RDS document: one RouteConfiguration with a virtual host per listener.
+pub fn route_configuration(manifests: &Manifests, table: &TableDocument) -> Result<Value, NativeError> {
+    let (addresses, _) = listener_addresses(manifests);
+    Ok(json!({ "resources": [route_config_of(&addresses, table)?] }))
+}
+
+/// The RouteConfiguration alone, for `meshroute compile --format envoy-rds`.
+pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> Result<Value, NativeError> {
+    let compiled = RouteTable::compile(table).map_err(|e| NativeError(e.to_string()))?;
+    let virtual_hosts: Vec<Value> = addresses
+        .iter()
+        .map(|at| {
+            let name = listener_name(&at.ip, at.port);
+            let frontend_doc = table.frontends.iter().find(|f| f.port == at.port && f.addresses.iter().any(|a| same_ip(a, &at.ip)));
+            let frontend = frontend_doc.and_then(|f| compiled.frontend_of(&f.namespace, &f.name, f.port));
+            let routes = match frontend {
+                Some(frontend) => frontend_routes(table, frontend),
+                None => vec![json!({
+                    "name": "pass-through",
+                    "match": { "prefix": "/" },
+                    "route": { "cluster": at.default_cluster, "timeout": "0s" },
+                })],
+            };
+            json!({ "name": name, "domains": [name], "routes": routes })
+        })
+        .collect();
+    Ok(json!({
+        "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        "name": ROUTE_CONFIG_NAME,
+        "vhost_header": FRONTEND_HEADER,
+        // Neither the frontend nor a client's selection header ever leaves Envoy.
+        "request_headers_to_remove": [FRONTEND_HEADER, SELECTION_HEADER],
+        "virtual_hosts": virtual_hosts,
+    }))
+}
+
+fn same_ip(a: &str, b: &str) -> bool {
+    match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// A frontend's routes, most specific first, then the 404 for everything else.
+fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Frontend) -> Vec<Value> {
+    let grpc = frontend.kind() == RouteKind::Grpc;
+    let mut routes = Vec::new();
+    for at in frontend.precedence_order() {
+        let Some(route) = table.routes.get(at.route) else { continue };
+        let Some(rule) = route.rules.get(at.rule) else { continue };
+        let matched = match at.match_index {
+            None => None,
+            Some(i) => match rule.matches.get(i) {
+                Some(m) => Some(m),
+                None => continue,
+            },
+        };
+        let name = match at.match_index {
+            Some(i) => format!("{}/{}/rules/{}/matches/{i}", route.namespace, route.name, at.rule),
+            None => format!("{}/{}/rules/{}", route.namespace, route.name, at.rule),
+        };
+        let route_match = match route.kind {
+            RouteKind::Http => http_match(matched),
+            RouteKind::Grpc => grpc_match(matched),
+        };
+        match action(&rule.backends, grpc) {
+            Action::Route(action) => routes.push(json!({ "name": name, "match": route_match, "route": action })),
+            Action::Fail => {
+                if grpc {
+                    routes.push(json!({
+                        "name": format!("{name}/grpc"),
+                        "match": with_grpc_content_type(&route_match),
+                        "direct_response": { "status": 503 },
+                    }));
+                }
+                routes.push(json!({ "name": name, "match": route_match, "direct_response": { "status": 500 } }));
+            }
+        }
+    }
+    // A gRPC call without a route gets 404, which Envoy answers as gRPC UNIMPLEMENTED.
+    routes.push(json!({
+        "name": "no-route",
+        "match": { "prefix": "/" },
+        "direct_response": { "status": 404, "body": { "inline_string": "no route matched\n" } },
+    }));
+    routes
+}
+
+fn with_grpc_content_type(route_match: &Value) -> Value {
+    let mut route_match = route_match.clone();
+    let header = json!({ "name": "content-type", "string_match": { "safe_regex": { "regex": GRPC_CONTENT_TYPE } } });
+    match route_match.get_mut("headers").and_then(Value::as_array_mut) {
+        Some(headers) => headers.push(header),
+        None => route_match["headers"] = json!([header]),
+    }
+    route_match
+}
+
+enum Action {
+    Route(Value),
+    /// No backend can take a request: all weights 0, or none at all.
+    Fail,
+}
+
+/// The route action for a rule's backends: one cluster, or a weighted split. Weight 0 is left
+/// out; unresolved backends share [`UNRESOLVED_CLUSTER`].
+fn action(backends: &[BackendDoc], grpc: bool) -> Action {
+    let mut shares: Vec<(String, u64)> = Vec::new();
+    for backend in backends.iter().filter(|b| b.weight > 0) {
+        let cluster = backend.cluster.clone().unwrap_or_else(|| UNRESOLVED_CLUSTER.to_owned());
+        match shares.iter_mut().find(|(known, _)| *known == cluster) {
+            Some((_, weight)) => *weight += u64::from(backend.weight),
+            None => shares.push((cluster, u64::from(backend.weight))),
+        }
+    }
+    let not_found = if grpc { "SERVICE_UNAVAILABLE" } else { "INTERNAL_SERVER_ERROR" };
+    let mut action = match shares.as_slice() {
+        [] => return Action::Fail,
+        [(cluster, _)] => json!({ "cluster": cluster }),
+        shares => json!({
+            "weighted_clusters": {
+                "clusters": shares.iter().map(|(name, weight)| json!({ "name": name, "weight": weight })).collect::<Vec<_>>(),
+            }
+        }),
+    };
+    action["timeout"] = json!("0s");
+    if shares.iter().any(|(cluster, _)| cluster == UNRESOLVED_CLUSTER) {
+        action["cluster_not_found_response_code"] = json!(not_found);
+    }
+    Action::Route(action)
+}
+
+fn string_match(kind: ValueMatchType, value: &str) -> Value {
+    match kind {
+        ValueMatchType::Exact => json!({ "exact": value }),
+        ValueMatchType::RegularExpression => json!({ "safe_regex": { "regex": value } }),
+    }
+}
+
+fn header_matchers(headers: &[ValueMatchDoc]) -> Vec<Value> {
+    headers
+        .iter()
+        .map(|h| json!({ "name": h.name.to_ascii_lowercase(), "string_match": string_match(h.kind, &h.value) }))
+        .collect()
+}
+
+/// An HTTPRoute match: path, then `:method` and the other headers, then query parameters.
+fn http_match(doc: Option<&MatchDoc>) -> Value {
+    let mut out = serde_json::Map::new();
+    match doc.and_then(|d| d.path.as_ref()) {
+        None => {
+            out.insert("prefix".into(), json!("/"));
+        }
+        Some(path) => match path.kind {
+            PathMatchType::Exact => {
+                out.insert("path".into(), json!(path.value));
+            }
+            PathMatchType::PathPrefix => {
+                let prefix = path.value.trim_end_matches('/');
+                if prefix.is_empty() {
+                    out.insert("prefix".into(), json!("/"));
+                } else {
+                    out.insert("path_separated_prefix".into(), json!(prefix));
+                }
+            }
+            PathMatchType::RegularExpression => {
+                out.insert("safe_regex".into(), json!({ "regex": path.value }));
+            }
+        },
+    }
+    let Some(doc) = doc else { return Value::Object(out) };
+    let mut headers = Vec::new();
+    if let Some(method) = &doc.method {
+        headers.push(json!({ "name": ":method", "string_match": { "exact": method } }));
+    }
+    headers.extend(header_matchers(&doc.headers));
+    if !headers.is_empty() {
+        out.insert("headers".into(), json!(headers));
+    }
+    if !doc.query_params.is_empty() {
+        let params: Vec<Value> = doc
+            .query_params
+            .iter()
+            .map(|q| json!({ "name": q.name, "string_match": string_match(q.kind, &q.value) }))
+            .collect();
+        out.insert("query_parameters".into(), json!(params));
+    }
+    Value::Object(out)
+}
+
+/// A GRPCRoute match: the `/SERVICE/METHOD` path, then metadata as headers.
+fn grpc_match(doc: Option<&MatchDoc>) -> Value {
+    let mut out = serde_json::Map::new();
+    match doc.and_then(|d| d.grpc_method.as_ref()) {
+        None => {
+            out.insert("prefix".into(), json!("/"));
+        }
+        Some(GrpcMethodDoc { kind: ValueMatchType::Exact, service: Some(service), method: Some(method) }) => {
+            out.insert("path".into(), json!(format!("/{service}/{method}")));
+        }
+        Some(GrpcMethodDoc { kind, service, method }) => {
+            let part = |name: &Option<String>| match (kind, name) {
+                (_, None) => "[^/]+".to_owned(),
+                (ValueMatchType::Exact, Some(name)) => regex_escape(name),
+                (ValueMatchType::RegularExpression, Some(name)) => format!("(?:{name})"),
+            };
+            out.insert("safe_regex".into(), json!({ "regex": format!("/{}/{}", part(service), part(method)) }));
+        }
+    }
+    if let Some(doc) = doc {
+        let headers = header_matchers(&doc.headers);
+        if !headers.is_empty() {
+            out.insert("headers".into(), json!(headers));
+        }
+    }
+    Value::Object(out)
+}
+
+/// `text` as an RE2 literal.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The connection manager of a native listener: name the frontend, then route by RDS.
+pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
+    json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": listener,
+            "codec_type": "AUTO",
+            "normalize_path": true,
+            "merge_slashes": true,
+            "early_header_mutation_extensions": [{
+                "name": "envoy.http.early_header_mutation.header_mutation",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+                    "mutations": [{
+                        "append": {
+                            "header": { "key": FRONTEND_HEADER, "value": listener },
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        }
+                    }],
+                }
+            }],
+            "rds": {
+                "route_config_name": ROUTE_CONFIG_NAME,
+                "config_source": {
+                    "resource_api_version": "V3",
+                    "path_config_source": { "path": rds.path, "watched_directory": { "path": rds.watched_dir } },
+                },
+            },
+            "http_filters": [{
+                "name": "envoy.filters.http.router",
+                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+            }],
+        }
+    })
+}
+
+/// The LDS document of native mode: the same listeners as with the filter, routing by RDS.
+pub fn listeners(manifests: &Manifests, rds: &RdsSource) -> (Value, Vec<String>) {
+    let (addresses, warnings) = listener_addresses(manifests);
+    let resources: Vec<Value> = addresses
+        .iter()
+        .map(|at| {
+            let name = listener_name(&at.ip, at.port);
+            json!({
+                "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+                "name": name,
+                "address": { "socket_address": { "address": at.ip, "port_value": at.port } },
+                "filter_chains": [{ "filters": [http_connection_manager(&name, rds)] }],
+            })
+        })
+        .collect();
+    (json!({ "resources": resources }), warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshroute_filter::document::{FrontendDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
+
+    fn backend(name: &str, weight: u32, cluster: Option<&str>) -> BackendDoc {
+        BackendDoc {
+            name: name.into(),
+            namespace: "default".into(),
+            port: Some(80),
+            weight,
+            cluster: cluster.map(Into::into),
+            unresolved: cluster.is_none().then(|| "BackendNotFound".into()),
+        }
+    }
+
+    fn path(kind: PathMatchType, value: &str) -> MatchDoc {
+        MatchDoc { path: Some(PathMatchDoc { kind, value: value.into() }), ..MatchDoc::default() }
+    }
+
+    fn table(rules: Vec<RuleDoc>) -> TableDocument {
+        TableDocument {
+            version: TABLE_VERSION,
+            frontends: vec![FrontendDoc {
+                namespace: "default".into(),
+                name: "echo".into(),
+                port: 80,
+                addresses: vec!["10.0.0.1".into()],
+                routes: vec![0],
+            }],
+            routes: vec![RouteDoc {
+                kind: RouteKind::Http,
+                namespace: "default".into(),
+                name: "r".into(),
+                creation_timestamp: None,
+                rules,
+            }],
+        }
+    }
+
+    fn at() -> Vec<ListenerAddress> {
+        vec![
+            ListenerAddress { ip: "10.0.0.1".into(), port: 80, default_cluster: "outbound|80||echo.default.svc.cluster.local".into() },
+            ListenerAddress { ip: "10.0.0.2".into(), port: 80, default_cluster: "outbound|80||v1.default.svc.cluster.local".into() },
+        ]
+    }
+
+    #[test]
+    fn routes_follow_precedence_then_404_and_ports_without_routes_pass_through() {
+        let rules = vec![
+            RuleDoc { matches: vec![path(PathMatchType::PathPrefix, "/v2/")], backends: vec![backend("v2", 1, Some("c2"))] },
+            RuleDoc { matches: vec![path(PathMatchType::Exact, "/v1")], backends: vec![backend("v1", 1, Some("c1"))] },
+        ];
+        let config = route_config_of(&at(), &table(rules)).unwrap();
+        assert_eq!(config["vhost_header"], FRONTEND_HEADER);
+        let hosts = config["virtual_hosts"].as_array().unwrap();
+        assert_eq!(hosts[0]["domains"], json!(["10.0.0.1_80"]));
+        let routes = hosts[0]["routes"].as_array().unwrap();
+        assert_eq!(routes[0]["match"], json!({ "path": "/v1" }), "Exact beats any prefix");
+        assert_eq!(routes[1]["match"], json!({ "path_separated_prefix": "/v2" }));
+        assert_eq!(routes[2]["direct_response"]["status"], 404);
+        assert_eq!(hosts[1]["routes"][0]["route"]["cluster"], "outbound|80||v1.default.svc.cluster.local");
+    }
+
+    #[test]
+    fn weights_skip_zero_and_unresolved_backends_keep_their_share_as_500() {
+        let rules = vec![RuleDoc {
+            matches: Vec::new(),
+            backends: vec![backend("v1", 9, Some("c1")), backend("gone", 1, None), backend("off", 0, Some("c3"))],
+        }];
+        let config = route_config_of(&at(), &table(rules)).unwrap();
+        let route = &config["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["match"], json!({ "prefix": "/" }));
+        assert_eq!(
+            route["route"]["weighted_clusters"]["clusters"],
+            json!([{ "name": "c1", "weight": 9 }, { "name": UNRESOLVED_CLUSTER, "weight": 1 }])
+        );
+        assert_eq!(route["route"]["cluster_not_found_response_code"], "INTERNAL_SERVER_ERROR");
+    }
+
+    #[test]
+    fn a_rule_without_backends_answers_500() {
+        let config = route_config_of(&at(), &table(vec![RuleDoc { matches: Vec::new(), backends: Vec::new() }])).unwrap();
+        assert_eq!(config["virtual_hosts"][0]["routes"][0]["direct_response"]["status"], 500);
+    }
+
+    #[test]
+    fn headers_method_and_query_parameters() {
+        let m = MatchDoc {
+            method: Some("POST".into()),
+            headers: vec![ValueMatchDoc { kind: ValueMatchType::Exact, name: "Version".into(), value: "two".into() }],
+            query_params: vec![ValueMatchDoc { kind: ValueMatchType::RegularExpression, name: "a".into(), value: "w.*".into() }],
+            ..path(PathMatchType::PathPrefix, "/")
+        };
+        assert_eq!(
+            http_match(Some(&m)),
+            json!({
+                "prefix": "/",
+                "headers": [
+                    { "name": ":method", "string_match": { "exact": "POST" } },
+                    { "name": "version", "string_match": { "exact": "two" } },
+                ],
+                "query_parameters": [{ "name": "a", "string_match": { "safe_regex": { "regex": "w.*" } } }],
+            })
+        );
+    }
+
+    #[test]
+    fn grpc_methods_become_paths() {
+        let m = |kind, service: Option<&str>, method: Option<&str>| MatchDoc {
+            grpc_method: Some(GrpcMethodDoc { kind, service: service.map(Into::into), method: method.map(Into::into) }),
+            ..MatchDoc::default()
+        };
+        assert_eq!(grpc_match(Some(&m(ValueMatchType::Exact, Some("a.B"), Some("Echo")))), json!({ "path": "/a.B/Echo" }));
+        assert_eq!(
+            grpc_match(Some(&m(ValueMatchType::Exact, Some("a.B"), None))),
+            json!({ "safe_regex": { "regex": "/a\\.B/[^/]+" } })
+        );
+        assert_eq!(
+            grpc_match(Some(&m(ValueMatchType::RegularExpression, None, Some("Echo.*")))),
+            json!({ "safe_regex": { "regex": "/[^/]+/(?:Echo.*)" } })
+        );
+    }
+}
