@@ -2,7 +2,7 @@
 //! `/SERVICE/METHOD`; GRPCRoutes match those two names and the call's metadata (headers).
 
 use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
-use crate::matching::{compile_headers, FullRegex, ValueMatch};
+use crate::matching::{compile_headers, FullRegex, Inputs, ValueMatch};
 use crate::request::Request;
 
 /// One entry of a GRPCRoute rule's `matches`, ready to run.
@@ -64,6 +64,11 @@ impl GrpcMatch {
         name_matches(&self.service, call.map(|(service, _)| service))
             && name_matches(&self.method, call.map(|(_, method)| method))
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+    }
+
+    /// What of a call this match reads.
+    pub fn inputs(&self) -> Inputs {
+        Inputs { path: self.service.is_some() || self.method.is_some(), method: false, headers: !self.headers.is_empty() }
     }
 
     /// How specific this match is; a greater rank wins. Field order is precedence order.

@@ -77,6 +77,26 @@ impl ValueMatch {
     }
 }
 
+/// Which parts of a request some matches read, so that the host is asked for no more: a rule
+/// without matches reads nothing, a path match reads `:path` (query included), and so on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inputs {
+    pub path: bool,
+    pub method: bool,
+    pub headers: bool,
+}
+
+impl Inputs {
+    pub fn union(self, other: Inputs) -> Inputs {
+        Inputs { path: self.path || other.path, method: self.method || other.method, headers: self.headers || other.headers }
+    }
+
+    /// Whether nothing is read: the match takes every request.
+    pub fn is_empty(self) -> bool {
+        self == Inputs::default()
+    }
+}
+
 /// One entry of an HTTPRoute rule's `matches`, ready to run.
 #[derive(Debug, Clone)]
 pub struct HttpMatch {
@@ -132,6 +152,15 @@ impl HttpMatch {
                 .query_params
                 .iter()
                 .all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+    }
+
+    /// What of a request this match reads.
+    pub fn inputs(&self) -> Inputs {
+        Inputs {
+            path: !matches!(&self.path, PathMatch::Prefix(p) if p.is_empty()) || !self.query_params.is_empty(),
+            method: self.method.is_some(),
+            headers: !self.headers.is_empty(),
+        }
     }
 
     /// How specific this match is; a greater rank wins. Rules that tie here fall back to route

@@ -373,3 +373,18 @@ fn refusals_answer_in_the_frontends_terms() {
     assert!(!is_grpc_call(Some("application/json")));
     assert!(!is_grpc_call(None));
 }
+
+#[test]
+fn a_frontend_reads_only_what_its_reachable_matches_need() {
+    use crate::matching::Inputs;
+    let inputs = |t: &RouteTable| t.frontend_at(FRONTEND).map(|f| f.inputs());
+    // The product page's split: a rule without matches reads nothing.
+    assert_eq!(inputs(&table(vec![route("r", None, vec![vec![]])])), Some(Inputs::default()));
+    let by_path = table(vec![route("r", None, vec![vec![path("PathPrefix", "/v2")], vec![]])]);
+    assert_eq!(inputs(&by_path), Some(Inputs { path: true, ..Inputs::default() }));
+    let by_method_and_query = table(vec![route("r", None, vec![vec![json!({"method": "POST", "query_params": [{"type": "Exact", "name": "q", "value": "1"}]})]])]);
+    assert_eq!(inputs(&by_method_and_query), Some(Inputs { path: true, method: true, headers: false }));
+    // A match that reads headers makes the whole map worth one call.
+    let with_header = table(vec![route("a", None, vec![vec![]]), route("b", None, vec![vec![json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]})]])]);
+    assert_eq!(inputs(&with_header), Some(Inputs { path: false, method: false, headers: true }));
+}

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
 use crate::grpc::{GrpcMatch, GrpcRank};
-use crate::matching::{HttpMatch, MatchRank};
+use crate::matching::{HttpMatch, Inputs, MatchRank};
 use crate::request::Request;
 
 /// Why a table document was refused. The message names the place in the document.
@@ -42,12 +42,20 @@ pub struct Frontend {
     kind: RouteKind,
     /// Every match of every attached rule, most specific first.
     entries: Vec<MatchEntry>,
+    /// What the entries read of a request.
+    inputs: Inputs,
 }
 
 impl Frontend {
     /// Which kind of routes serve this port, and so whether refusals are HTTP or gRPC answers.
     pub fn kind(&self) -> RouteKind {
         self.kind
+    }
+
+    /// The parts of a request routing on this port reads; a [`Request`] may leave the others
+    /// empty (the glue then spares the host calls that would fetch them).
+    pub fn inputs(&self) -> Inputs {
+        self.inputs
     }
 
     /// Every match of every attached rule in the order routing tries them, most specific first.
@@ -91,6 +99,13 @@ impl RouteMatch {
         match self {
             RouteMatch::Http(m) => m.matches(request),
             RouteMatch::Grpc(m) => m.matches(request),
+        }
+    }
+
+    fn inputs(&self) -> Inputs {
+        match self {
+            RouteMatch::Http(m) => m.inputs(),
+            RouteMatch::Grpc(m) => m.inputs(),
         }
     }
 
@@ -212,7 +227,8 @@ impl RouteTable {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }
             }
-            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, kind, entries });
+            let inputs = read_inputs(&entries);
+            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, kind, entries, inputs });
         }
         Ok(RouteTable { frontends, by_address, routes })
     }
@@ -247,6 +263,11 @@ impl RouteTable {
     pub fn frontends(&self) -> &[Frontend] {
         &self.frontends
     }
+}
+
+/// What routing reads: what any entry reads.
+fn read_inputs(entries: &[MatchEntry]) -> Inputs {
+    entries.iter().fold(Inputs::default(), |inputs, entry| inputs.union(entry.matcher.inputs()))
 }
 
 fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
