@@ -5,6 +5,8 @@
 pub mod client;
 pub mod echo;
 pub mod grpc;
+pub mod live;
+pub mod load;
 pub mod mesh;
 mod serve;
 pub mod tools;
