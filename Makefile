@@ -57,6 +57,9 @@ test-wasm:
 # End to end: stock Envoy, real backends, real clients.
 test-e2e:
 	ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e
+	@echo "The routing cases again, against Envoy's own router (meshroute sync --mode native):"
+	MESHROUTE_E2E_MODE=native ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e \
+		--test matching --test weights --test frontends --test grpc_routing
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -130,15 +130,41 @@ impl Service {
     }
 }
 
+/// How the mesh's Envoy routes: by the meshroute filter (the default), or natively from the
+/// RouteConfiguration of `meshroute sync --mode native`. `MESHROUTE_E2E_MODE=native` makes
+/// native the default, so any test file runs against Envoy's own router unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Filter,
+    Native,
+}
+
+impl Mode {
+    fn from_env() -> Mode {
+        match std::env::var("MESHROUTE_E2E_MODE").as_deref() {
+            Ok("native") => Mode::Native,
+            Ok("filter") | Ok("") | Err(_) => Mode::Filter,
+            Ok(other) => panic!("MESHROUTE_E2E_MODE={other:?}: expected filter or native"),
+        }
+    }
+}
+
 /// What a test asks for; [`MeshBuilder::start`] makes it real.
 #[must_use]
 pub struct MeshBuilder {
     name: String,
     services: Vec<(String, Vec<Port>)>,
     routes: Vec<String>,
+    mode: Mode,
 }
 
 impl MeshBuilder {
+    /// Routes with the filter or natively; see [`Mode`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// A Service with one port, 80, backed by an echo server named like the Service.
     pub fn service(self, name: &str) -> Self {
         self.service_with_ports(name, &[80])
@@ -234,6 +260,7 @@ impl MeshBuilder {
             dir,
             envoy: None,
             ready: false,
+            mode: self.mode,
         };
         mesh.write_manifests(&self.routes);
         // The admin port was free when it was chosen, but another process may take it before
@@ -269,12 +296,13 @@ pub struct Mesh {
     dir: PathBuf,
     envoy: Option<Child>,
     ready: bool,
+    mode: Mode,
 }
 
 impl Mesh {
     /// Starts describing the mesh for the test `name` (used for its address block and files).
     pub fn builder(name: &str) -> MeshBuilder {
-        MeshBuilder { name: name.to_owned(), services: Vec::new(), routes: Vec::new() }
+        MeshBuilder { name: name.to_owned(), services: Vec::new(), routes: Vec::new(), mode: Mode::from_env() }
     }
 
     /// The Services of the Gateway API mesh conformance suite: `echo` (in the suite it selects
@@ -455,6 +483,9 @@ impl Mesh {
             .arg("--admin-port")
             .arg(self.admin_port.to_string())
             .current_dir(tools::workspace_root());
+        if self.mode == Mode::Native {
+            command.args(["--mode", "native"]);
+        }
         let status = run_bounded(&mut command, &log, SYNC_DEADLINE);
         let says = fs::read_to_string(&log).unwrap_or_default();
         let failed = match status {
