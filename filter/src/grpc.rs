@@ -2,6 +2,7 @@
 //! `/SERVICE/METHOD`; GRPCRoutes match those two names and the call's metadata (headers).
 
 use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
+use crate::index::IndexKey;
 use crate::matching::{compile_headers, FullRegex, Inputs, ValueMatch};
 use crate::request::Request;
 
@@ -64,6 +65,21 @@ impl GrpcMatch {
         name_matches(&self.service, call.map(|(service, _)| service))
             && name_matches(&self.method, call.map(|(_, method)| method))
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+    }
+
+    /// Where the index files this match: a literal service (and method) is a path (prefix).
+    pub fn index_key(&self) -> IndexKey {
+        fn literal(name: &Option<NameMatch>) -> Option<&str> {
+            match name.as_ref().map(|n| &n.value) {
+                Some(ValueMatch::Exact(value)) => Some(value.as_str()),
+                _ => None,
+            }
+        }
+        match (literal(&self.service), literal(&self.method)) {
+            (Some(service), Some(method)) => IndexKey::Exact(format!("/{service}/{method}")),
+            (Some(service), None) => IndexKey::Prefix(format!("/{service}")),
+            (None, _) => IndexKey::Any,
+        }
     }
 
     /// What of a call this match reads.
@@ -164,6 +180,15 @@ mod tests {
         assert!(GrpcMatch::compile(&method(ValueMatchType::Exact, None, None)).is_err());
         assert!(GrpcMatch::compile(&MatchDoc { method: Some("POST".into()), ..MatchDoc::default() }).is_err());
         assert!(GrpcMatch::compile(&method(ValueMatchType::RegularExpression, Some("("), None)).is_err());
+    }
+
+    #[test]
+    fn literal_names_are_filed_by_path() {
+        let key = |doc: MatchDoc| GrpcMatch::compile(&doc).unwrap().index_key();
+        assert_eq!(key(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("Get"))), IndexKey::Exact("/pkg.Svc/Get".into()));
+        assert_eq!(key(method(ValueMatchType::Exact, Some("pkg.Svc"), None)), IndexKey::Prefix("/pkg.Svc".into()));
+        assert_eq!(key(method(ValueMatchType::Exact, None, Some("Get"))), IndexKey::Any);
+        assert_eq!(key(method(ValueMatchType::RegularExpression, Some("pkg.Svc"), None)), IndexKey::Any);
     }
 
     #[test]

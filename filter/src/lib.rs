@@ -10,6 +10,7 @@
 pub mod choice;
 pub mod document;
 pub mod grpc;
+pub mod index;
 pub mod matching;
 pub mod reply;
 pub mod request;

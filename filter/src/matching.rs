@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use regex_lite::Regex;
 
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
+use crate::index::IndexKey;
 use crate::request::{query_param, Request};
 
 /// Regexes longer than this are refused; the Gateway API leaves the limit to implementations.
@@ -152,6 +153,15 @@ impl HttpMatch {
                 .query_params
                 .iter()
                 .all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+    }
+
+    /// Where the index files this match: by its path.
+    pub fn index_key(&self) -> IndexKey {
+        match &self.path {
+            PathMatch::Exact(value) => IndexKey::Exact(value.clone()),
+            PathMatch::Prefix(prefix) => IndexKey::Prefix(prefix.clone()),
+            PathMatch::Regex(_) => IndexKey::Any,
+        }
     }
 
     /// What of a request this match reads.

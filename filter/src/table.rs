@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
 use crate::grpc::{GrpcMatch, GrpcRank};
+use crate::index::{EntryIndex, IndexKey};
 use crate::matching::{HttpMatch, Inputs, MatchRank};
 use crate::request::Request;
 
@@ -42,6 +43,8 @@ pub struct Frontend {
     kind: RouteKind,
     /// Every match of every attached rule, most specific first.
     entries: Vec<MatchEntry>,
+    /// Which entries a request's path allows, so that not every one is tried.
+    index: EntryIndex,
     /// What the entries read of a request.
     inputs: Inputs,
 }
@@ -99,6 +102,13 @@ impl RouteMatch {
         match self {
             RouteMatch::Http(m) => m.matches(request),
             RouteMatch::Grpc(m) => m.matches(request),
+        }
+    }
+
+    fn index_key(&self) -> IndexKey {
+        match self {
+            RouteMatch::Http(m) => m.index_key(),
+            RouteMatch::Grpc(m) => m.index_key(),
         }
     }
 
@@ -228,7 +238,16 @@ impl RouteTable {
                 }
             }
             let inputs = read_inputs(&entries);
-            frontends.push(Frontend { namespace: front.namespace.clone(), name: front.name.clone(), port: front.port, kind, entries, inputs });
+            let index = EntryIndex::new(entries.iter().map(|entry| entry.matcher.index_key()));
+            frontends.push(Frontend {
+                namespace: front.namespace.clone(),
+                name: front.name.clone(),
+                port: front.port,
+                kind,
+                entries,
+                index,
+                inputs,
+            });
         }
         Ok(RouteTable { frontends, by_address, routes })
     }
@@ -248,10 +267,12 @@ impl RouteTable {
     /// Routes a request that arrived at `frontend` (`None`: not a frontend with routes).
     pub fn route(&self, frontend: Option<&Frontend>, request: &Request<'_>) -> Outcome<'_> {
         let Some(frontend) = frontend else { return Outcome::PassThrough };
-        frontend
-            .entries
-            .iter()
-            .find(|entry| entry.matcher.matches(request))
+        let entries = &frontend.entries;
+        let first = frontend
+            .index
+            .first_match(request.path_and_query().0, |i| entries.get(i).is_some_and(|entry| entry.matcher.matches(request)));
+        first
+            .and_then(|i| entries.get(i))
             .and_then(|entry| {
                 let route = self.routes.get(entry.at.route)?;
                 let rule = route.rules.get(entry.at.rule)?;

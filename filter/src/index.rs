@@ -1,0 +1,150 @@
+//! Which of a frontend's matches can take a request, found by its path without trying them all:
+//! Exact paths in a map, PathPrefixes in a trie of path segments, the rest (regexes, gRPC
+//! method-only matches) always tried. Entries keep their precedence order as indexes; the first
+//! one that really matches wins, exactly as a scan in precedence order would decide.
+
+use std::collections::HashMap;
+
+/// Where an entry is filed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexKey {
+    /// Can only match this exact path.
+    Exact(String),
+    /// Can only match paths under this segment prefix (stored without a trailing `/`; "" for
+    /// the root).
+    Prefix(String),
+    /// May match any path.
+    Any,
+}
+
+#[derive(Debug, Default)]
+pub struct EntryIndex {
+    exact: HashMap<String, Vec<u32>>,
+    prefixes: PrefixNode,
+    any: Vec<u32>,
+}
+
+#[derive(Debug, Default)]
+struct PrefixNode {
+    entries: Vec<u32>,
+    children: HashMap<String, PrefixNode>,
+}
+
+impl EntryIndex {
+    /// Files entries given in precedence order.
+    pub fn new(keys: impl IntoIterator<Item = IndexKey>) -> Self {
+        let mut index = EntryIndex::default();
+        for (i, key) in keys.into_iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            match key {
+                IndexKey::Exact(path) => index.exact.entry(path).or_default().push(i),
+                IndexKey::Prefix(prefix) => {
+                    let mut node = &mut index.prefixes;
+                    for segment in segments(&prefix) {
+                        node = node.children.entry(segment.to_owned()).or_default();
+                    }
+                    node.entries.push(i);
+                }
+                IndexKey::Any => index.any.push(i),
+            }
+        }
+        index
+    }
+
+    /// The first entry, in precedence order, for which `matches` holds, among those the path
+    /// allows.
+    pub fn first_match(&self, path: &str, mut matches: impl FnMut(usize) -> bool) -> Option<usize> {
+        let mut best: Option<u32> = None;
+        let mut consider = |candidates: &[u32]| {
+            for &i in candidates {
+                if best.is_some_and(|b| i >= b) {
+                    return;
+                }
+                if matches(i as usize) {
+                    best = Some(i);
+                    return;
+                }
+            }
+        };
+        if let Some(candidates) = self.exact.get(path) {
+            consider(candidates);
+        }
+        let mut node = &self.prefixes;
+        consider(&node.entries);
+        if let Some(rest) = path.strip_prefix('/') {
+            for segment in rest.split('/') {
+                match node.children.get(segment) {
+                    Some(child) => {
+                        node = child;
+                        consider(&node.entries);
+                    }
+                    None => break,
+                }
+            }
+        }
+        consider(&self.any);
+        best.map(|i| i as usize)
+    }
+}
+
+/// `/a/b` → `a`, `b`; the root prefix "" has none.
+fn segments(prefix: &str) -> impl Iterator<Item = &str> {
+    prefix.strip_prefix('/').into_iter().flat_map(|rest| rest.split('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn index() -> EntryIndex {
+        EntryIndex::new([
+            IndexKey::Exact("/a/b".into()),  // 0
+            IndexKey::Prefix("/a/b".into()), // 1
+            IndexKey::Any,                   // 2
+            IndexKey::Prefix("/a".into()),   // 3
+            IndexKey::Prefix(String::new()), // 4
+            IndexKey::Exact("/a/b".into()),  // 5
+        ])
+    }
+
+    fn candidates(index: &EntryIndex, path: &str) -> Vec<usize> {
+        let mut seen = Vec::new();
+        index.first_match(path, |i| {
+            seen.push(i);
+            false
+        });
+        seen.sort_unstable();
+        seen
+    }
+
+    #[test]
+    fn a_path_meets_its_exact_entries_its_prefixes_and_the_rest() {
+        let index = index();
+        assert_eq!(candidates(&index, "/a/b"), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(candidates(&index, "/a/b/c"), vec![1, 2, 3, 4]);
+        assert_eq!(candidates(&index, "/a/bc"), vec![2, 3, 4]);
+        assert_eq!(candidates(&index, "/ab"), vec![2, 4]);
+        assert_eq!(candidates(&index, "*"), vec![2, 4]);
+    }
+
+    #[test]
+    fn the_first_entry_in_precedence_order_wins() {
+        let index = index();
+        assert_eq!(index.first_match("/a/b", |i| i == 3 || i == 5), Some(3));
+        assert_eq!(index.first_match("/a/b/c", |i| i != 1), Some(2));
+        assert_eq!(index.first_match("/x", |_| false), None);
+    }
+
+    #[test]
+    fn later_candidates_are_not_tried_once_an_earlier_one_matched() {
+        let index = index();
+        let mut tried = Vec::new();
+        index.first_match("/a/b", |i| {
+            tried.push(i);
+            true
+        });
+        assert_eq!(tried, vec![0]);
+    }
+}
