@@ -115,10 +115,14 @@ pub fn http_connection_manager(stat_prefix: &str, default_cluster: &str, ecds: &
 }
 
 /// First the cluster the filter chose, then (when it chose none: a port without routes) the
-/// Service port's own cluster. The selection header never leaves Envoy.
+/// Service port's own cluster. The selection header never leaves Envoy. Clusters are not
+/// validated when the listener loads: Envoy may read a new lds.yaml before the cds.yaml that
+/// names its cluster (both change in one publication), and would otherwise refuse the listener
+/// for good.
 pub fn route_config(default_cluster: &str) -> Value {
     json!({
         "name": "meshroute",
+        "validate_clusters": false,
         "request_headers_to_remove": [SELECTION_HEADER],
         "virtual_hosts": [{
             "name": "meshroute",

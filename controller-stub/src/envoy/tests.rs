@@ -237,6 +237,8 @@ fn routes_follow_the_selection_header_else_the_service_port_itself() {
     let lds = load(&rendered(&demo()).listeners);
     let route_config = &lds["resources"][1]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
     assert_eq!(route_config["request_headers_to_remove"][0].as_str(), Some(meshroute_filter::SELECTION_HEADER));
+    // A listener read before the cds.yaml of the same publication must not be refused.
+    assert_eq!(route_config["validate_clusters"].as_bool(), Some(false));
     let host = &route_config["virtual_hosts"][0];
     assert_eq!(host["domains"][0].as_str(), Some("*"));
     let routes = host["routes"].as_vec().unwrap();
