@@ -23,8 +23,11 @@ pub fn wasm_filter(module: &str, table_json: &str) -> Value {
                 "@type": "type.googleapis.com/google.protobuf.StringValue",
                 "value": table_json,
             },
-            // A crashed VM is reloaded (with backoff) rather than failing or bypassing routing.
+            // A crashed VM is reloaded rather than failing or bypassing routing. Until the new
+            // VM is up, requests on that worker get a local 503; the backoff starts short
+            // (Envoy's default is 1 s) and grows while the VM keeps failing.
             "failure_policy": "FAIL_RELOAD",
+            "reload_config": { "backoff": { "base_interval": "0.1s", "max_interval": "2s" } },
         }
     })
 }
