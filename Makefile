@@ -24,7 +24,7 @@ export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
 export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 export MESHROUTE_BENCH_BIN := $(CURDIR)/target/release/meshroute-bench
 
-.PHONY: all setup build test test-unit test-wasm test-e2e soak lint run bench bench-smoke clean
+.PHONY: all setup build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke clean
 
 all: build
 
@@ -45,7 +45,7 @@ build:
 	$(CARGO) build --release -p meshroute -p meshroute-e2e --bins
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
-test: setup build test-unit test-wasm test-e2e bench-smoke
+test: setup build test-unit test-wasm test-e2e test-fuzz bench-smoke
 
 # The core and the helper, natively.
 test-unit:
@@ -66,6 +66,21 @@ test-e2e:
 # The long runs, one at a time: route tables swapped every 100 ms and the filter module upgraded
 # over and over, each under load for 30 s or more, and Envoy's memory over 1,000 table swaps.
 # Prints requests sent and failed, publish-to-visible latency and resident memory.
+# Fuzzing (stable Rust, no sanitizer): each cargo-fuzz target of filter/fuzz for FUZZ_SECONDS
+# (default 60), then the executions per target. `make test` runs a few seconds of each.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@if [ "$$($(CARGO) fuzz --version 2>/dev/null | awk '{print $$2}')" != "$(CARGO_FUZZ_VERSION)" ]; then \
+		echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION)"; \
+		$(CARGO) install --quiet --locked cargo-fuzz --version =$(CARGO_FUZZ_VERSION); \
+	fi
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+test-fuzz:
+	$(MAKE) fuzz FUZZ_SECONDS=5
+
 soak: setup build
 	MESHROUTE_SOAK=1 ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e \
 		--test swaps --test memory -- --nocapture --test-threads 1

@@ -451,7 +451,7 @@ fn request(paths: Vec<String>) -> impl Strategy<Value = Req> {
     });
     let query = prop::option::weighted(0.5, prop::collection::vec(query_pair, 0..4));
     let fragment = prop::option::weighted(0.05, Just("#q=1"));
-    let header = (select(HEADER_NAMES), select(VALUES)).prop_map(|(n, v)| (n.to_lowercase(), v.to_owned()));
+    let header = (select(HEADER_NAMES), select(VALUES)).prop_map(|(n, v)| (n.to_owned(), v.to_owned()));
     (
         destination,
         select(&["GET", "POST", "PUT", "get"][..]),
