@@ -18,7 +18,7 @@ echo "fuzz build: $(($(date +%s) - started)) s"
 failed=()
 summary=()
 for target in "${targets[@]}"; do
-    mkdir -p "target/fuzz-corpus/$target"
+    mkdir -p "target/fuzz-corpus/$target" "corpus/$target"
     log="target/fuzz-$target.log"
     echo "fuzzing $target for ${seconds} s"
     status=ok
