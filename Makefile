@@ -93,7 +93,8 @@ run: setup build
 	ENVOY_BIN="$(ENVOY_BIN)" scripts/demo.sh
 
 # The filter against Envoy's own router on the same routes: bench/report.md and its plots.
-# About 25 minutes on 2 cores; everything else on the machine skews it, so run it alone.
+# About 30-40 minutes on 2 cores (BENCH_ARGS="--pairs 10" for a shorter run); anything else
+# running on the machine skews it, so run it alone.
 bench: setup build $(VENV)/.matplotlib-installed
 	$(CARGO) build --release -p meshroute-bench
 	ENVOY_BIN="$(ENVOY_BIN)" $(VENV)/bin/python bench/bench.py $(BENCH_ARGS)
