@@ -1,10 +1,11 @@
 //! The proxy-wasm glue: read the request in as few host calls as possible, ask the core, write
 //! the answer back once.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use log::{error, info};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
@@ -27,6 +28,11 @@ fn seed() -> u64 {
     getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15)
 }
 
+thread_local! {
+    /// The last table this VM compiled, with the configuration it came from.
+    static LAST_TABLE: RefCell<Option<(Vec<u8>, Rc<RouteTable>)>> = const { RefCell::new(None) };
+}
+
 struct Root {
     table: Option<Rc<RouteTable>>,
     rng: Rc<Cell<Rng>>,
@@ -36,16 +42,30 @@ impl Context for Root {}
 
 impl RootContext for Root {
     /// Validates the whole table; returning false makes Envoy refuse this configuration and
-    /// keep the previous one.
+    /// keep the previous one. Every listener's instance of the filter receives the same table:
+    /// it is compiled once per VM and shared.
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
             error!("route table refused: the plugin configuration is empty");
             return false;
         };
+        let cached = LAST_TABLE.with(|last| {
+            last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, table)| Rc::clone(table))
+        });
+        if let Some(table) = cached {
+            self.table = Some(table);
+            return true;
+        }
+        let started = hostcalls::get_current_time().ok();
         match RouteTable::from_json(&config) {
             Ok(table) => {
-                info!("route table loaded: {} frontend ports", table.frontends().len());
-                self.table = Some(Rc::new(table));
+                let elapsed = started
+                    .and_then(|start| hostcalls::get_current_time().ok()?.duration_since(start).ok())
+                    .map_or_else(String::new, |d| format!(" in {:.1} ms", d.as_secs_f64() * 1000.0));
+                info!("route table loaded: {} frontend ports{elapsed}", table.frontends().len());
+                let table = Rc::new(table);
+                LAST_TABLE.with(|last| *last.borrow_mut() = Some((config, Rc::clone(&table))));
+                self.table = Some(table);
                 true
             }
             Err(e) => {
