@@ -1,6 +1,6 @@
 //! Which of a frontend's matches can take a request, found by its path without trying them all:
-//! Exact paths in a map, PathPrefixes in a trie of path segments, the rest (regexes, gRPC
-//! method-only matches) always tried. Entries keep their precedence order as indexes; the first
+//! Exact paths in a map, PathPrefixes (and regexes, by their literal start) in a trie of path
+//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried. Entries keep their precedence order as indexes; the first
 //! one that really matches wins, exactly as a scan in precedence order would decide.
 
 use std::collections::HashMap;
@@ -87,6 +87,26 @@ impl EntryIndex {
     }
 }
 
+/// Where a path regex can be filed: under the whole segments its literal start spells out.
+/// `/api/v[0-9]+/.*` can only match paths under `/api`; a regex with an alternation, a group or
+/// class at its start, or no `/`-terminated literal start may match anything.
+pub fn regex_key(source: &str) -> IndexKey {
+    if source.contains('|') {
+        return IndexKey::Any;
+    }
+    let meta = |c: char| "\\.+*?()[]{}^$".contains(c);
+    let literal_end = source.find(meta).unwrap_or(source.len());
+    let mut literal = &source[..literal_end];
+    // A quantifier makes the character before it optional.
+    if source[literal_end..].starts_with(['*', '?', '{']) {
+        literal = literal.get(..literal.len().saturating_sub(1)).unwrap_or("");
+    }
+    match literal.rfind('/') {
+        Some(end) if literal.starts_with('/') => IndexKey::Prefix(literal[..end].to_owned()),
+        _ => IndexKey::Any,
+    }
+}
+
 /// `/a/b` → `a`, `b`; the root prefix "" has none.
 fn segments(prefix: &str) -> impl Iterator<Item = &str> {
     prefix.strip_prefix('/').into_iter().flat_map(|rest| rest.split('/'))
@@ -127,6 +147,22 @@ mod tests {
         assert_eq!(candidates(&index, "/a/bc"), vec![2, 3, 4]);
         assert_eq!(candidates(&index, "/ab"), vec![2, 4]);
         assert_eq!(candidates(&index, "*"), vec![2, 4]);
+    }
+
+    #[test]
+    fn regexes_are_filed_under_their_literal_segments() {
+        assert_eq!(regex_key("/api/v[0-9]+/.*"), IndexKey::Prefix("/api".into()));
+        assert_eq!(regex_key("/r49/[0-9]+"), IndexKey::Prefix("/r49".into()));
+        assert_eq!(regex_key("/a/b/c"), IndexKey::Prefix("/a/b".into()));
+        // `/a/` followed by `*`: the second `/` is optional, and `/a` alone could go on as
+        // `/ab`, so no segment is sure.
+        assert_eq!(regex_key("/a/*"), IndexKey::Prefix(String::new()));
+        assert_eq!(regex_key("/a/b?"), IndexKey::Prefix("/a".into()));
+        assert_eq!(regex_key("/ab{0,1}/x"), IndexKey::Prefix(String::new()));
+        for any in ["/a|/b/c", "(?i)/a/b", "[/]a/b", ".*/a/", "a/b/"] {
+            assert_eq!(regex_key(any), IndexKey::Any, "{any}");
+        }
+        assert_eq!(regex_key("/x[0-9]"), IndexKey::Prefix(String::new()));
     }
 
     #[test]

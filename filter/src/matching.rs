@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use regex_lite::Regex;
 
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
-use crate::index::IndexKey;
+use crate::index::{regex_key, IndexKey};
 use crate::request::{query_param, Request};
 
 /// Regexes longer than this are refused; the Gateway API leaves the limit to implementations.
@@ -160,7 +160,7 @@ impl HttpMatch {
         match &self.path {
             PathMatch::Exact(value) => IndexKey::Exact(value.clone()),
             PathMatch::Prefix(prefix) => IndexKey::Prefix(prefix.clone()),
-            PathMatch::Regex(_) => IndexKey::Any,
+            PathMatch::Regex(regex) => regex_key(regex.source()),
         }
     }
 

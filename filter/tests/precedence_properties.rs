@@ -267,7 +267,7 @@ fn reference_cluster(rule: &RuleDoc, draw: u64) -> Option<String> {
 // Generation.
 
 const SEGMENTS: &[&str] = &["a", "b", "api", "v1", "a.b"];
-const REGEXES: &[&str] = &["/a.*", "/a/[a-z0-9.]+", "/(a|b)/.*", "/.*", "/v1(/.*)?", "/api/v1", "/[ab]", "/a.b"];
+const REGEXES: &[&str] = &["/a.*", "/a/b?", "/a/*", "/api/v[0-9]+/.*", "/a/[a-z0-9.]+", "/(a|b)/.*", "/.*", "/v1(/.*)?", "/api/v1", "/[ab]", "/a.b"];
 const HEADER_NAMES: &[&str] = &["x-a", "X-A", "x-b", "version"];
 const QUERY_NAMES: &[&str] = &["q", "Q", "r", "a b"];
 const VALUES: &[&str] = &["1", "2", "one", "One"];
