@@ -4,6 +4,46 @@
 //! one that really matches wins, exactly as a scan in precedence order would decide.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Keys come from the route table, not from requests, so a fast non-keyed hash is safe here
+/// (requests only look keys up; they cannot fill a bucket).
+type FastMap<V> = HashMap<String, V, FastHash>;
+
+/// See [`FastHasher`].
+pub type FastHash = BuildHasherDefault<FastHasher>;
+
+/// The multiply-rotate hash of rustc's FxHasher: a few cycles per word.
+#[derive(Default)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 /// Where an entry is filed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,15 +59,17 @@ pub enum IndexKey {
 
 #[derive(Debug, Default)]
 pub struct EntryIndex {
-    exact: HashMap<String, Vec<u32>>,
+    exact: FastMap<Vec<u32>>,
     prefixes: PrefixNode,
+    /// The first entry filed in the trie: once a better one matched, the walk is skipped.
+    prefixes_first: Option<u32>,
     any: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
 struct PrefixNode {
     entries: Vec<u32>,
-    children: HashMap<String, PrefixNode>,
+    children: FastMap<PrefixNode>,
 }
 
 impl EntryIndex {
@@ -44,6 +86,7 @@ impl EntryIndex {
                         node = node.children.entry(segment.to_owned()).or_default();
                     }
                     node.entries.push(i);
+                    index.prefixes_first = index.prefixes_first.or(Some(i));
                 }
                 IndexKey::Any => index.any.push(i),
             }
@@ -55,35 +98,35 @@ impl EntryIndex {
     /// allows.
     pub fn first_match(&self, path: &str, mut matches: impl FnMut(usize) -> bool) -> Option<usize> {
         let mut best: Option<u32> = None;
-        let mut consider = |candidates: &[u32]| {
-            for &i in candidates {
-                if best.is_some_and(|b| i >= b) {
-                    return;
-                }
-                if matches(i as usize) {
-                    best = Some(i);
-                    return;
-                }
-            }
-        };
         if let Some(candidates) = self.exact.get(path) {
-            consider(candidates);
+            consider(candidates, &mut best, &mut matches);
         }
-        let mut node = &self.prefixes;
-        consider(&node.entries);
-        if let Some(rest) = path.strip_prefix('/') {
-            for segment in rest.split('/') {
-                match node.children.get(segment) {
-                    Some(child) => {
-                        node = child;
-                        consider(&node.entries);
-                    }
-                    None => break,
-                }
+        // Entries are numbered in precedence order: the trie is worth walking only if it holds
+        // an entry ahead of the best match so far.
+        if self.prefixes_first.is_some_and(|first| best.is_none_or(|best| first < best)) {
+            let mut node = &self.prefixes;
+            consider(&node.entries, &mut best, &mut matches);
+            for segment in path.strip_prefix('/').into_iter().flat_map(|rest| rest.split('/')) {
+                let Some(child) = node.children.get(segment) else { break };
+                node = child;
+                consider(&node.entries, &mut best, &mut matches);
             }
         }
-        consider(&self.any);
+        consider(&self.any, &mut best, &mut matches);
         best.map(|i| i as usize)
+    }
+}
+
+/// Tries `candidates` (ascending) ahead of `best`; the first that matches becomes `best`.
+fn consider(candidates: &[u32], best: &mut Option<u32>, matches: &mut impl FnMut(usize) -> bool) {
+    for &i in candidates {
+        if best.is_some_and(|b| i >= b) {
+            return;
+        }
+        if matches(i as usize) {
+            *best = Some(i);
+            return;
+        }
     }
 }
 

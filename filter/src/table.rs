@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
 use crate::grpc::{GrpcMatch, GrpcRank};
-use crate::index::{EntryIndex, IndexKey};
+use crate::index::{EntryIndex, FastHash, IndexKey};
 use crate::matching::{HttpMatch, Inputs, MatchRank};
 use crate::request::Request;
 
@@ -29,7 +29,7 @@ impl std::error::Error for TableError {}
 #[derive(Debug)]
 pub struct RouteTable {
     frontends: Vec<Frontend>,
-    by_address: HashMap<SocketAddr, usize>,
+    by_address: HashMap<SocketAddr, usize, FastHash>,
     routes: Vec<Route>,
 }
 
@@ -201,7 +201,7 @@ impl RouteTable {
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut frontends = Vec::with_capacity(doc.frontends.len());
-        let mut by_address = HashMap::new();
+        let mut by_address = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
             let mut entries = Vec::new();
