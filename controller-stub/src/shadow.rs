@@ -5,9 +5,10 @@
 //! for GRPCRoutes, when the earlier one asks for no service or the same one, no method or the
 //! same one (same match type), and a subset of its headers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use meshroute_filter::document::{MatchDoc, PathMatchType, RouteKind, TableDocument};
+use meshroute_filter::index::{EntryIndex, IndexKey};
 use meshroute_filter::table::{MatchPosition, RouteTable};
 
 use crate::decode::at;
@@ -44,12 +45,27 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
     for frontend in compiled.frontends() {
         // The filter's own order: the same code decides which match a request meets first.
         let entries: Vec<Entry<'_>> = frontend.precedence_order().map(|at| Entry::at(table, at)).collect();
-        let rules: BTreeSet<(usize, usize)> = entries.iter().map(|e| (e.route, e.rule)).collect();
-        for (r, k) in rules {
+        // An earlier match covers a later one only if its index key is the later one's or an
+        // ancestor of it, so the filter's index finds the candidates; this keeps the check
+        // linear in practice rather than quadratic.
+        let keys: Vec<IndexKey> = frontend.index_keys().collect();
+        let index = EntryIndex::new(keys.iter().cloned());
+        let mut rules: BTreeMap<RuleId, Vec<usize>> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            rules.entry((e.route, e.rule)).or_default().push(i);
+        }
+        for ((r, k), positions) in rules {
             let mut shadows: Vec<(usize, usize)> = Vec::new();
-            let all_shadowed = entries.iter().enumerate().filter(|(_, e)| (e.route, e.rule) == (r, k)).all(|(i, e)| {
-                let earlier = entries.iter().take(i).find(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
-                if let Some(f) = earlier {
+            let all_shadowed = positions.iter().all(|&i| {
+                let Some(e) = entries.get(i) else { return false };
+                let covering = |j: usize| {
+                    j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc))
+                };
+                let earlier = match keys.get(i) {
+                    Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => index.first_match(path, covering),
+                    _ => (0..i).find(|&j| covering(j)),
+                };
+                if let Some(f) = earlier.and_then(|j| entries.get(j)) {
                     if !shadows.contains(&(f.route, f.rule)) {
                         shadows.push((f.route, f.rule));
                     }

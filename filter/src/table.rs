@@ -61,6 +61,12 @@ impl Frontend {
         self.inputs
     }
 
+    /// Where the index files each match, in [`Frontend::precedence_order`]: a match can only
+    /// take paths its key allows.
+    pub fn index_keys(&self) -> impl Iterator<Item = IndexKey> + '_ {
+        self.entries.iter().map(|entry| entry.matcher.index_key())
+    }
+
     /// Every match of every attached rule in the order routing tries them, most specific first.
     pub fn precedence_order(&self) -> impl Iterator<Item = MatchPosition> + '_ {
         self.entries.iter().map(|entry| entry.at)
