@@ -1,5 +1,5 @@
 //! `meshroute explain`: how one request would be routed, decided by the filter's own code
-//! (`RouteTable::compile`, `RouteTable::route` and `Refusal::reply`) on the compiled table.
+//! (`RouteTable::route` and `Refusal::reply`) on the table as the filter compiles it.
 //!
 //! gRPC: a request is a gRPC call when its `content-type` is `application/grpc` (what
 //! `--grpc SERVICE/METHOD` sends, as a POST to `/SERVICE/METHOD`), as the filter decides. A gRPC
@@ -15,7 +15,7 @@ use meshroute_filter::choice::BackendTarget;
 use meshroute_filter::document::RouteKind;
 use meshroute_filter::reply::{is_grpc_call, Refusal};
 use meshroute_filter::request::Request;
-use meshroute_filter::table::{Outcome, RouteTable};
+use meshroute_filter::table::Outcome;
 use serde::Serialize;
 
 use crate::pipeline::Build;
@@ -81,7 +81,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
             if ports.is_empty() { "none".to_owned() } else { ports.join(", ") }
         )));
     }
-    let table = RouteTable::compile(&build.table).map_err(|e| ExplainError(format!("the route table is refused: {e}")))?;
+    let table = &build.compiled;
     let frontend = match ip {
         Some(ip) => table.frontend_at(&std::net::SocketAddr::new(ip, port).to_string()),
         None => table.frontend_of(&namespace, &name, port),

@@ -3,6 +3,7 @@
 //! [`build`], so they agree on what the manifests mean.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use meshroute_filter::document::TableDocument;
 use meshroute_filter::table::RouteTable;
@@ -18,8 +19,10 @@ use crate::shadow::shadowed_rules;
 #[derive(Debug, Clone)]
 pub struct Build {
     pub manifests: Manifests,
-    /// The table the filter receives; `RouteTable::compile` accepts it.
+    /// The table the filter receives.
     pub table: TableDocument,
+    /// `table` as the filter compiles it, for tools that route with the filter's own code.
+    pub compiled: Arc<RouteTable>,
     /// Unresolved references, parents that do not accept a route, shadowed rules: published
     /// anyway, but worth a look.
     pub warnings: Vec<Diagnostic>,
@@ -61,7 +64,7 @@ pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
     let mut warnings = status_warnings(&statuses);
     warnings.extend(shadowed_rules(&manifests, &table, &compiled));
     warnings.sort();
-    Ok(Build { manifests, table, warnings, statuses })
+    Ok(Build { manifests, table, compiled: Arc::new(compiled), warnings, statuses })
 }
 
 #[cfg(test)]
