@@ -32,7 +32,8 @@ pub struct Probe {
 
 /// Rule `i` of a set: its kind cycles through the mix; every 50th is a regex.
 pub fn rule(i: usize) -> Rule {
-    let base = Rule { path_kind: PathKind::Prefix, path: String::new(), method: None, header: None, query: None, split: i % 10 == 7 };
+    let base =
+        Rule { path_kind: PathKind::Prefix, path: String::new(), method: None, header: None, query: None, split: i % 10 == 7 };
     if i % 50 == 49 {
         return Rule { path_kind: PathKind::Regex, path: format!("/r{i}/[0-9]+"), ..base };
     }

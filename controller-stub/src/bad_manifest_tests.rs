@@ -59,10 +59,15 @@ fn unknown_or_mistyped_kind() {
     let supported = "meshroute reads Service (v1), EndpointSlice (discovery.k8s.io/v1), HTTPRoute and GRPCRoute \
 (gateway.networking.k8s.io/v1), ReferenceGrant (gateway.networking.k8s.io/v1beta1)";
     assert_eq!(one(errors("apiVersion: v1\nmetadata:\n  name: r\n")), format!("x.yaml:1: kind: required; {supported}"));
-    assert_eq!(one(errors("apiVersion: v1\nkind: 42\nmetadata:\n  name: r\n")), "x.yaml:2: kind: must be a string, found the number 42 (quote it)");
+    assert_eq!(
+        one(errors("apiVersion: v1\nkind: 42\nmetadata:\n  name: r\n")),
+        "x.yaml:2: kind: must be a string, found the number 42 (quote it)"
+    );
     assert_eq!(
         one(errors("apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute\nmetadata:\n  name: r\n")),
-        format!("x.yaml:2: HttpRoute default/r: kind: kind \"HttpRoute\" is not supported; {supported} (did you mean HTTPRoute?)")
+        format!(
+            "x.yaml:2: HttpRoute default/r: kind: kind \"HttpRoute\" is not supported; {supported} (did you mean HTTPRoute?)"
+        )
     );
 }
 
@@ -85,7 +90,10 @@ fn unknown_fields_at_every_level() {
         "x.yaml:5: Service default/s: metadata: unknown field \"lables\" (did you mean \"labels\"?)"
     );
     let e = one(errors(&format!("{ROUTE_HEAD}  - backendRefs:\n    - name: a\n      port: 80\n      wieght: 2\n")));
-    assert_eq!(e, "x.yaml:14: HTTPRoute default/r: spec.rules[0].backendRefs[0]: unknown field \"wieght\" (did you mean \"weight\"?)");
+    assert_eq!(
+        e,
+        "x.yaml:14: HTTPRoute default/r: spec.rules[0].backendRefs[0]: unknown field \"wieght\" (did you mean \"weight\"?)"
+    );
     assert_eq!(
         one(errors("apiVersion: v1\nkind: Service\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n")),
         "x.yaml:3: Service default/s: kind: duplicate field"
@@ -149,18 +157,23 @@ fn paths_with_encoded_slashes_or_dot_segments() {
 
 #[test]
 fn oversized_or_invalid_regexes() {
-    let path_regex = |value: &str| {
-        rules(&format!("  - matches:\n    - path:\n        type: RegularExpression\n        value: \"{value}\"\n"))
-    };
+    let path_regex =
+        |value: &str| rules(&format!("  - matches:\n    - path:\n        type: RegularExpression\n        value: \"{value}\"\n"));
     let at = "x.yaml:14: HTTPRoute default/r: spec.rules[0].matches[0].path.value";
     // Short to write, too big to compile: the regex engine's size limit, not memory, stops it.
-    assert_eq!(path_regex("a{1000}{1000}"), format!("{at}: invalid regex \"a{{1000}}{{1000}}\": compiled regex exceeded size limit"));
+    assert_eq!(
+        path_regex("a{1000}{1000}"),
+        format!("{at}: invalid regex \"a{{1000}}{{1000}}\": compiled regex exceeded size limit")
+    );
     assert_eq!(path_regex(&format!("/{}", "a".repeat(1100))), format!("{at}: must be at most 1024 characters"));
     let header = format!(
         "  - matches:\n    - headers:\n      - type: RegularExpression\n        name: x\n        value: \"{}\"\n",
         "a".repeat(2000)
     );
-    assert_eq!(rules(&header), "x.yaml:15: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].value: regex is longer than 1024 bytes");
+    assert_eq!(
+        rules(&header),
+        "x.yaml:15: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].value: regex is longer than 1024 bytes"
+    );
     let query = "  - matches:\n    - queryParams:\n      - type: RegularExpression\n        name: x\n        value: \"(a\"\n";
     assert_eq!(
         rules(query),
@@ -178,7 +191,11 @@ fn empty_files_hold_no_resources_and_no_errors() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("empty.yaml"), "").unwrap();
     fs::write(dir.path().join("comments.yml"), "# nothing yet\n---\n").unwrap();
-    fs::write(dir.path().join("bom.yaml"), "\u{feff}apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n").unwrap();
+    fs::write(
+        dir.path().join("bom.yaml"),
+        "\u{feff}apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n",
+    )
+    .unwrap();
     let built = build(dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(built.manifests.services.len(), 1, "a byte order mark is not part of the first key");
     assert!(built.table.frontends.is_empty() && built.table.routes.is_empty());
@@ -241,7 +258,8 @@ fn random_bytes_give_errors_naming_the_file_and_never_a_crash() {
 #[test]
 fn deep_nesting_is_an_error_with_its_place() {
     assert_eq!(one(errors(&"[".repeat(10_000))), "x.yaml:1: invalid YAML: recursion limit exceeded");
-    let text = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {}x{}\n", "[".repeat(150), "]".repeat(150));
+    let text =
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels: {}x{}\n", "[".repeat(150), "]".repeat(150));
     assert_eq!(one(errors(&text)), "x.yaml:5: invalid YAML: lists and mappings nested deeper than 100 levels");
     let text = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels:\n    {}x\n", "- ".repeat(100_000));
     assert_eq!(one(errors(&text)), "x.yaml:6: invalid YAML: lists and mappings nested deeper than 100 levels");

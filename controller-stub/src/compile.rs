@@ -9,8 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType,
-    TABLE_VERSION,
+    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType, TABLE_VERSION,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta};
@@ -25,13 +24,14 @@ struct Compiled<'m> {
 
 /// The table for every route attached somewhere.
 pub fn compile(m: &Manifests, statuses: &[RouteStatus]) -> TableDocument {
-    let mut routes: Vec<(Compiled<'_>, &RouteStatus)> = statuses
-        .iter()
-        .filter(|s| s.attachments().next().is_some())
-        .filter_map(|s| compiled(m, s).map(|c| (c, s)))
-        .collect();
+    let mut routes: Vec<(Compiled<'_>, &RouteStatus)> =
+        statuses.iter().filter(|s| s.attachments().next().is_some()).filter_map(|s| compiled(m, s).map(|c| (c, s))).collect();
     routes.sort_by(|a, b| {
-        (&a.0.meta.namespace, &a.0.meta.name, kind_order(a.0.kind)).cmp(&(&b.0.meta.namespace, &b.0.meta.name, kind_order(b.0.kind)))
+        (&a.0.meta.namespace, &a.0.meta.name, kind_order(a.0.kind)).cmp(&(
+            &b.0.meta.namespace,
+            &b.0.meta.name,
+            kind_order(b.0.kind),
+        ))
     });
 
     let mut frontends: BTreeMap<(String, String, u16), BTreeSet<usize>> = BTreeMap::new();

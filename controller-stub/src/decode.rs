@@ -3,17 +3,17 @@
 //! is collected; nothing stops at the first one. Cross-resource checks (duplicates, shared
 //! ClusterIPs) run at the end.
 
-use std::collections::HashMap;
 use crate::diag::Diagnostic;
 use crate::load::SourceFile;
 use crate::model::{
-    Endpoint, EndpointPort, EndpointSlice, GrantFrom, GrantTo, Manifests, Meta, ReferenceGrant, Service, ServicePort,
-    Source, TargetPort,
+    Endpoint, EndpointPort, EndpointSlice, GrantFrom, GrantTo, Manifests, Meta, ReferenceGrant, Service, ServicePort, Source,
+    TargetPort,
 };
 use crate::reader::{join, Fields, Reader};
 use crate::route::{decode_grpc_route, decode_http_route};
 use crate::syntax;
 use crate::yaml::{self, Node};
+use std::collections::HashMap;
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -155,9 +155,7 @@ fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifest
 /// The value of `key` in a mapping node, unchecked.
 fn raw<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     match &node.value {
-        yaml::Value::Map(entries) => {
-            entries.iter().find(|(k, _)| k.scalar().is_some_and(|s| s.text == key)).map(|(_, v)| v)
-        }
+        yaml::Value::Map(entries) => entries.iter().find(|(k, _)| k.scalar().is_some_and(|s| s.text == key)).map(|(_, v)| v),
         _ => None,
     }
 }
@@ -259,7 +257,8 @@ fn decode_service(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<Se
             "trafficDistribution",
         ],
     )?;
-    let kind = spec.get("type").and_then(|n| r.one_of(n, "spec.type", &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]));
+    let kind =
+        spec.get("type").and_then(|n| r.one_of(n, "spec.type", &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]));
     if let Some(selector) = spec.get("selector") {
         string_map(r, selector, "spec.selector");
     }
@@ -363,9 +362,7 @@ fn decode_endpoint_slice(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             "the label kubernetes.io/service-name is required: it names the Service these endpoints serve",
         );
     }
-    let address_type = r
-        .required(top, "addressType", "")
-        .and_then(|n| r.one_of(n, "addressType", &["IPv4", "IPv6", "FQDN"]));
+    let address_type = r.required(top, "addressType", "").and_then(|n| r.one_of(n, "addressType", &["IPv4", "IPv6", "FQDN"]));
     let mut ports = Vec::new();
     if let Some(node) = top.get("ports") {
         for (i, item) in r.list(node, "ports", Some(20000)).iter().enumerate() {

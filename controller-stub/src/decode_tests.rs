@@ -26,7 +26,8 @@ fn one(errors: Vec<String>) -> String {
 
 #[test]
 fn weight_out_of_range_names_file_line_resource_and_field() {
-    let e = route_errors("  - backendRefs:\n    - name: a\n      port: 80\n    - name: b\n      port: 80\n      weight: 1000001\n");
+    let e =
+        route_errors("  - backendRefs:\n    - name: a\n      port: 80\n    - name: b\n      port: 80\n      weight: 1000001\n");
     assert_eq!(
         one(e),
         "routes/echo.yaml:16: HTTPRoute default/echo-route: spec.rules[0].backendRefs[1].weight: must be between 0 and 1000000"
@@ -36,19 +37,28 @@ fn weight_out_of_range_names_file_line_resource_and_field() {
 #[test]
 fn negative_weight_is_refused() {
     let e = route_errors("  - backendRefs:\n    - name: a\n      port: 80\n      weight: -1\n");
-    assert_eq!(one(e), "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].weight: must be between 0 and 1000000"
+    );
 }
 
 #[test]
 fn service_backend_needs_a_port() {
     let e = route_errors("  - backendRefs:\n    - name: a\n");
-    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: required for a Service backend");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: required for a Service backend"
+    );
 }
 
 #[test]
 fn port_out_of_range_is_refused() {
     let e = route_errors("  - backendRefs:\n    - name: a\n      port: 70000\n");
-    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: must be between 1 and 65535");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].backendRefs[0].port: must be between 1 and 65535"
+    );
 }
 
 #[test]
@@ -63,7 +73,10 @@ fn path_must_be_absolute() {
 #[test]
 fn path_with_double_slash_is_refused() {
     let e = route_errors("  - matches:\n    - path:\n        type: Exact\n        value: /a//b\n");
-    assert_eq!(one(e), "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '//'");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '//'"
+    );
 }
 
 #[test]
@@ -78,7 +91,10 @@ fn path_with_query_is_refused() {
 #[test]
 fn path_with_encoded_slash_is_refused() {
     let e = route_errors("  - matches:\n    - path:\n        value: /a%2Fb\n");
-    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '%2f' or '%2F'");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: must not contain '%2f' or '%2F'"
+    );
 }
 
 #[test]
@@ -95,15 +111,20 @@ fn regex_must_compile_with_the_filter_regex_engine() {
     let e = route_errors("  - matches:\n    - path:\n        type: RegularExpression\n        value: \"/a(\"\n");
     let e = one(e);
     assert!(
-        e.starts_with("routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: invalid regex \"/a(\": "),
+        e.starts_with(
+            "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].matches[0].path.value: invalid regex \"/a(\": "
+        ),
         "{e}"
     );
 }
 
 #[test]
 fn header_regex_must_compile() {
-    let e = route_errors("  - matches:\n    - headers:\n      - type: RegularExpression\n        name: x\n        value: \"[\"\n");
-    assert!(one(e).starts_with("routes/echo.yaml:15: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[0].value: invalid regex"));
+    let e =
+        route_errors("  - matches:\n    - headers:\n      - type: RegularExpression\n        name: x\n        value: \"[\"\n");
+    assert!(one(e).starts_with(
+        "routes/echo.yaml:15: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[0].value: invalid regex"
+    ));
 }
 
 #[test]
@@ -117,7 +138,8 @@ fn header_name_must_be_a_token() {
 
 #[test]
 fn header_names_are_unique_ignoring_case() {
-    let e = route_errors("  - matches:\n    - headers:\n      - name: X-V\n        value: a\n      - name: x-v\n        value: b\n");
+    let e =
+        route_errors("  - matches:\n    - headers:\n      - name: X-V\n        value: a\n      - name: x-v\n        value: b\n");
     assert_eq!(
         one(e),
         "routes/echo.yaml:15: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers[1].name: \"x-v\" is already matched by spec.rules[0].matches[0].headers[0]"
@@ -146,7 +168,10 @@ fn method_enum() {
 fn too_many_headers() {
     let headers: String = (0..17).map(|i| format!("      - name: h{i}\n        value: v\n")).collect();
     let e = route_errors(&format!("  - matches:\n    - headers:\n{headers}"));
-    assert_eq!(one(e), "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers: must have at most 16 items, has 17");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].matches[0].headers: must have at most 16 items, has 17"
+    );
 }
 
 #[test]
@@ -160,13 +185,18 @@ fn too_many_rules() {
 fn too_many_backend_refs() {
     let refs: String = (0..17).map(|i| format!("    - name: b{i}\n      port: 80\n")).collect();
     let e = route_errors(&format!("  - backendRefs:\n{refs}"));
-    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs: must have at most 16 items, has 17");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs: must have at most 16 items, has 17"
+    );
 }
 
 #[test]
 fn too_many_parent_refs() {
     let parents: String = (0..33).map(|i| format!("  - name: s{i}\n    kind: Service\n    group: \"\"\n")).collect();
-    let text = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n{parents}");
+    let text = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n{parents}"
+    );
     let e = decode_text("r.yaml", &text).1;
     assert_eq!(one(e), "r.yaml:7: HTTPRoute default/r: spec.parentRefs: must have at most 32 items, has 33");
 }
@@ -175,7 +205,10 @@ fn too_many_parent_refs() {
 fn too_many_matches_in_one_rule() {
     let matches: String = (0..65).map(|i| format!("    - path:\n        value: /p{i}\n")).collect();
     let e = route_errors(&format!("  - matches:\n{matches}"));
-    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].matches: must have at most 64 items, has 65");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].matches: must have at most 64 items, has 65"
+    );
 }
 
 #[test]
@@ -201,7 +234,10 @@ fn unknown_field_with_near_miss_hint() {
 #[test]
 fn unsupported_filters_are_refused_not_ignored() {
     let e = route_errors("  - filters:\n    - type: RequestHeaderModifier\n");
-    assert_eq!(one(e), "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters: is not supported by meshroute yet");
+    assert_eq!(
+        one(e),
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters: is not supported by meshroute yet"
+    );
 }
 
 #[test]
@@ -300,9 +336,14 @@ fn wrong_apiversion_for_a_known_kind() {
 
 #[test]
 fn name_is_required_and_dns1123() {
-    let e = one(decode_text("s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  namespace: x\nspec:\n  ports:\n  - port: 80\n").1);
+    let e =
+        one(decode_text("s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  namespace: x\nspec:\n  ports:\n  - port: 80\n").1);
     assert_eq!(e, "s.yaml:4: metadata.name: required");
-    let e = one(decode_text("r.yaml", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: Echo_Route\nspec: {}\n").1);
+    let e = one(decode_text(
+        "r.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: Echo_Route\nspec: {}\n",
+    )
+    .1);
     assert_eq!(
         e,
         "r.yaml:4: HTTPRoute default/Echo_Route: metadata.name: \"Echo_Route\" is not a valid name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (RFC 1123)"
@@ -342,18 +383,26 @@ fn service_ports_targetport_appprotocol_and_headless() {
 #[test]
 fn service_port_names_required_when_several() {
     let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: 80\n  - name: b\n    port: 81\n";
-    assert_eq!(one(decode_text("s.yaml", text).1), "s.yaml:7: Service default/s: spec.ports[0].name: required when the Service has more than one port");
+    assert_eq!(
+        one(decode_text("s.yaml", text).1),
+        "s.yaml:7: Service default/s: spec.ports[0].name: required when the Service has more than one port"
+    );
 }
 
 #[test]
 fn service_cluster_ip_must_be_an_ip() {
     let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  clusterIP: 10.0.0.300\n  ports:\n  - port: 80\n";
-    assert_eq!(one(decode_text("s.yaml", text).1), "s.yaml:6: Service default/s: spec.clusterIP: \"10.0.0.300\" is not an IP address");
+    assert_eq!(
+        one(decode_text("s.yaml", text).1),
+        "s.yaml:6: Service default/s: spec.clusterIP: \"10.0.0.300\" is not an IP address"
+    );
 }
 
 #[test]
 fn two_services_cannot_share_a_cluster_ip() {
-    let svc = |n: &str| format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {n}\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - port: 80\n");
+    let svc = |n: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {n}\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - port: 80\n")
+    };
     let text = format!("{}---\n{}", svc("a"), svc("b"));
     assert_eq!(
         one(decode_text("s.yaml", &text).1),
@@ -384,7 +433,10 @@ fn endpoint_slice_decodes_ports_addresses_and_readiness() {
 #[test]
 fn endpoint_address_must_match_address_type() {
     let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: e\n  labels:\n    kubernetes.io/service-name: s\naddressType: IPv4\nendpoints:\n- addresses:\n  - \"::1\"\n";
-    assert_eq!(one(decode_text("e.yaml", text).1), "e.yaml:10: EndpointSlice default/e: endpoints[0].addresses[0]: \"::1\" is not an IPv4 address");
+    assert_eq!(
+        one(decode_text("e.yaml", text).1),
+        "e.yaml:10: EndpointSlice default/e: endpoints[0].addresses[0]: \"::1\" is not an IPv4 address"
+    );
 }
 
 #[test]

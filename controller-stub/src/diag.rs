@@ -29,14 +29,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.into(),
-            line,
-            severity: Severity::Error,
-            subject: None,
-            field: None,
-            message: message.into(),
-        }
+        Diagnostic { file: file.into(), line, severity: Severity::Error, subject: None, field: None, message: message.into() }
     }
 
     pub fn warning(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {

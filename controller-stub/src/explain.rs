@@ -90,9 +90,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         .headers
         .iter()
         .map(|h| {
-            let (n, v) = h
-                .split_once(':')
-                .ok_or_else(|| ExplainError(format!("header {h:?} is not 'Name: value'")))?;
+            let (n, v) = h.split_once(':').ok_or_else(|| ExplainError(format!("header {h:?} is not 'Name: value'")))?;
             Ok((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         })
         .collect::<Result<Vec<_>, ExplainError>>()?;

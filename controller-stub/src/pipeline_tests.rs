@@ -59,7 +59,13 @@ fn one_rule_echo_route_explains_as_nine_to_one() {
     let b = fixture("echo");
     assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
     RouteTable::compile(&b.table).unwrap();
-    for to in ["echo-service", "echo-service.default", "echo-service.default.svc", "echo-service.default.svc.cluster.local:80", "127.0.10.1"] {
+    for to in [
+        "echo-service",
+        "echo-service.default",
+        "echo-service.default.svc",
+        "echo-service.default.svc.cluster.local:80",
+        "127.0.10.1",
+    ] {
         let e = ask(&b, to, "/anything?x=1", &[]);
         assert_eq!(e.status, 200, "{to}");
         assert_eq!(e.route.as_deref(), Some("default/echo-route"));
@@ -100,7 +106,10 @@ fn product_page_literal_text_gets_the_version_hint_and_the_shadow_warning() {
     assert!(problems[2].ends_with("did you mean gateway.networking.k8s.io/v1?"), "{}", problems[2]);
     assert!(problems[3].starts_with("grpc-route.yaml:11: invalid YAML: this list item is indented 3 spaces"), "{}", problems[3]);
     for (problem, line) in problems[4..].iter().zip([13, 20]) {
-        assert!(problem.starts_with(&format!("grpc-route.yaml:{line}: invalid YAML: missing space after \"service:\"")), "{problem}");
+        assert!(
+            problem.starts_with(&format!("grpc-route.yaml:{line}: invalid YAML: missing space after \"service:\"")),
+            "{problem}"
+        );
     }
 }
 
@@ -317,7 +326,10 @@ fn explain_refuses_unknown_hosts_and_ports() {
     assert_eq!(q("nope").unwrap_err().0, "Service default/nope not found in the manifests");
     assert_eq!(q("10.9.9.9").unwrap_err().0, "no Service has the ClusterIP 10.9.9.9");
     assert_eq!(q("echo-service:81").unwrap_err().0, "Service default/echo-service has no TCP port 81 (its ports: 80)");
-    assert_eq!(q("echo-service.default.svc.cluster").unwrap_err().0.split(" is not").next(), Some("\"echo-service.default.svc.cluster\""));
+    assert_eq!(
+        q("echo-service.default.svc.cluster").unwrap_err().0.split(" is not").next(),
+        Some("\"echo-service.default.svc.cluster\"")
+    );
 }
 
 #[test]
@@ -332,8 +344,14 @@ fn compiled_table_is_deterministic_and_accepted_by_the_filter() {
 #[test]
 fn invalid_manifests_give_every_error_sorted() {
     let files = [
-        SourceFile { path: "b.yaml".into(), text: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n".into() },
-        SourceFile { path: "a.yaml".into(), text: "kind: Gateway\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: g}\n".into() },
+        SourceFile {
+            path: "b.yaml".into(),
+            text: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n".into(),
+        },
+        SourceFile {
+            path: "a.yaml".into(),
+            text: "kind: Gateway\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: g}\n".into(),
+        },
     ];
     let errors: Vec<String> = build_files(&files).unwrap_err().iter().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
@@ -386,12 +404,8 @@ fn product_page_examples_serve_side_by_side_on_the_two_ports_of_echo_service() {
     assert_eq!((e.status, e.grpc_status, e.route.as_deref()), (200, None, Some("default/echo-route")));
     assert_eq!(e.backends, vec![backend("echo-v1", 9), backend("echo-v2", 1)]);
     // Port 8080 is the GRPCRoute's alone: one frontend per port, each of one kind.
-    let kinds: Vec<(u16, Vec<meshroute_filter::document::RouteKind>)> = b
-        .table
-        .frontends
-        .iter()
-        .map(|f| (f.port, f.routes.iter().map(|&r| b.table.routes[r].kind).collect()))
-        .collect();
+    let kinds: Vec<(u16, Vec<meshroute_filter::document::RouteKind>)> =
+        b.table.frontends.iter().map(|f| (f.port, f.routes.iter().map(|&r| b.table.routes[r].kind).collect())).collect();
     use meshroute_filter::document::RouteKind::{Grpc, Http};
     assert_eq!(kinds, [(80, vec![Http]), (8080, vec![Grpc])]);
     let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
@@ -423,10 +437,7 @@ fn a_plain_http_request_on_a_grpc_frontend_is_answered_in_http_terms() {
     // the product page's rules all name a method, so: 404, and no gRPC status (not a gRPC call).
     let e = ask(&b, "echo-service:8080", "/hello", &[]);
     assert_eq!((e.status, e.grpc_status, e.route.as_deref()), (404, Some(None), None));
-    assert_eq!(
-        serde_json::to_string(&e).unwrap(),
-        r#"{"status":404,"grpc_status":null,"route":null,"rule":null,"backends":[]}"#
-    );
+    assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"status":404,"grpc_status":null,"route":null,"rule":null,"backends":[]}"#);
     // The filter decides by content-type, so a hand-made gRPC call is one.
     let e = ask(&b, "echo-service:8080", &format!("/{ECHO}/Echo"), &["Content-Type: application/grpc+proto"]);
     assert_eq!((e.status, e.grpc_status, e.rule), (200, Some(Some(0)), Some(0)));

@@ -26,11 +26,7 @@ pub struct Fields<'n> {
 impl<'n> Fields<'n> {
     /// The value of `key`; an explicit `null` counts as absent, as in JSON merge semantics.
     pub fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.scalar().is_some_and(|s| s.text == key))
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
+        self.entries.iter().find(|(k, _)| k.scalar().is_some_and(|s| s.text == key)).map(|(_, v)| v).filter(|v| !v.is_null())
     }
 
     pub fn line(&self) -> usize {

@@ -93,12 +93,16 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
     let mut http: Vec<RouteStatus> = m
         .http_routes
         .iter()
-        .map(|r| route_status(m, RouteKind::Http, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice())))
+        .map(|r| {
+            route_status(m, RouteKind::Http, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice()))
+        })
         .collect();
     let mut grpc: Vec<RouteStatus> = m
         .grpc_routes
         .iter()
-        .map(|r| route_status(m, RouteKind::Grpc, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice())))
+        .map(|r| {
+            route_status(m, RouteKind::Grpc, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice()))
+        })
         .collect();
     let key = |s: &RouteStatus| (s.meta.namespace.clone(), s.meta.name.clone());
     http.sort_by_key(key);
@@ -150,7 +154,10 @@ fn yield_to_grpc_routes(http: &mut [RouteStatus], grpc: &[RouteStatus]) {
                 let kept = if ports.len() == 1 { format!("port {kept}") } else { format!("ports {kept}") };
                 Condition::ok(
                     "Accepted",
-                    format!("attached to {kept} of Service {}/{}; not to {lost} (GRPCRoute > HTTPRoute, GEP-1294)", parent.namespace, parent.name),
+                    format!(
+                        "attached to {kept} of Service {}/{}; not to {lost} (GRPCRoute > HTTPRoute, GEP-1294)",
+                        parent.namespace, parent.name
+                    ),
                 )
             };
         }
@@ -190,7 +197,13 @@ fn route_status<'r>(
                 return ParentStatus::NotMesh { parent: parent.clone() };
             }
             let (accepted, ports) = accept(m, kind, &meta.namespace, parent);
-            ParentStatus::Mesh { parent: parent.clone(), accepted, resolved_refs: resolved_refs.clone(), ports, taken: Vec::new() }
+            ParentStatus::Mesh {
+                parent: parent.clone(),
+                accepted,
+                resolved_refs: resolved_refs.clone(),
+                ports,
+                taken: Vec::new(),
+            }
         })
         .collect();
     RouteStatus { kind, meta: meta.clone(), parents, unresolved }
@@ -246,11 +259,8 @@ fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &Parent
         return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP ports")), Vec::new());
     }
     if kind == RouteKind::Grpc && parent.port.is_none() {
-        let skipped: Vec<String> = service
-            .ports
-            .iter()
-            .filter_map(|p| not_grpc(p).map(|why| format!("port {} ({why})", p.port)))
-            .collect();
+        let skipped: Vec<String> =
+            service.ports.iter().filter_map(|p| not_grpc(p).map(|why| format!("port {} ({why})", p.port))).collect();
         let ports: Vec<u16> = service.ports.iter().filter(|p| not_grpc(p).is_none()).map(|p| p.port).collect();
         let skipped = skipped.join(", ");
         return match ports.as_slice() {
@@ -288,8 +298,18 @@ fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &Parent
 /// `mysql*`, `redis*`). Every other port qualifies: `grpc`, `http2`, `kubernetes.io/h2c`, and
 /// ports that declare nothing.
 pub fn not_grpc(port: &ServicePort) -> Option<String> {
-    const HTTP1_APP_PROTOCOLS: &[&str] =
-        &["http", "http1", "kubernetes.io/http", "https", "kubernetes.io/https", "kubernetes.io/ws", "kubernetes.io/wss", "ws", "wss", "grpc-web"];
+    const HTTP1_APP_PROTOCOLS: &[&str] = &[
+        "http",
+        "http1",
+        "kubernetes.io/http",
+        "https",
+        "kubernetes.io/https",
+        "kubernetes.io/ws",
+        "kubernetes.io/wss",
+        "ws",
+        "wss",
+        "grpc-web",
+    ];
     const NON_HTTP_APP_PROTOCOLS: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
     const NON_HTTP_NAME_PREFIXES: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
     if let Some(protocol) = &port.app_protocol {
@@ -321,7 +341,10 @@ pub fn resolve_backend(
 ) -> Result<String, (&'static str, String)> {
     if !is_core_service(&b.group, &b.kind) {
         let group = if b.group.is_empty() { "core".to_owned() } else { b.group.clone() };
-        return Err(("InvalidKind", format!("{} {:?} in group {group:?} is not supported; a backend must be a Service", b.kind, b.name)));
+        return Err((
+            "InvalidKind",
+            format!("{} {:?} in group {group:?} is not supported; a backend must be a Service", b.kind, b.name),
+        ));
     }
     let service_name = format!("Service {}/{}", b.namespace, b.name);
     if b.namespace != route_namespace && !granted(m, route_kind, route_namespace, b) {

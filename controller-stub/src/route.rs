@@ -9,9 +9,7 @@ use meshroute_filter::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMat
 use meshroute_filter::matching::FullRegex;
 
 use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
-use crate::model::{
-    BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source,
-};
+use crate::model::{BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source};
 use crate::reader::{join, Fields, Reader};
 use crate::syntax;
 use crate::yaml::Node;
@@ -52,8 +50,11 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             let mut names = HashMap::new();
             for (i, item) in items.iter().enumerate() {
                 let path = format!("spec.rules[{i}]");
-                let Some(f) = r.fields(item, &path, &["name", "matches", "backendRefs", "filters", "timeouts", "retry", "sessionPersistence"])
-                else {
+                let Some(f) = r.fields(
+                    item,
+                    &path,
+                    &["name", "matches", "backendRefs", "filters", "timeouts", "retry", "sessionPersistence"],
+                ) else {
                     continue;
                 };
                 rule_name(r, &f, &path, i, &mut names);
@@ -116,13 +117,12 @@ fn default_match() -> MatchDoc {
 
 fn count_matches(rule: &Node) -> usize {
     match &rule.value {
-        crate::yaml::Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.scalar().is_some_and(|s| s.text == "matches"))
-            .map_or(1, |(_, v)| match &v.value {
+        crate::yaml::Value::Map(entries) => {
+            entries.iter().find(|(k, _)| k.scalar().is_some_and(|s| s.text == "matches")).map_or(1, |(_, v)| match &v.value {
                 crate::yaml::Value::Seq(items) => items.len(),
                 _ => 0,
-            }),
+            })
+        }
         _ => 0,
     }
 }
@@ -182,13 +182,23 @@ fn parent_refs(r: &mut Reader<'_>, spec: &Fields<'_>, meta: &Meta) -> Vec<Parent
         let parent = ParentRef { group, kind, namespace, name, port, section_name, source: source(r, item.line) };
         let same: Vec<&ParentRef> = out
             .iter()
-            .filter(|p| p.group == parent.group && p.kind == parent.kind && p.namespace == parent.namespace && p.name == parent.name)
+            .filter(|p| {
+                p.group == parent.group && p.kind == parent.kind && p.namespace == parent.namespace && p.name == parent.name
+            })
             .collect();
         if !same.is_empty() {
             if same.iter().chain([&&parent]).any(|p| p.port.is_none() && p.section_name.is_none()) {
-                r.error(item.line, &path, "sectionName or port must be specified when parentRefs includes 2 or more references to the same parent");
+                r.error(
+                    item.line,
+                    &path,
+                    "sectionName or port must be specified when parentRefs includes 2 or more references to the same parent",
+                );
             } else if same.iter().any(|p| p.port == parent.port && p.section_name == parent.section_name) {
-                r.error(item.line, &path, "sectionName or port must be unique when parentRefs includes 2 or more references to the same parent");
+                r.error(
+                    item.line,
+                    &path,
+                    "sectionName or port must be unique when parentRefs includes 2 or more references to the same parent",
+                );
             }
         }
         out.push(parent);
@@ -305,7 +315,8 @@ fn value_matches(
         let path = format!("{lpath}[{i}]");
         match value_match(r, item, &path, max_value) {
             Some(m) => {
-                let same = |o: &ValueMatchDoc| if case_sensitive { o.name == m.name } else { o.name.eq_ignore_ascii_case(&m.name) };
+                let same =
+                    |o: &ValueMatchDoc| if case_sensitive { o.name == m.name } else { o.name.eq_ignore_ascii_case(&m.name) };
                 if let Some(first) = out.iter().position(same) {
                     r.error(item.line, &join(&path, "name"), format!("{:?} is already matched by {lpath}[{first}]", m.name));
                     ok = false;

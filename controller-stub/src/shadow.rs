@@ -28,9 +28,7 @@ struct Entry<'d> {
 
 impl<'d> Entry<'d> {
     fn at(table: &'d TableDocument, at: MatchPosition) -> Self {
-        let doc = at
-            .match_index
-            .and_then(|i| table.routes.get(at.route)?.rules.get(at.rule)?.matches.get(i));
+        let doc = at.match_index.and_then(|i| table.routes.get(at.route)?.rules.get(at.rule)?.matches.get(i));
         Entry { route: at.route, rule: at.rule, doc }
     }
 }
@@ -58,9 +56,8 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
             let mut shadows: Vec<(usize, usize)> = Vec::new();
             let all_shadowed = positions.iter().all(|&i| {
                 let Some(e) = entries.get(i) else { return false };
-                let covering = |j: usize| {
-                    j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc))
-                };
+                let covering =
+                    |j: usize| j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
                 let earlier = match keys.get(i) {
                     Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => index.first_match(path, covering),
                     _ => (0..i).find(|&j| covering(j)),
@@ -85,10 +82,7 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
             }
         }
     }
-    verdicts
-        .into_iter()
-        .filter_map(|(rule, shadows)| warning(m, table, rule, &shadows.filter(|s| !s.is_empty())?))
-        .collect()
+    verdicts.into_iter().filter_map(|(rule, shadows)| warning(m, table, rule, &shadows.filter(|s| !s.is_empty())?)).collect()
 }
 
 /// Whether every request `inner` matches is also matched by `outer`.
@@ -106,9 +100,10 @@ fn covers(outer: Option<&MatchDoc>, inner: Option<&MatchDoc>) -> bool {
                 || (o.kind == i.kind && part(&o.service, &i.service) && part(&o.method, &i.method))
         }
     };
-    let headers = outer.headers.iter().all(|h| {
-        inner.headers.iter().any(|i| i.name.eq_ignore_ascii_case(&h.name) && i.kind == h.kind && i.value == h.value)
-    });
+    let headers = outer
+        .headers
+        .iter()
+        .all(|h| inner.headers.iter().any(|i| i.name.eq_ignore_ascii_case(&h.name) && i.kind == h.kind && i.value == h.value));
     let query = outer.query_params.iter().all(|q| inner.query_params.contains(q));
     method && grpc_method && headers && query && path_covers(outer, inner)
 }
@@ -128,7 +123,13 @@ fn path_covers(outer: &MatchDoc, inner: &MatchDoc) -> bool {
 }
 
 /// Where a rule was written and its backendRefs, for a route of the table.
-fn rule_model<'m>(m: &'m Manifests, kind: RouteKind, namespace: &str, name: &str, rule: usize) -> Option<(&'m Source, &'m [BackendRef])> {
+fn rule_model<'m>(
+    m: &'m Manifests,
+    kind: RouteKind,
+    namespace: &str,
+    name: &str,
+    rule: usize,
+) -> Option<(&'m Source, &'m [BackendRef])> {
     match kind {
         RouteKind::Http => m
             .http_routes

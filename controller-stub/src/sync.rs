@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
 use meshroute_filter::document::TableDocument;
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
 use crate::envoy::{self, EnvoyFiles, Options};
@@ -216,9 +216,10 @@ fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
         if matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)) {
             return false;
         }
-        event.paths.iter().any(|path| {
-            !path.starts_with(out) && (path.starts_with(&dir) || path.file_name() == module_name.as_deref())
-        })
+        event
+            .paths
+            .iter()
+            .any(|path| !path.starts_with(out) && (path.starts_with(&dir) || path.file_name() == module_name.as_deref()))
     };
     eprintln!("meshroute sync: watching {}", args.dir.display());
     loop {

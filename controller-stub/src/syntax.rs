@@ -148,8 +148,7 @@ pub fn http_path(value: &str) -> Result<(), String> {
 pub fn grpc_service(value: &str) -> Result<(), String> {
     let body = value.strip_prefix('.').unwrap_or(value);
     let ident = |s: &str| {
-        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     };
     if body.split('.').all(ident) {
         Ok(())
@@ -208,7 +207,8 @@ pub fn rfc3339_utc(value: &str) -> Result<String, String> {
                 Some(b'-') => -1,
                 _ => return Err(bad()),
             };
-            let (Some(h), Some(m)) = (rest.get(1..3).and_then(|s| s.parse::<i64>().ok()), rest.get(4..6).and_then(|s| s.parse::<i64>().ok()))
+            let (Some(h), Some(m)) =
+                (rest.get(1..3).and_then(|s| s.parse::<i64>().ok()), rest.get(4..6).and_then(|s| s.parse::<i64>().ok()))
             else {
                 return Err(bad());
             };
@@ -229,8 +229,7 @@ pub fn rfc3339_utc(value: &str) -> Result<String, String> {
     if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
         return Err(bad());
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59)
-        - offset_minutes * 60;
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
     let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     Ok(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60))

@@ -305,14 +305,12 @@ impl MarkedEventReceiver for Builder {
                 None => {}
             },
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(&(_, shape)) if self.stack.len() + shape.height > MAX_DEPTH + 1 => self.fail(
-                    line,
-                    format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels"),
-                ),
-                Some(&(_, shape)) if self.expanded + shape.nodes > MAX_ALIAS_NODES => self.fail(
-                    line,
-                    format!("invalid YAML: the aliases expand to more than {MAX_ALIAS_NODES} nodes"),
-                ),
+                Some(&(_, shape)) if self.stack.len() + shape.height > MAX_DEPTH + 1 => {
+                    self.fail(line, format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels"))
+                }
+                Some(&(_, shape)) if self.expanded + shape.nodes > MAX_ALIAS_NODES => {
+                    self.fail(line, format!("invalid YAML: the aliases expand to more than {MAX_ALIAS_NODES} nodes"))
+                }
                 Some((node, shape)) => {
                     let (mut node, shape) = (node.clone(), *shape);
                     self.expanded += shape.nodes;
@@ -408,7 +406,10 @@ mod tests {
 
     #[test]
     fn glued_key_hint() {
-        assert_eq!(glued_key("        service:echo_basic.grpcecho.GrpcEcho").as_deref(), Some("missing space after \"service:\""));
+        assert_eq!(
+            glued_key("        service:echo_basic.grpcecho.GrpcEcho").as_deref(),
+            Some("missing space after \"service:\"")
+        );
         assert_eq!(glued_key("http://example.com"), None);
         assert_eq!(glued_key("service: x"), None);
         assert_eq!(glued_key("10:30"), None);
@@ -422,7 +423,8 @@ mod tests {
         assert_eq!(parse(&format!("{}{}", "[".repeat(200_000), "]".repeat(200_000))).unwrap_err(), scanner_limit);
         assert_eq!(parse(&"{a: ".repeat(10_000)).unwrap_err(), scanner_limit);
         // Below the scanner's limit, the builder's applies.
-        let ours = YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") };
+        let ours =
+            YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") };
         assert_eq!(parse(&format!("{}{}", "[".repeat(150), "]".repeat(150))).unwrap_err(), ours);
     }
 
@@ -438,7 +440,10 @@ mod tests {
     fn deep_compact_block_lists_are_refused() {
         // `- - - - x`: block nesting without flow brackets, which the scanner does not limit.
         let err = parse(&format!("{}x\n", "- ".repeat(100_000))).unwrap_err();
-        assert_eq!(err, YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") });
+        assert_eq!(
+            err,
+            YamlError { line: 1, message: format!("invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels") }
+        );
     }
 
     #[test]
@@ -468,7 +473,13 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} {}*a{}{}\n", "[".repeat(60), i - 1, "]".repeat(60)));
         }
         let err = parse(&text).unwrap_err();
-        assert_eq!(err, YamlError { line: 2, message: format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels") });
+        assert_eq!(
+            err,
+            YamlError {
+                line: 2,
+                message: format!("invalid YAML: this alias nests lists and mappings deeper than {MAX_DEPTH} levels")
+            }
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
-    ValueMatchDoc, ValueMatchType, TABLE_VERSION,
+    BackendDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchDoc,
+    ValueMatchType, TABLE_VERSION,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};

@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn regex_names_match_whole_names() {
-        let m = GrpcMatch::compile(&method(ValueMatchType::RegularExpression, Some(r"echo_basic\..*"), Some("Echo(Two)?"))).unwrap();
+        let m =
+            GrpcMatch::compile(&method(ValueMatchType::RegularExpression, Some(r"echo_basic\..*"), Some("Echo(Two)?"))).unwrap();
         assert!(m.matches(&call("/echo_basic.grpcecho.GrpcEcho/EchoTwo")));
         assert!(!m.matches(&call("/echo_basic.grpcecho.GrpcEcho/EchoThree")));
         assert!(!m.matches(&call("/x.echo_basic.Svc/Echo")));

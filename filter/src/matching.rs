@@ -23,9 +23,9 @@ impl PathMatch {
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(value) => path == value,
-            PathMatch::Prefix(prefix) => path
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            PathMatch::Prefix(prefix) => {
+                path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
             PathMatch::Regex(regex) => regex.matches(path),
         }
     }
@@ -145,14 +145,8 @@ impl HttpMatch {
         let (path, query) = request.path_and_query();
         self.path.matches(path)
             && self.method.as_deref().is_none_or(|m| m == request.method)
-            && self
-                .headers
-                .iter()
-                .all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
-            && self
-                .query_params
-                .iter()
-                .all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+            && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+            && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
     }
 
     /// Where the index files this match: by its path.
@@ -182,12 +176,7 @@ impl HttpMatch {
             // The stored prefix drops the trailing `/`; add it back so `/` outranks nothing.
             PathMatch::Prefix(prefix) => PathRank::Prefix(prefix.len() + 1),
         };
-        MatchRank {
-            path,
-            method: self.method.is_some(),
-            headers: self.headers.len(),
-            query_params: self.query_params.len(),
-        }
+        MatchRank { path, method: self.method.is_some(), headers: self.headers.len(), query_params: self.query_params.len() }
     }
 }
 

@@ -49,9 +49,8 @@ impl RootContext for Root {
             error!("route table refused: the plugin configuration is empty");
             return false;
         };
-        let cached = LAST_TABLE.with(|last| {
-            last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, table)| Rc::clone(table))
-        });
+        let cached = LAST_TABLE
+            .with(|last| last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, table)| Rc::clone(table)));
         if let Some(table) = cached {
             self.table = Some(table);
             return true;
@@ -100,10 +99,7 @@ impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(table) = self.table.clone() else { return self.pass_through() };
         let destination = self.get_property(vec!["destination", "address"]);
-        let frontend = destination
-            .as_deref()
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| table.frontend_at(d));
+        let frontend = destination.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| table.frontend_at(d));
         let Some(frontend) = frontend else { return self.pass_through() };
 
         let inputs = frontend.inputs();
@@ -115,7 +111,9 @@ impl HttpContext for Exchange {
         let read = |needed: bool, name: &str| -> String {
             match headers.iter().find(|(n, _)| n == name) {
                 Some((_, value)) => value.clone(),
-                None if needed && !inputs.headers => self.get_http_request_header_bytes(name).map(utf8_or_lossy).unwrap_or_default(),
+                None if needed && !inputs.headers => {
+                    self.get_http_request_header_bytes(name).map(utf8_or_lossy).unwrap_or_default()
+                }
                 None => String::new(),
             }
         };

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::document::RouteKind;
-use crate::table::{Outcome, RouteTable, Verdict};
 use crate::request::Request;
+use crate::table::{Outcome, RouteTable, Verdict};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -70,7 +70,11 @@ fn exact_path_beats_longer_prefix() {
 
 #[test]
 fn path_length_precedence() {
-    let t = table(vec![route("r", None, vec![vec![path("PathPrefix", "/")], vec![path("PathPrefix", "/v2")], vec![path("PathPrefix", "/v2/example")]])]);
+    let t = table(vec![route(
+        "r",
+        None,
+        vec![vec![path("PathPrefix", "/")], vec![path("PathPrefix", "/v2")], vec![path("PathPrefix", "/v2/example")]],
+    )]);
     assert_eq!(winner(&t, "GET", "/", &[]), "r#0");
     assert_eq!(winner(&t, "GET", "/v2", &[]), "r#1");
     assert_eq!(winner(&t, "GET", "/v2/", &[]), "r#1");
@@ -84,7 +88,10 @@ fn conformance_prefix_or_header() {
     let t = table(vec![route(
         "r",
         None,
-        vec![vec![path("PathPrefix", "/")], vec![path("PathPrefix", "/v2"), json!({"headers": [{"type": "Exact", "name": "version", "value": "two"}]})]],
+        vec![
+            vec![path("PathPrefix", "/")],
+            vec![path("PathPrefix", "/v2"), json!({"headers": [{"type": "Exact", "name": "version", "value": "two"}]})],
+        ],
     )]);
     for p in ["/", "/example", "/v2example", "/foo/v2/example"] {
         assert_eq!(winner(&t, "GET", p, &[]), "r#0", "{p}");
@@ -101,7 +108,9 @@ fn method_beats_headers() {
         "r",
         None,
         vec![
-            vec![json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]})],
+            vec![
+                json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]}),
+            ],
             vec![json!({"method": "POST"})],
         ],
     )]);
@@ -187,7 +196,11 @@ fn regex_path_ranks_between_exact_and_prefix() {
     let t = table(vec![route(
         "r",
         None,
-        vec![vec![path("PathPrefix", "/api/v1")], vec![path("RegularExpression", "/api/v[0-9]+/.*")], vec![path("Exact", "/api/v1/users")]],
+        vec![
+            vec![path("PathPrefix", "/api/v1")],
+            vec![path("RegularExpression", "/api/v[0-9]+/.*")],
+            vec![path("Exact", "/api/v1/users")],
+        ],
     )]);
     assert_eq!(winner(&t, "GET", "/api/v1/users", &[]), "r#2");
     assert_eq!(winner(&t, "GET", "/api/v1/items", &[]), "r#1");
@@ -382,9 +395,16 @@ fn a_frontend_reads_only_what_its_reachable_matches_need() {
     assert_eq!(inputs(&table(vec![route("r", None, vec![vec![]])])), Some(Inputs::default()));
     let by_path = table(vec![route("r", None, vec![vec![path("PathPrefix", "/v2")], vec![]])]);
     assert_eq!(inputs(&by_path), Some(Inputs { path: true, ..Inputs::default() }));
-    let by_method_and_query = table(vec![route("r", None, vec![vec![json!({"method": "POST", "query_params": [{"type": "Exact", "name": "q", "value": "1"}]})]])]);
+    let by_method_and_query = table(vec![route(
+        "r",
+        None,
+        vec![vec![json!({"method": "POST", "query_params": [{"type": "Exact", "name": "q", "value": "1"}]})]],
+    )]);
     assert_eq!(inputs(&by_method_and_query), Some(Inputs { path: true, method: true, headers: false }));
     // A match that reads headers makes the whole map worth one call.
-    let with_header = table(vec![route("a", None, vec![vec![]]), route("b", None, vec![vec![json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]})]])]);
+    let with_header = table(vec![
+        route("a", None, vec![vec![]]),
+        route("b", None, vec![vec![json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]})]]),
+    ]);
     assert_eq!(inputs(&with_header), Some(Inputs { path: false, method: false, headers: true }));
 }

@@ -14,7 +14,8 @@ pub enum Refusal {
 
 /// Whether a request is a gRPC call, by its `content-type` (`application/grpc`, `application/grpc+proto`, ...).
 pub fn is_grpc_call(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|t| t.strip_prefix("application/grpc").is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';'])))
+    content_type
+        .is_some_and(|t| t.strip_prefix("application/grpc").is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';'])))
 }
 
 /// gRPC status codes the filter answers with.
@@ -37,7 +38,9 @@ impl Refusal {
     pub fn reply(self, kind: RouteKind, grpc_call: bool) -> LocalReply {
         let kind = if grpc_call { kind } else { RouteKind::Http };
         match (kind, self) {
-            (RouteKind::Http, Refusal::NoRoute) => LocalReply { http_status: 404, grpc_status: None, message: "no route matched" },
+            (RouteKind::Http, Refusal::NoRoute) => {
+                LocalReply { http_status: 404, grpc_status: None, message: "no route matched" }
+            }
             (RouteKind::Http, Refusal::Unavailable) => {
                 LocalReply { http_status: 500, grpc_status: None, message: "backend unavailable" }
             }

@@ -167,7 +167,10 @@ pub enum Outcome<'t> {
 /// Where a matched request goes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict<'t> {
-    Forward { cluster: &'t str, backend: &'t Backend },
+    Forward {
+        cluster: &'t str,
+        backend: &'t Backend,
+    },
     /// An unresolved backend's share, a rule without backends, or all weights 0: 500.
     Fail,
 }
@@ -203,7 +206,9 @@ impl RouteTable {
             .routes
             .iter()
             .enumerate()
-            .map(|(i, route)| compile_route(route).map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name))))
+            .map(|(i, route)| {
+                compile_route(route).map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut frontends = Vec::with_capacity(doc.frontends.len());
@@ -226,7 +231,8 @@ impl RouteTable {
                     }
                     for (i, m) in rule.matches.iter().enumerate() {
                         let matcher = RouteMatch::compile(route.kind, Some(m)).map_err(at)?;
-                        entries.push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: Some(i) } });
+                        entries
+                            .push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: Some(i) } });
                     }
                 }
             }
@@ -236,9 +242,8 @@ impl RouteTable {
             // Stable: entries of one rule keep their order after every other tie-break.
             entries.sort_by(|a, b| precedence(doc, a, b));
             for address in &front.addresses {
-                let ip: IpAddr = address
-                    .parse()
-                    .map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
+                let ip: IpAddr =
+                    address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
                 if by_address.insert(SocketAddr::new(ip, front.port), frontends.len()).is_some() {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }

@@ -15,8 +15,8 @@
 use std::net::SocketAddr;
 
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, ValueMatchDoc, ValueMatchType,
+    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
+    ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable, Verdict};
@@ -141,9 +141,7 @@ fn grpc_match(m: &MatchDoc, r: &Req) -> bool {
     let call = r.grpc_call();
     let method_ok = match &m.grpc_method {
         None => true,
-        Some(g) => {
-            name_ok(g.kind, &g.service, call.map(|c| c.0)) && name_ok(g.kind, &g.method, call.map(|c| c.1))
-        }
+        Some(g) => name_ok(g.kind, &g.service, call.map(|c| c.0)) && name_ok(g.kind, &g.method, call.map(|c| c.1)),
     };
     method_ok && m.headers.iter().all(|h| r.has_header(h))
 }
@@ -210,9 +208,10 @@ enum Expected {
 
 fn reference(doc: &TableDocument, r: &Req) -> Expected {
     let Ok(destination) = r.destination.parse::<SocketAddr>() else { return Expected::PassThrough };
-    let frontend = doc.frontends.iter().find(|f| {
-        f.port == destination.port() && f.addresses.iter().any(|a| a.parse().ok() == Some(destination.ip()))
-    });
+    let frontend = doc
+        .frontends
+        .iter()
+        .find(|f| f.port == destination.port() && f.addresses.iter().any(|a| a.parse().ok() == Some(destination.ip())));
     let Some(frontend) = frontend else { return Expected::PassThrough };
     let mut best: Option<Candidate> = None;
     for &route_index in &frontend.routes {
@@ -267,7 +266,8 @@ fn reference_cluster(rule: &RuleDoc, draw: u64) -> Option<String> {
 // Generation.
 
 const SEGMENTS: &[&str] = &["a", "b", "api", "v1", "a.b"];
-const REGEXES: &[&str] = &["/a.*", "/a/b?", "/a/*", "/api/v[0-9]+/.*", "/a/[a-z0-9.]+", "/(a|b)/.*", "/.*", "/v1(/.*)?", "/api/v1", "/[ab]", "/a.b"];
+const REGEXES: &[&str] =
+    &["/a.*", "/a/b?", "/a/*", "/api/v[0-9]+/.*", "/a/[a-z0-9.]+", "/(a|b)/.*", "/.*", "/v1(/.*)?", "/api/v1", "/[ab]", "/a.b"];
 const HEADER_NAMES: &[&str] = &["x-a", "X-A", "x-b", "version"];
 const QUERY_NAMES: &[&str] = &["q", "Q", "r", "a b"];
 const VALUES: &[&str] = &["1", "2", "one", "One"];
@@ -338,28 +338,30 @@ fn grpc_match_doc() -> impl Strategy<Value = MatchDoc> {
     let exact = (prop::option::of(select(SERVICES)), prop::option::of(select(METHODS)))
         .prop_filter("service or method", |(s, m)| s.is_some() || m.is_some())
         .prop_map(|(s, m)| GrpcMethodDoc { kind: ValueMatchType::Exact, service: s.map(Into::into), method: m.map(Into::into) });
-    let regex = (prop::option::of(select(&["pkg\\..*", ".*Svc.*", "a\\.B"][..])), prop::option::of(select(&["Get.*", "P.t"][..])))
-        .prop_filter("service or method", |(s, m)| s.is_some() || m.is_some())
-        .prop_map(|(s, m)| GrpcMethodDoc {
-            kind: ValueMatchType::RegularExpression,
-            service: s.map(Into::into),
-            method: m.map(Into::into),
-        });
+    let regex =
+        (prop::option::of(select(&["pkg\\..*", ".*Svc.*", "a\\.B"][..])), prop::option::of(select(&["Get.*", "P.t"][..])))
+            .prop_filter("service or method", |(s, m)| s.is_some() || m.is_some())
+            .prop_map(|(s, m)| GrpcMethodDoc {
+                kind: ValueMatchType::RegularExpression,
+                service: s.map(Into::into),
+                method: m.map(Into::into),
+            });
     (prop::option::weighted(0.8, prop_oneof![3 => exact, 1 => regex]), prop::collection::vec(value_match(HEADER_NAMES), 0..3))
         .prop_map(|(grpc_method, headers)| MatchDoc { grpc_method, headers: unique(headers, false), ..MatchDoc::default() })
 }
 
 fn backends() -> impl Strategy<Value = Vec<BackendDoc>> {
-    let backend = (0..4usize, select(&[0u32, 1, 3, 1_000_000][..]), prop::bool::weighted(0.85)).prop_map(|(i, weight, resolved)| {
-        BackendDoc {
-            name: format!("b{i}"),
-            namespace: "default".into(),
-            port: Some(80),
-            weight,
-            cluster: resolved.then(|| format!("c{i}")),
-            unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
-        }
-    });
+    let backend =
+        (0..4usize, select(&[0u32, 1, 3, 1_000_000][..]), prop::bool::weighted(0.85)).prop_map(|(i, weight, resolved)| {
+            BackendDoc {
+                name: format!("b{i}"),
+                namespace: "default".into(),
+                port: Some(80),
+                weight,
+                cluster: resolved.then(|| format!("c{i}")),
+                unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
+            }
+        });
     prop::collection::vec(backend, 0..4)
 }
 
@@ -370,13 +372,7 @@ fn route(kind: RouteKind) -> impl Strategy<Value = RouteDoc> {
     };
     let rule = (matches, backends()).prop_map(|(matches, backends)| RuleDoc { matches, backends });
     (prop::collection::vec(rule, 1..4), prop::option::weighted(0.6, select(TIMESTAMPS))).prop_map(move |(rules, created)| {
-        RouteDoc {
-            kind,
-            namespace: String::new(),
-            name: String::new(),
-            creation_timestamp: created.map(str::to_owned),
-            rules,
-        }
+        RouteDoc { kind, namespace: String::new(), name: String::new(), creation_timestamp: created.map(str::to_owned), rules }
     })
 }
 
@@ -437,7 +433,8 @@ fn table_paths(doc: &TableDocument) -> Vec<String> {
 }
 
 fn request(paths: Vec<String>) -> impl Strategy<Value = Req> {
-    let destination = select(&["10.0.0.1:80", "10.0.0.1:81", "10.0.0.2:80", "[fd00::2]:80", "10.0.0.9:80", "not an address", ""][..]);
+    let destination =
+        select(&["10.0.0.1:80", "10.0.0.1:81", "10.0.0.2:80", "[fd00::2]:80", "10.0.0.9:80", "not an address", ""][..]);
     let grpc_path = (select(SERVICES), select(METHODS)).prop_map(|(s, m)| format!("/{s}/{m}"));
     let path = prop_oneof![
         4 => (select(paths), prop::option::of(select(&["", "/", "/a", "b", "/x/y"][..]))).prop_map(|(p, suffix)| format!("{p}{}", suffix.unwrap_or(""))),
@@ -447,19 +444,16 @@ fn request(paths: Vec<String>) -> impl Strategy<Value = Req> {
     ];
     let query_pair = (select(QUERY_NAMES), select(&["1", "2", "one", "One", "", "%31", "o+e"][..])).prop_map(|(n, v)| {
         let name = if n == "a b" { "a+b" } else { n };
-        if v.is_empty() { name.to_owned() } else { format!("{name}={v}") }
+        if v.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}={v}")
+        }
     });
     let query = prop::option::weighted(0.5, prop::collection::vec(query_pair, 0..4));
     let fragment = prop::option::weighted(0.05, Just("#q=1"));
     let header = (select(HEADER_NAMES), select(VALUES)).prop_map(|(n, v)| (n.to_owned(), v.to_owned()));
-    (
-        destination,
-        select(&["GET", "POST", "PUT", "get"][..]),
-        path,
-        query,
-        fragment,
-        prop::collection::vec(header, 0..5),
-    )
+    (destination, select(&["GET", "POST", "PUT", "get"][..]), path, query, fragment, prop::collection::vec(header, 0..5))
         .prop_map(|(destination, method, path, query, fragment, headers)| {
             let mut path_and_query = path;
             if let Some(query) = query {
@@ -534,9 +528,11 @@ fn generated_requests_collide_often() {
         let (doc, requests, _) = table_and_requests().new_tree(&mut runner).unwrap().current();
         for r in &requests {
             let Ok(destination) = r.destination.parse::<SocketAddr>() else { continue };
-            let Some(frontend) = doc.frontends.iter().find(|f| {
-                f.port == destination.port() && f.addresses.iter().any(|a| a.parse().ok() == Some(destination.ip()))
-            }) else {
+            let Some(frontend) = doc
+                .frontends
+                .iter()
+                .find(|f| f.port == destination.port() && f.addresses.iter().any(|a| a.parse().ok() == Some(destination.ip())))
+            else {
                 continue;
             };
             to_frontend += 1;
@@ -576,7 +572,13 @@ fn reference_order_is_strict() {
             .iter()
             .map(|n| {
                 let (ns, name) = n.split_once('/').unwrap();
-                RouteDoc { kind: RouteKind::Http, namespace: ns.into(), name: name.into(), creation_timestamp: None, rules: vec![] }
+                RouteDoc {
+                    kind: RouteKind::Http,
+                    namespace: ns.into(),
+                    name: name.into(),
+                    creation_timestamp: None,
+                    rules: vec![],
+                }
             })
             .collect(),
     };

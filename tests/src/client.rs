@@ -181,9 +181,7 @@ impl HttpClient {
             let echo = serde_json::from_str(&body).ok();
             Ok(Reply { status, backend, echo, headers, body })
         };
-        tokio::time::timeout(ANSWER_DEADLINE, exchange)
-            .await
-            .map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
+        tokio::time::timeout(ANSWER_DEADLINE, exchange).await.map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
     }
 
     /// `GET url` for a plain-text answer (Envoy's admin interface): status and body.
@@ -195,8 +193,6 @@ impl HttpClient {
             let body = response.into_body().collect().await.map_err(|error| format!("{error}"))?;
             Ok((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
         };
-        tokio::time::timeout(ANSWER_DEADLINE, exchange)
-            .await
-            .map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
+        tokio::time::timeout(ANSWER_DEADLINE, exchange).await.map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
     }
 }

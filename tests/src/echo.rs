@@ -26,9 +26,8 @@ pub const BACKEND_HEADER: &str = "x-echo-backend";
 ///
 /// Fails at once if `name` cannot be sent as a header value.
 pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
-    let header = HeaderValue::from_str(&name).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value"))
-    })?;
+    let header = HeaderValue::from_str(&name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value")))?;
     let backend = Arc::new(Backend { name: name.clone(), header });
     let answer = move |request| {
         let backend = Arc::clone(&backend);

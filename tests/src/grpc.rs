@@ -36,8 +36,8 @@ pub mod proto {
     tonic::include_proto!("echo_basic.grpcecho");
 }
 
-pub use proto::{EchoRequest, EchoResponse};
 use proto::grpc_echo_server::{GrpcEcho, GrpcEchoServer};
+pub use proto::{EchoRequest, EchoResponse};
 
 /// The service's full name, as GRPCRoute `method.service` names it.
 pub const SERVICE: &str = "echo_basic.grpcecho.GrpcEcho";
@@ -60,9 +60,8 @@ pub fn method_path(method: &str) -> String {
 /// Serves `echo_basic.grpcecho.GrpcEcho` as backend `name` on `listener` until the task is
 /// dropped. Fails at once if `name` cannot be sent as a header value.
 pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
-    let header = HeaderValue::from_str(&name).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value"))
-    })?;
+    let header = HeaderValue::from_str(&name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value")))?;
     let server = GrpcEchoServer::new(Backend { name: name.clone() });
     let answer = move |mut request: hyper::Request<hyper::body::Incoming>| {
         let (mut server, header) = (server.clone(), header.clone());
@@ -126,10 +125,7 @@ impl GrpcEcho for Backend {
 
     /// Answers each message as it arrives; the stream ends with an OK status whose trailers
     /// count the messages and repeat the request's trailers.
-    async fn echo_stream(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<Self::EchoStreamStream>, Status> {
+    async fn echo_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<Self::EchoStreamStream>, Status> {
         let (sender, receiver) = mpsc::channel(16);
         let (metadata, extensions, mut messages) = request.into_parts();
         // Everything but the stream itself, to describe each answer with.
@@ -188,8 +184,8 @@ pub fn channel(address: &str) -> Result<Channel, String> {
 fn add_metadata(metadata: &mut MetadataMap, name: &str, value: &str) -> Result<(), Status> {
     let key = MetadataKey::from_bytes(name.as_bytes())
         .map_err(|_| Status::invalid_argument(format!("{name:?} is not a metadata name")))?;
-    let value = MetadataValue::try_from(value)
-        .map_err(|_| Status::invalid_argument(format!("{value:?} is not a metadata value")))?;
+    let value =
+        MetadataValue::try_from(value).map_err(|_| Status::invalid_argument(format!("{value:?} is not a metadata value")))?;
     metadata.append(key, value);
     Ok(())
 }
@@ -294,8 +290,8 @@ pub async fn stream_with_trailers(
     for (name, value) in trailers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Status::invalid_argument(format!("{name:?} is not a trailer name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| Status::invalid_argument(format!("{value:?} is not a trailer value")))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| Status::invalid_argument(format!("{value:?} is not a trailer value")))?;
         trailer_map.append(name, value);
     }
     frames.push(Ok(Frame::trailers(trailer_map)));

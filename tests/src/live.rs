@@ -146,8 +146,7 @@ impl ConfigMapVolume {
         let mut volume = ConfigMapVolume { dir: dir.to_path_buf(), updates: 0 };
         volume.update(files);
         for (name, _) in files {
-            symlink(Path::new("..data").join(name), dir.join(name))
-                .unwrap_or_else(|error| panic!("cannot link {name}: {error}"));
+            symlink(Path::new("..data").join(name), dir.join(name)).unwrap_or_else(|error| panic!("cannot link {name}: {error}"));
         }
         volume
     }
@@ -249,8 +248,7 @@ pub fn listening_sockets(pid: u32) -> Vec<(String, u16)> {
 
 /// An address as `/proc/net/tcp{,6}` writes it (32-bit words in host order, hex) in text.
 fn proc_net_address(hex: &str, v6: bool) -> String {
-    let words: Vec<u32> =
-        (0..hex.len() / 8).filter_map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()).collect();
+    let words: Vec<u32> = (0..hex.len() / 8).filter_map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()).collect();
     if !v6 {
         return words.first().map_or_else(|| hex.to_owned(), |word| Ipv4Addr::from(u32::from_be(*word)).to_string());
     }

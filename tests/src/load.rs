@@ -95,8 +95,11 @@ impl Sample {
 
 impl fmt::Display for Sample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "request to target {} on connection {} ({}), sent at {:?}, done at {:?}: ",
-            self.target, self.connection, self.protocol, self.sent, self.done)?;
+        write!(
+            f,
+            "request to target {} on connection {} ({}), sent at {:?}, done at {:?}: ",
+            self.target, self.connection, self.protocol, self.sent, self.done
+        )?;
         match &self.outcome {
             Ok(status) => write!(f, "{status} from {}", self.backend.as_deref().unwrap_or("no backend")),
             Err(error) => write!(f, "no answer: {error}"),
@@ -289,7 +292,16 @@ impl Worker {
                 sender = None;
             }
             let done = self.started.elapsed();
-            samples.push(Sample { target, connection: self.connection, protocol: self.protocol, sent, done, outcome, backend, version });
+            samples.push(Sample {
+                target,
+                connection: self.connection,
+                protocol: self.protocol,
+                sent,
+                done,
+                outcome,
+                backend,
+                version,
+            });
         }
         (samples, reconnects)
     }

@@ -32,8 +32,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
-use std::future::Future;
 use std::fs::{self, File};
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
 use std::path::{Path, PathBuf};
@@ -220,8 +220,7 @@ impl MeshBuilder {
                 let listener = runtime
                     .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
                     .unwrap_or_else(|error| panic!("{kind} echo backend {name}: cannot listen: {error}"));
-                let endpoint =
-                    listener.local_addr().unwrap_or_else(|error| panic!("{kind} echo backend {name}: {error}"));
+                let endpoint = listener.local_addr().unwrap_or_else(|error| panic!("{kind} echo backend {name}: {error}"));
                 (listener, endpoint)
             };
             let http_endpoint = ports.iter().any(|port| matches!(port, Port::Http(_))).then(|| {
@@ -274,11 +273,9 @@ impl MeshBuilder {
                     mesh.admin_port = claim_admin_port();
                     CLAIMED_ADMIN_PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&taken);
                 }
-                Err(AdminPortTaken) => panic!(
-                    "mesh {}: Envoy could not bind its admin port three times.\n{}",
-                    mesh.name,
-                    mesh.setup_context()
-                ),
+                Err(AdminPortTaken) => {
+                    panic!("mesh {}: Envoy could not bind its admin port three times.\n{}", mesh.name, mesh.setup_context())
+                }
             }
         }
         mesh
@@ -369,13 +366,7 @@ impl Mesh {
             let grpc = target.ports.iter().find(|port| matches!(port, Port::Grpc(_)));
             grpc.unwrap_or(&target.ports[0]).number()
         });
-        GrpcCall {
-            mesh: self,
-            frontend,
-            method: grpc::method_path(method),
-            message: "hello".to_owned(),
-            metadata: Vec::new(),
-        }
+        GrpcCall { mesh: self, frontend, method: grpc::method_path(method), message: "hello".to_owned(), metadata: Vec::new() }
     }
 
     /// The Service and port that `service` (`NAME` or `NAME:PORT`) names; `default_port` picks
@@ -391,11 +382,7 @@ impl Mesh {
         };
         let target = self.service(name);
         let port = port.unwrap_or_else(|| default_port(target));
-        assert!(
-            target.port_numbers().any(|known| known == port),
-            "Service {name} has no port {port}; it has {:?}",
-            target.ports
-        );
+        assert!(target.port_numbers().any(|known| known == port), "Service {name} has no port {port}; it has {:?}", target.ports);
         Frontend { name: name.to_owned(), address: SocketAddr::new(IpAddr::V4(target.cluster_ip), port) }
     }
 
@@ -538,11 +525,7 @@ impl Mesh {
                         self.envoy = None;
                         return Err(AdminPortTaken);
                     }
-                    panic!(
-                        "mesh {}: Envoy exited ({status}) before it was ready.\n{}",
-                        self.name,
-                        self.setup_context()
-                    );
+                    panic!("mesh {}: Envoy exited ({status}) before it was ready.\n{}", self.name, self.setup_context());
                 }
             }
             let last = match self.readiness(&listeners) {
@@ -551,11 +534,7 @@ impl Mesh {
                 Err(NotYet(why)) => why,
             };
             if started.elapsed() > READY_DEADLINE {
-                panic!(
-                    "mesh {}: Envoy not ready after {READY_DEADLINE:?}: {last}\n{}",
-                    self.name,
-                    self.setup_context()
-                );
+                panic!("mesh {}: Envoy not ready after {READY_DEADLINE:?}: {last}\n{}", self.name, self.setup_context());
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -1003,11 +982,8 @@ impl GrpcCall<'_> {
     #[track_caller]
     fn assert_stream(&self, backend: &str, messages: &[&str], reply: &StreamReply) {
         assert_eq!(reply.backend.as_deref(), Some(backend), "{self}: response header {BACKEND_HEADER}");
-        let got: Vec<(&str, &str, u32)> = reply
-            .answers
-            .iter()
-            .map(|answer| (answer.backend.as_str(), answer.message.as_str(), answer.sequence))
-            .collect();
+        let got: Vec<(&str, &str, u32)> =
+            reply.answers.iter().map(|answer| (answer.backend.as_str(), answer.message.as_str(), answer.sequence)).collect();
         let expected: Vec<(&str, &str, u32)> = (0..).zip(messages).map(|(i, message)| (backend, *message, i)).collect();
         assert_eq!(got, expected, "{self}: every message answered by {backend}, in order (backend, message, sequence)");
         for answer in &reply.answers {
@@ -1203,12 +1179,8 @@ fn log_tail(path: &Path, lines: usize) -> String {
 fn run_bounded(command: &mut Command, log: &Path, deadline: Duration) -> Result<ExitStatus, String> {
     let out = File::create(log).map_err(|error| format!("{}: {error}", log.display()))?;
     let err = out.try_clone().map_err(|error| format!("{}: {error}", log.display()))?;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|error| format!("could not start: {error}"))?;
+    let mut child =
+        command.stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(|error| format!("could not start: {error}"))?;
     let started = Instant::now();
     loop {
         match child.try_wait() {

@@ -50,10 +50,9 @@ async fn exchange(address: SocketAddr, http2: bool) -> (u16, Option<String>, Val
         .body(Empty::<Bytes>::new())
         .unwrap_or_else(|error| panic!("request: {error}"));
     let response = if http2 {
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .unwrap_or_else(|error| panic!("h2c handshake: {error}"));
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap_or_else(|error| panic!("h2c handshake: {error}"));
         tokio::spawn(connection);
         sender.send_request(request).await
     } else {
@@ -90,9 +89,7 @@ async fn echo_reports_who_it_is_and_what_it_saw_over_http1_and_h2c() {
 
 #[test]
 fn echo_refuses_bad_arguments() {
-    for args in
-        [&["--name", "x"][..], &["--listen", "127.0.0.1:0"], &["--name", "x", "--listen", "127.0.0.1:0", "extra"]]
-    {
+    for args in [&["--name", "x"][..], &["--listen", "127.0.0.1:0"], &["--name", "x", "--listen", "127.0.0.1:0", "extra"]] {
         let status = Command::new(env!("CARGO_BIN_EXE_meshroute-echo"))
             .args(args)
             .stdout(Stdio::null())

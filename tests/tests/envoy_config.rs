@@ -248,8 +248,7 @@ fn local_bootstrap_from_sync_validates_and_its_files_load() {
     assert!(modules[0].starts_with("meshroute_filter-"), "{modules:?}");
     assert_eq!(fs::read(out.join(modules[0])).ok(), fs::read(module()).ok());
     for name in ["envoy.yaml", "lds.yaml", "cds.yaml", "ecds.yaml"] {
-        let mode =
-            fs::metadata(out.join(name)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+        let mode = fs::metadata(out.join(name)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
         assert_eq!(mode.ok(), Some(0o644), "{name}");
     }
     assert!(read(&out.join("ecds.yaml")).contains("FAIL_RELOAD"));
@@ -384,12 +383,9 @@ fn sidecar_bootstrap(work: &TempDir) -> (String, PathBuf) {
 fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
     let work = TempDir::new("sidecar");
     let (text, _volume) = sidecar_bootstrap(&work);
-    for needle in [
-        "envoy.filters.listener.original_dst",
-        "ORIGINAL_DST",
-        "cluster_header: x-meshroute-cluster",
-        "address: 127.0.0.1",
-    ] {
+    for needle in
+        ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "cluster_header: x-meshroute-cluster", "address: 127.0.0.1"]
+    {
         assert!(text.contains(needle), "sidecar bootstrap lacks {needle}");
     }
     let config = work.join("sidecar.yaml");

@@ -40,7 +40,10 @@ fn envoy_listens_only_on_loopback_and_service_addresses() {
     let admin = addresses_in(&read("envoy.yaml"));
     assert!(!admin.is_empty(), "the bootstrap names the admin address");
     for address in listeners.iter().chain(&admin) {
-        assert!(allowed(address, &cluster_ips), "sync wrote the address {address}, outside loopback and the ClusterIPs {cluster_ips:?}");
+        assert!(
+            allowed(address, &cluster_ips),
+            "sync wrote the address {address}, outside loopback and the ClusterIPs {cluster_ips:?}"
+        );
     }
 
     // What Envoy listens on.

@@ -104,8 +104,9 @@ spec:
     for (method, backend) in [("Echo", V1), ("EchoTwo", V2)] {
         let out = call(method);
         let printed = String::from_utf8_lossy(&out.stdout);
-        let expected =
-            format!("{{\"backend\":\"{backend}\",\"method\":\"/echo_basic.grpcecho.GrpcEcho/{method}\",\"message\":\"hello\"}}\n");
+        let expected = format!(
+            "{{\"backend\":\"{backend}\",\"method\":\"/echo_basic.grpcecho.GrpcEcho/{method}\",\"message\":\"hello\"}}\n"
+        );
         assert!(out.status.success(), "call {method}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(printed, expected, "meshroute-grpc-echo call --to {to} {method} hello");
     }

@@ -163,7 +163,11 @@ impl Hostile<'_> {
         assert!(reply.status < 500, "{what}: a 5xx ({outcome}):\n{}\n{}", reply.head, self.mesh.envoy_log_tail());
         match (&want, &reply.backend) {
             (Want::Refused, _) | (Want::RoutedOrRefused, None) => {
-                assert!((400..500).contains(&reply.status) && reply.backend.is_none(), "{what}: expected a 4xx from Envoy, got {outcome}\n{}", reply.head);
+                assert!(
+                    (400..500).contains(&reply.status) && reply.backend.is_none(),
+                    "{what}: expected a 4xx from Envoy, got {outcome}\n{}",
+                    reply.head
+                );
             }
             (Want::Backend(_) | Want::RoutedOrRefused, Some(backend)) => {
                 let echo = reply.echo.as_ref().unwrap_or_else(|| panic!("{what}: {outcome} without an echo report"));
@@ -239,7 +243,11 @@ fn hostile_requests_are_routed_or_refused_and_never_kill_the_filter() {
     h.check("path with bytes FF FE", &get(b"/v1/\xff\xfe", &[]), Want::RoutedOrRefused);
     h.check("path with a NUL", &get(b"/v1/\x00x", &[]), Want::Refused);
     h.check("version header not UTF-8", &get(b"/", &[b"version: tw\xff"]), Want::RoutedOrRefused);
-    h.check("binary header beside version: two", &get(b"/", &[b"x-bin: \xff\xfe\x80\xc3", b"version: two"]), Want::Backend("echo-v2"));
+    h.check(
+        "binary header beside version: two",
+        &get(b"/", &[b"x-bin: \xff\xfe\x80\xc3", b"version: two"]),
+        Want::Backend("echo-v2"),
+    );
     h.check("header value with a NUL", &get(b"/v1", &[b"x-nul: a\x00b"]), Want::Refused);
     h.check("query not UTF-8 once decoded", &get(b"/v1?q=%ff%fe", &[]), Want::Backend("echo-v1"));
     h.check("query name not UTF-8", &get(b"/v1?%ff=1&q=1", &[]), Want::Backend("echo-v2"));
@@ -247,8 +255,26 @@ fn hostile_requests_are_routed_or_refused_and_never_kill_the_filter() {
     // Percent-encoding and dot segments: Envoy normalizes the path (normalize_path,
     // merge_slashes) and keeps %2F; the filter must route what Envoy forwards.
     for path in [
-        "/v1%2Fa", "/v1%2fa", "/%76%31/a", "/%2e%2e/v1/a", "/a/%2e%2e/v1", "/a/%2E%2E/v1", "/v1/./a", "//v1//a", "/x/../v1",
-        "/v1/..", "/v1/../re/abc", "/re/%61bc", "/re/ABC", "/V1", "/v1%00", "/v1%", "/v1/%zz", "/v1#frag", "/v1?q=%31", "/v1?q=1#x",
+        "/v1%2Fa",
+        "/v1%2fa",
+        "/%76%31/a",
+        "/%2e%2e/v1/a",
+        "/a/%2e%2e/v1",
+        "/a/%2E%2E/v1",
+        "/v1/./a",
+        "//v1//a",
+        "/x/../v1",
+        "/v1/..",
+        "/v1/../re/abc",
+        "/re/%61bc",
+        "/re/ABC",
+        "/V1",
+        "/v1%00",
+        "/v1%",
+        "/v1/%zz",
+        "/v1#frag",
+        "/v1?q=%31",
+        "/v1?q=1#x",
     ] {
         h.check(&format!("path {path}"), &get(path.as_bytes(), &[]), Want::RoutedOrRefused);
     }

@@ -94,7 +94,9 @@ fn check(dir: &Path) -> (Option<i32>, String) {
 fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     let mesh = mesh("live_configmap");
     let services = fs::read(mesh.manifests_dir().join("services.yaml")).unwrap_or_else(|error| panic!("{error}"));
-    let files = |routes: &str| vec![("services.yaml".to_owned(), services.clone()), ("routes.yaml".to_owned(), routes.as_bytes().to_vec())];
+    let files = |routes: &str| {
+        vec![("services.yaml".to_owned(), services.clone()), ("routes.yaml".to_owned(), routes.as_bytes().to_vec())]
+    };
     let mut volume = ConfigMapVolume::mount(&mesh.work_dir().join("configmap"), &files(&route("echo-v1")));
     let out = mesh.out_dir();
     let published = contents(&out);
@@ -116,7 +118,8 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     sync.wait_for("the last good configuration stays in place", 1);
     let log = sync.log();
     let located = format!("routes.yaml:{weight_line}:");
-    let reported = log.lines().find(|line| line.contains(&located)).unwrap_or_else(|| panic!("sync did not report {located}:\n{log}"));
+    let reported =
+        log.lines().find(|line| line.contains(&located)).unwrap_or_else(|| panic!("sync did not report {located}:\n{log}"));
     assert!(reported.contains("spec.rules[0].backendRefs[0].weight"), "the field: {reported}");
     let (code, text) = check(&volume.dir);
     assert_eq!(code, Some(1), "meshroute check:\n{text}");
@@ -162,7 +165,15 @@ fn envoy_refuses_a_bad_table_and_keeps_the_last_good_one() {
     let end = start + good[start..].find('\n').unwrap_or(good.len() - start);
     let refused = format!("{}value: \"{{\\\"version\\\":99}}\"{}", &good[..start], &good[end..]);
     replace_file(&ecds_path, refused.as_bytes());
-    wait_until("Envoy to reject the table", DEADLINE, || (ecds_stat(&mesh, "update_rejected") > before.get(&format!("{ECDS}.update_rejected")).copied().unwrap_or(0)).then_some(()), || mesh.envoy_log_tail());
+    wait_until(
+        "Envoy to reject the table",
+        DEADLINE,
+        || {
+            (ecds_stat(&mesh, "update_rejected") > before.get(&format!("{ECDS}.update_rejected")).copied().unwrap_or(0))
+                .then_some(())
+        },
+        || mesh.envoy_log_tail(),
+    );
     assert!(mesh.envoy_log_tail().contains("route table refused"), "{}", mesh.envoy_log_tail());
     thread::sleep(Duration::from_millis(500));
     mesh.get("echo", "/move").expect_backend("echo-v1");
@@ -171,7 +182,12 @@ fn envoy_refuses_a_bad_table_and_keeps_the_last_good_one() {
     // update_rejected, which counts configurations read and then refused).
     let failed = ecds_stat(&mesh, "update_failure");
     replace_file(&ecds_path, b"\x00\x01resources: [\xff\xfe garbage");
-    wait_until("Envoy to fail on the garbage", DEADLINE, || (ecds_stat(&mesh, "update_failure") > failed).then_some(()), || mesh.envoy_log_tail());
+    wait_until(
+        "Envoy to fail on the garbage",
+        DEADLINE,
+        || (ecds_stat(&mesh, "update_failure") > failed).then_some(()),
+        || mesh.envoy_log_tail(),
+    );
     assert!(mesh.envoy_log_tail().contains("Filesystem config update failure"), "{}", mesh.envoy_log_tail());
     thread::sleep(Duration::from_millis(500));
     mesh.get("echo", "/move").expect_backend("echo-v1");
@@ -179,7 +195,12 @@ fn envoy_refuses_a_bad_table_and_keeps_the_last_good_one() {
     // The last good table is still the live one, and a good update after them is applied.
     let applied = ecds_stat(&mesh, "update_success");
     replace_file(&ecds_path, good.replace("echo-v1.default", "echo-v2.default").as_bytes());
-    wait_until("Envoy to apply the next good table", DEADLINE, || (ecds_stat(&mesh, "update_success") > applied).then_some(()), || mesh.envoy_log_tail());
+    wait_until(
+        "Envoy to apply the next good table",
+        DEADLINE,
+        || (ecds_stat(&mesh, "update_success") > applied).then_some(()),
+        || mesh.envoy_log_tail(),
+    );
     wait_for_route(&mesh, "echo-v2");
     thread::sleep(Duration::from_millis(300));
     let report = load.stop(mesh.runtime());
@@ -213,7 +234,12 @@ fn a_module_envoy_cannot_load_is_refused_and_the_previous_one_kept() {
     let loaded_before = tables_loaded(&mesh);
 
     let sync = SyncProcess::start(&mesh, &broken);
-    wait_until("Envoy to reject the broken module", DEADLINE, || (ecds_stat(&mesh, "update_rejected") > rejected).then_some(()), || mesh.envoy_log_tail());
+    wait_until(
+        "Envoy to reject the broken module",
+        DEADLINE,
+        || (ecds_stat(&mesh, "update_rejected") > rejected).then_some(()),
+        || mesh.envoy_log_tail(),
+    );
     thread::sleep(Duration::from_millis(500));
     mesh.get("echo", "/move").expect_backend("echo-v1");
     // (Envoy's ECDS config dump shows the rejected configuration as the last one received, and
@@ -229,7 +255,12 @@ fn a_module_envoy_cannot_load_is_refused_and_the_previous_one_kept() {
     let fixed = module_variant(&bytes, "meshroute.test-build", b"fixed");
     fs::write(&broken, fixed).unwrap_or_else(|error| panic!("{error}"));
     let sync = SyncProcess::start(&mesh, &broken);
-    wait_until("the fixed module to load a table", DEADLINE, || (tables_loaded(&mesh) > loaded_before).then_some(()), || mesh.envoy_log_tail());
+    wait_until(
+        "the fixed module to load a table",
+        DEADLINE,
+        || (tables_loaded(&mesh) > loaded_before).then_some(()),
+        || mesh.envoy_log_tail(),
+    );
     thread::sleep(Duration::from_millis(500));
     mesh.get("echo", "/move").expect_backend("echo-v1");
     let report = load.stop(mesh.runtime());

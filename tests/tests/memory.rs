@@ -27,7 +27,8 @@ fn route(backend: &str) -> String {
 #[test]
 fn memory_stays_flat_over_table_swaps() {
     let swaps: usize = if soak() { 1000 } else { 100 };
-    let mesh = Mesh::builder("memory_swaps").service("echo").service("echo-v1").service("echo-v2").routes(&route("echo-v1")).start();
+    let mesh =
+        Mesh::builder("memory_swaps").service("echo").service("echo-v1").service("echo-v2").routes(&route("echo-v1")).start();
     let pid = mesh.envoy_pid();
     let started = process_start_time(pid);
     let ecds = mesh.out_dir().join("ecds.yaml");
@@ -79,5 +80,10 @@ fn memory_stays_flat_over_table_swaps() {
     // VM or a table kept per swap (megabytes each) would grow it by far more than a quarter in
     // 100 swaps, while allocator noise stays within a few percent.
     let bound = if soak() { 1.10 } else { 1.25 };
-    assert!(ratio <= bound, "Envoy grew by more than {:.0}% over {swaps} table swaps: {}", (bound - 1.0) * 100.0, shown.join(", "));
+    assert!(
+        ratio <= bound,
+        "Envoy grew by more than {:.0}% over {swaps} table swaps: {}",
+        (bound - 1.0) * 100.0,
+        shown.join(", ")
+    );
 }

@@ -72,8 +72,7 @@ fn mesh(name: &str) -> Mesh {
 /// A few hundred requests per second over six connections, three HTTP/1.1 and three h2c,
 /// alternating between `/move` and `/stay` on the `echo` Service.
 fn load_spec(mesh: &Mesh, duration: Duration) -> LoadSpec {
-    let address: std::net::SocketAddr =
-        mesh.address_of("echo").parse().unwrap_or_else(|error| panic!("echo's address: {error}"));
+    let address: std::net::SocketAddr = mesh.address_of("echo").parse().unwrap_or_else(|error| panic!("echo's address: {error}"));
     let target = |path: &str| Target { address, path: path.to_owned(), host: "echo".to_owned() };
     const RATE: u32 = 300;
     LoadSpec {
@@ -149,7 +148,9 @@ fn check_against_timeline(report: &LoadReport, changes: &[(Duration, RouteSet)])
         if before.and_then(|s| s.backend.as_deref()) != Some(changes[k - 1].1.moving_backend()) {
             continue;
         }
-        if let Some(first) = moving.iter().find(|s| s.sent >= at && s.sent < next && s.backend.as_deref() == Some(set.moving_backend())) {
+        if let Some(first) =
+            moving.iter().find(|s| s.sent >= at && s.sent < next && s.backend.as_deref() == Some(set.moving_backend()))
+        {
             latencies.push(first.done - at);
         }
     }
@@ -270,7 +271,12 @@ fn module_swaps_under_load_lose_no_request() {
         let restarted = SyncProcess::start(&mesh, build);
         let line = restarted.publications().last().cloned().unwrap_or_default();
         assert!(line.contains("ecds.yaml"), "sync published no new ECDS for the new build: {}", restarted.log());
-        wait_until("Envoy to apply the new module", DEADLINE, || (stat(&mesh, ECDS_SUCCESS) > applied).then_some(()), || mesh.envoy_log_tail());
+        wait_until(
+            "Envoy to apply the new module",
+            DEADLINE,
+            || (stat(&mesh, ECDS_SUCCESS) > applied).then_some(()),
+            || mesh.envoy_log_tail(),
+        );
         upgrade_times.push(started.elapsed());
         let live = live_module(&mesh);
         assert_ne!(live, current_module, "Envoy still runs the old module");

@@ -21,8 +21,7 @@ pub struct EcdsSource<'a> {
 /// The LDS document, and a warning for each Service port that could not get a listener.
 pub fn listeners(manifests: &Manifests, ecds: &EcdsSource) -> (Value, Vec<String>) {
     let (addresses, warnings) = listener_addresses(manifests);
-    let resources: Vec<Value> =
-        addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds)).collect();
+    let resources: Vec<Value> = addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds)).collect();
     (json!({ "resources": resources }), warnings)
 }
 
@@ -45,10 +44,8 @@ pub fn listener_addresses(manifests: &Manifests) -> (Vec<ListenerAddress>, Vec<S
             for port in &service.ports {
                 let owner = format!("{namespace}/{name}");
                 if let Some(first) = taken.get(&(ip.as_str(), port.port)) {
-                    warnings.push(format!(
-                        "Service {owner}: {ip}:{} is already Service {first}'s; no listener for it",
-                        port.port
-                    ));
+                    warnings
+                        .push(format!("Service {owner}: {ip}:{} is already Service {first}'s; no listener for it", port.port));
                     continue;
                 }
                 taken.insert((ip.as_str(), port.port), owner);

@@ -96,7 +96,12 @@ impl NativeFiles {
 
 /// Envoy's files for these manifests in native mode: the same bootstrap, clusters and
 /// listeners as [`render`], with the routes in a RouteConfiguration and no filter.
-pub fn render_native(manifests: &Manifests, table: &TableDocument, out: &Path, admin_port: u16) -> Result<NativeFiles, RenderError> {
+pub fn render_native(
+    manifests: &Manifests,
+    table: &TableDocument,
+    out: &Path,
+    admin_port: u16,
+) -> Result<NativeFiles, RenderError> {
     if !out.is_absolute() {
         return Err(RenderError::RelativePath(out.to_path_buf()));
     }
@@ -104,13 +109,15 @@ pub fn render_native(manifests: &Manifests, table: &TableDocument, out: &Path, a
     let rds_path = out.join(RDS_FILE);
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
-    let yaml = |header: &str, value: &serde_json::Value| {
-        yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()))
-    };
+    let yaml =
+        |header: &str, value: &serde_json::Value| yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()));
     const GENERATED: &str = "Written by `meshroute sync --mode native`; replaced whenever the manifests change.";
     let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;
     let routes = yaml(
-        &format!("{GENERATED}\nRoutes: a virtual host per listener, chosen by the listener's name in {}.", native::FRONTEND_HEADER),
+        &format!(
+            "{GENERATED}\nRoutes: a virtual host per listener, chosen by the listener's name in {}.",
+            native::FRONTEND_HEADER
+        ),
         &native::route_configuration(manifests, table)?,
     )?;
     let source = native::RdsSource { path: text(&rds_path)?, watched_dir: out_text };
@@ -150,9 +157,8 @@ pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
     let module_path = out.join(&options.module_file);
-    let yaml = |header: &str, value: &serde_json::Value| {
-        yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()))
-    };
+    let yaml =
+        |header: &str, value: &serde_json::Value| yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()));
     const GENERATED: &str = "Written by `meshroute sync`; replaced whenever the manifests change.";
 
     let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;

@@ -70,7 +70,8 @@ pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> 
         .iter()
         .map(|at| {
             let name = listener_name(&at.ip, at.port);
-            let frontend_doc = table.frontends.iter().find(|f| f.port == at.port && f.addresses.iter().any(|a| same_ip(a, &at.ip)));
+            let frontend_doc =
+                table.frontends.iter().find(|f| f.port == at.port && f.addresses.iter().any(|a| same_ip(a, &at.ip)));
             let frontend = frontend_doc.and_then(|f| compiled.frontend_of(&f.namespace, &f.name, f.port));
             let routes = match frontend {
                 Some(frontend) => frontend_routes(table, frontend),
@@ -237,11 +238,8 @@ fn http_match(doc: Option<&MatchDoc>) -> Value {
         out.insert("headers".into(), json!(headers));
     }
     if !doc.query_params.is_empty() {
-        let params: Vec<Value> = doc
-            .query_params
-            .iter()
-            .map(|q| json!({ "name": q.name, "string_match": string_match(q.kind, &q.value) }))
-            .collect();
+        let params: Vec<Value> =
+            doc.query_params.iter().map(|q| json!({ "name": q.name, "string_match": string_match(q.kind, &q.value) })).collect();
         out.insert("query_parameters".into(), json!(params));
     }
     Value::Object(out)
@@ -384,8 +382,16 @@ mod tests {
 
     fn at() -> Vec<ListenerAddress> {
         vec![
-            ListenerAddress { ip: "10.0.0.1".into(), port: 80, default_cluster: "outbound|80||echo.default.svc.cluster.local".into() },
-            ListenerAddress { ip: "10.0.0.2".into(), port: 80, default_cluster: "outbound|80||v1.default.svc.cluster.local".into() },
+            ListenerAddress {
+                ip: "10.0.0.1".into(),
+                port: 80,
+                default_cluster: "outbound|80||echo.default.svc.cluster.local".into(),
+            },
+            ListenerAddress {
+                ip: "10.0.0.2".into(),
+                port: 80,
+                default_cluster: "outbound|80||v1.default.svc.cluster.local".into(),
+            },
         ]
     }
 

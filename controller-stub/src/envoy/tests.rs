@@ -42,7 +42,11 @@ fn table() -> TableDocument {
 }
 
 fn options() -> Options {
-    Options { out_dir: PathBuf::from("/srv/mesh out"), admin_port: 9911, module_file: "meshroute_filter-0123456789abcdef.wasm".into() }
+    Options {
+        out_dir: PathBuf::from("/srv/mesh out"),
+        admin_port: 9911,
+        module_file: "meshroute_filter-0123456789abcdef.wasm".into(),
+    }
 }
 
 fn demo() -> Manifests {
@@ -210,11 +214,18 @@ fn one_listener_per_cluster_ip_and_port_each_with_the_filter_then_the_router() {
             (a["address"].as_str().unwrap().to_owned(), a["port_value"].as_i64().unwrap())
         })
         .collect();
-    let expected: Vec<(String, i64)> =
-        [("127.0.10.1", 80), ("127.0.10.2", 80), ("127.0.10.3", 80), ("127.0.10.7", 80), ("127.0.10.7", 81), ("::1", 80), ("::1", 81)]
-            .iter()
-            .map(|(a, p)| (a.to_string(), *p))
-            .collect();
+    let expected: Vec<(String, i64)> = [
+        ("127.0.10.1", 80),
+        ("127.0.10.2", 80),
+        ("127.0.10.3", 80),
+        ("127.0.10.7", 80),
+        ("127.0.10.7", 81),
+        ("::1", 80),
+        ("::1", 81),
+    ]
+    .iter()
+    .map(|(a, p)| (a.to_string(), *p))
+    .collect();
     assert_eq!(addresses, expected);
     assert_eq!(listeners[0]["name"].as_str(), Some("127.0.10.1_80"));
 
@@ -259,7 +270,11 @@ fn a_cluster_ip_and_port_taken_twice_gets_one_listener_and_a_warning() {
     let names: Vec<&str> = lds["resources"].as_vec().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["127.0.10.1_80", "127.0.10.2_80", "127.0.10.3_80", "127.0.10.1_81"]);
     assert_eq!(files.warnings.len(), 1);
-    assert!(files.warnings[0].contains("default/copy") && files.warnings[0].contains("default/echo-service"), "{:?}", files.warnings);
+    assert!(
+        files.warnings[0].contains("default/copy") && files.warnings[0].contains("default/echo-service"),
+        "{:?}",
+        files.warnings
+    );
 }
 
 #[test]
@@ -312,10 +327,7 @@ fn template_placeholders_are_all_known_and_quoted() {
     let text = bootstrap::render_template("# {{nothing}} here\npath: {{lds_path}}\nport: {{ admin_port }}\n", &values).unwrap();
     assert_eq!(text, "# {{nothing}} here\npath: \"/a \\\"quoted\\\" : path\"\nport: 1\n");
     assert_eq!(load(&text)["path"].as_str(), Some("/a \"quoted\" : path"));
-    assert_eq!(
-        bootstrap::render_template("x: {{nope}}\n", &values),
-        Err(bootstrap::TemplateError::Unknown("nope".into()))
-    );
+    assert_eq!(bootstrap::render_template("x: {{nope}}\n", &values), Err(bootstrap::TemplateError::Unknown("nope".into())));
     assert_eq!(bootstrap::render_template("x: {{lds_path\n", &values), Err(bootstrap::TemplateError::Unterminated));
     let rendered = bootstrap::render(&values).unwrap();
     let body: String = rendered.lines().filter(|l| !l.trim_start().starts_with('#')).collect();

@@ -26,8 +26,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let listener =
-            TcpListener::bind(&listen).await.map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+        let listener = TcpListener::bind(&listen).await.map_err(|error| format!("cannot listen on {listen}: {error}"))?;
         let address = listener.local_addr().map_err(|error| error.to_string())?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening on {address}").and_then(|()| stdout.flush()).map_err(|error| error.to_string())?;

@@ -109,13 +109,8 @@ async fn make_call(call: Call) -> Result<(), String> {
 /// `EchoThree to 127.0.10.1:8080: grpc-status 12 (Unimplemented): ...`, and which backend gave
 /// the status if one did (otherwise the proxy did).
 fn describe_status(call: &Call, status: &Status) -> String {
-    let mut text = format!(
-        "{} to {}: grpc-status {} ({:?})",
-        grpc::method_path(&call.method),
-        call.to,
-        status.code() as i32,
-        status.code()
-    );
+    let mut text =
+        format!("{} to {}: grpc-status {} ({:?})", grpc::method_path(&call.method), call.to, status.code() as i32, status.code());
     if !status.message().is_empty() {
         text.push_str(&format!(": {}", status.message()));
     }
@@ -161,12 +156,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
             }
             let mut positional = positional.into_iter();
             let method = positional.next().ok_or("call: METHOD is required")?;
-            let call = Call {
-                to: to.ok_or("call: --to HOST:PORT is required")?,
-                metadata,
-                method,
-                messages: positional.collect(),
-            };
+            let call =
+                Call { to: to.ok_or("call: --to HOST:PORT is required")?, metadata, method, messages: positional.collect() };
             if !call.is_stream() && call.messages.len() > 1 {
                 return Err(format!("call: {} is unary and takes one MESSAGE", call.method));
             }
