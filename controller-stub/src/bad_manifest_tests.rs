@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::decode_text;
 use crate::load::SourceFile;
-use crate::pipeline::{build, build_files};
+use crate::pipeline::{build, build_files, LastGood};
 
 const ROUTE_HEAD: &str = "\
 apiVersion: gateway.networking.k8s.io/v1
@@ -57,7 +57,7 @@ fn a_document_that_is_not_a_mapping() {
 #[test]
 fn unknown_or_mistyped_kind() {
     let supported = "meshroute reads Service (v1), EndpointSlice (discovery.k8s.io/v1), HTTPRoute and GRPCRoute \
-(gateway.networking.k8s.io/v1), ReferenceGrant (gateway.networking.k8s.io/v1beta1)";
+(gateway.networking.k8s.io/v1)";
     assert_eq!(one(errors("apiVersion: v1\nmetadata:\n  name: r\n")), format!("x.yaml:1: kind: required; {supported}"));
     assert_eq!(
         one(errors("apiVersion: v1\nkind: 42\nmetadata:\n  name: r\n")),
@@ -66,7 +66,8 @@ fn unknown_or_mistyped_kind() {
     assert_eq!(
         one(errors("apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute\nmetadata:\n  name: r\n")),
         format!(
-            "x.yaml:2: HttpRoute default/r: kind: kind \"HttpRoute\" is not supported; {supported} (did you mean HTTPRoute?)"
+            "x.yaml:2: HttpRoute default/r: kind: kind \"HttpRoute\" is not one meshroute reads (did you mean HTTPRoute?); it reads {}",
+            &supported["meshroute reads ".len()..]
         )
     );
 }
@@ -139,7 +140,7 @@ fn duplicate_routes_across_files_name_the_first() {
         SourceFile { path: "a.yaml".into(), text: route.to_owned() },
         SourceFile { path: "b/c.yaml".into(), text: format!("# another copy\n{route}") },
     ];
-    let errors = build_files(&files).unwrap_err();
+    let errors = build_files(&files, &LastGood::default()).unwrap().problems();
     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["b/c.yaml:5: HTTPRoute ns/r: defined twice: also at a.yaml:4"]);
 }
@@ -206,7 +207,7 @@ fn invalid_utf8_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("ok.yaml"), "# fine\n").unwrap();
     fs::write(dir.path().join("garbage.yaml"), b"kind: Service\n\xff\xfe\x80 binary").unwrap();
-    let errors: Vec<String> = build(dir.path()).unwrap_err().iter().map(ToString::to_string).collect();
+    let errors: Vec<String> = build(dir.path()).unwrap().problems().iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["garbage.yaml: is not UTF-8 text"]);
 }
 
@@ -311,7 +312,7 @@ fn five_thousand_routes_build() {
     let elapsed = started.elapsed();
     assert_eq!(built.table.routes.len(), 5_000);
     assert_eq!(built.table.frontends.len(), 20);
-    assert!(built.warnings.is_empty(), "{:#?}", &built.warnings[..built.warnings.len().min(5)]);
+    assert!(built.warnings_vec().is_empty(), "{:#?}", &built.warnings_vec()[..built.warnings_vec().len().min(5)]);
     let json = serde_json::to_vec(&built.table).unwrap();
     let table = meshroute_filter::table::RouteTable::from_json(&json).unwrap();
     assert_eq!(table.frontends().len(), 20);

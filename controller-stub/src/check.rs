@@ -1,5 +1,7 @@
-//! `meshroute check DIR [--strict]`: the errors, or each route's status per parent and the
-//! warnings. Exit 1 on errors, or on warnings with `--strict`.
+//! `meshroute check DIR [--strict]`: each route's status per parent, then the errors, warnings
+//! and notes. Exit 1 on errors (the resources they concern are left out of what would be
+//! published; the rest is checked and compiled all the same), or on warnings with `--strict`.
+//! Notes never fail a check.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,10 +19,7 @@ pub struct Report {
 pub fn check(dir: &Path, strict: bool) -> Report {
     match build(dir) {
         Err(errors) => Report { text: errors_text(&errors), ok: false },
-        Ok(b) => {
-            let text = status_text(&b);
-            Report { ok: !strict || b.warnings.is_empty(), text }
-        }
+        Ok(b) => Report { text: status_text(&b), ok: b.is_valid() && (!strict || b.warnings().next().is_none()) },
     }
 }
 
@@ -71,20 +70,27 @@ pub fn status_text(b: &Build) -> String {
                 }
             }
         }
+        if let Some(error) = &status.meta.last_good {
+            let _ = writeln!(text, "  serving its last good version: the current manifest does not validate: {error}");
+        }
     }
     if b.statuses.is_empty() {
         let _ = writeln!(text, "no routes");
     }
-    for w in &b.warnings {
-        let _ = writeln!(text, "{w}");
+    for d in &b.diagnostics {
+        let _ = writeln!(text, "{d}");
     }
-    let routes = b.statuses.len();
-    let warnings = b.warnings.len();
-    let _ = writeln!(
-        text,
-        "{routes} route{}, {warnings} warning{}",
-        if routes == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" }
-    );
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut summary = vec![plural(b.statuses.len(), "route")];
+    let errors = b.errors().count();
+    if errors > 0 {
+        summary.push(plural(errors, "error"));
+    }
+    summary.push(plural(b.warnings().count(), "warning"));
+    let notes = b.diagnostics.len() - errors - b.warnings().count();
+    if notes > 0 {
+        summary.push(plural(notes, "note"));
+    }
+    let _ = writeln!(text, "{}", summary.join(", "));
     text
 }

@@ -104,7 +104,7 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
             backends: backend_refs
                 .iter()
                 .map(|b| {
-                    let (cluster, unresolved) = match resolve_backend(m, route.kind, &route.meta.namespace, b) {
+                    let (cluster, unresolved) = match resolve_backend(m, route.kind, b) {
                         Ok(cluster) => (Some(cluster), None),
                         Err((reason, _)) => (None, Some(reason.to_owned())),
                     };

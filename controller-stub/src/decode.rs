@@ -1,13 +1,19 @@
-//! From YAML documents to [`Manifests`], validating as the API server and the Gateway API
-//! CRDs would: types, required fields, unknown fields, enums, limits and formats. Every problem
-//! is collected; nothing stops at the first one. Cross-resource checks (duplicates, shared
-//! ClusterIPs) run at the end.
+//! From YAML documents to validated resources, as the API server and the Gateway API CRDs would
+//! validate them: types, required fields, unknown fields, enums, limits and formats. Every
+//! problem is collected; nothing stops at the first one. Each document stands alone: one that
+//! does not validate is rejected by itself (its key kept, so that its last good version can stand
+//! in for it), and a file that does not parse is rejected as a whole. Cross-resource checks
+//! (duplicates, shared ClusterIPs) run on the resources that remain.
+//!
+//! Kinds meshroute does not read are skipped with a note (a `Deployment` beside the Services is
+//! no mistake); only a kind that looks like a misspelling of one it reads is an error.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Severity};
 use crate::load::SourceFile;
+#[cfg(test)]
+use crate::model::Manifests;
 use crate::model::{
-    Endpoint, EndpointPort, EndpointSlice, GrantFrom, GrantTo, Manifests, Meta, ReferenceGrant, Service, ServicePort, Source,
-    TargetPort,
+    Endpoint, EndpointPort, EndpointSlice, Meta, Resource, ResourceKey, Service, ServicePort, Source, TargetPort,
 };
 use crate::reader::{join, Fields, Reader};
 use crate::route::{decode_grpc_route, decode_http_route};
@@ -24,55 +30,162 @@ const SUPPORTED: &[(&str, &[&str])] = &[
     ("EndpointSlice", &["discovery.k8s.io/v1"]),
     ("HTTPRoute", &["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
     ("GRPCRoute", &["gateway.networking.k8s.io/v1"]),
-    ("ReferenceGrant", &["gateway.networking.k8s.io/v1beta1"]),
 ];
 
 const SUPPORTED_TEXT: &str = "Service (v1), EndpointSlice (discovery.k8s.io/v1), HTTPRoute and GRPCRoute \
-(gateway.networking.k8s.io/v1), ReferenceGrant (gateway.networking.k8s.io/v1beta1)";
+(gateway.networking.k8s.io/v1)";
 
-/// Decodes every document of every file. The manifests hold whatever decoded cleanly; the
-/// diagnostics are errors only.
-pub fn decode(files: &[SourceFile]) -> (Manifests, Vec<Diagnostic>) {
-    let mut manifests = Manifests::default();
-    let mut diagnostics = Vec::new();
+/// Gateway API kinds meshroute does not serve: north-south Gateways, other route types, policies.
+/// A `ReferenceGrant` is among them: mesh routes need none (GEP-1294).
+const OTHER_GATEWAY_API_KINDS: &[&str] = &[
+    "Gateway",
+    "GatewayClass",
+    "ListenerSet",
+    "XListenerSet",
+    "TCPRoute",
+    "TLSRoute",
+    "UDPRoute",
+    "ReferenceGrant",
+    "BackendTLSPolicy",
+    "BackendLBPolicy",
+    "XBackendTrafficPolicy",
+    "XMesh",
+];
+
+/// Common cluster-scoped kinds, named without a namespace in messages.
+const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "GatewayClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+];
+
+/// What decoding a directory's files gives.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Every resource that validated, in file order.
+    pub resources: Vec<Resource>,
+    /// What did not validate.
+    pub rejected: Vec<Rejected>,
+    /// Resources that decoded despite errors: never published, but worth the shadowed-rule
+    /// check (the product page's echo-route has both a missing apiVersion and a rule that can
+    /// never match).
+    pub drafts: Vec<Resource>,
+    /// Errors, warnings and notes.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A resource, or a whole file, that does not validate, with its first error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    Resource {
+        key: ResourceKey,
+        file: std::path::PathBuf,
+        error: String,
+    },
+    /// A file that does not parse: which resources it holds is unknown.
+    File {
+        file: std::path::PathBuf,
+        error: String,
+    },
+}
+
+/// Decodes every document of every file; then the cross-resource checks, which reject the later
+/// of two resources that clash. `unreadable`: files that could not be read, each rejected whole.
+pub fn decode(files: &[SourceFile], unreadable: Vec<Diagnostic>) -> Decoded {
+    let mut out = Decoded::default();
+    for error in unreadable {
+        out.rejected.push(Rejected::File { file: error.file.clone(), error: error.to_string() });
+        out.diagnostics.push(error);
+    }
     for file in files {
         match yaml::parse(&file.text) {
             Ok(documents) => {
                 for document in &documents {
-                    let mut reader = Reader::new(&file.path);
-                    decode_document(&mut reader, document, &mut manifests);
-                    diagnostics.append(&mut reader.diagnostics);
+                    decode_one(&file.path, document, &mut out, None);
                 }
             }
             // Typos that break the structure (a list item indented too far, `key:value`) are
-            // repaired, each reported, so that what follows is validated too.
-            Err(e) => match crate::typo::repair(&file.text) {
-                Some((text, repairs)) => {
-                    diagnostics.extend(repairs.into_iter().map(|r| Diagnostic::error(&file.path, r.line, r.message)));
-                    for document in yaml::parse(&text).unwrap_or_default() {
-                        let mut reader = Reader::new(&file.path);
-                        decode_document(&mut reader, &document, &mut manifests);
-                        diagnostics.append(&mut reader.diagnostics);
+            // repaired, each reported, so that what follows is validated too; what the repaired
+            // text holds is a guess and is never published.
+            Err(e) => {
+                let error = Diagnostic::error(&file.path, e.line, e.message.clone());
+                let first = error.to_string();
+                match crate::typo::repair(&file.text) {
+                    Some((text, repairs)) => {
+                        out.diagnostics.extend(repairs.into_iter().map(|r| Diagnostic::error(&file.path, r.line, r.message)));
+                        let first = out.diagnostics.last().map_or(first, ToString::to_string);
+                        for document in yaml::parse(&text).unwrap_or_default() {
+                            decode_one(&file.path, &document, &mut out, Some(&first));
+                        }
+                        out.rejected.push(Rejected::File { file: file.path.clone(), error: first });
+                    }
+                    None => {
+                        out.diagnostics.push(error);
+                        out.rejected.push(Rejected::File { file: file.path.clone(), error: first });
                     }
                 }
-                None => diagnostics.push(Diagnostic::error(&file.path, e.line, e.message)),
-            },
+            }
         }
     }
-    diagnostics.extend(duplicates(&manifests));
-    diagnostics.extend(shared_cluster_ips(&manifests));
-    (manifests, diagnostics)
+    reject_duplicates(&mut out);
+    reject_shared_cluster_ips(&mut out);
+    out
 }
 
-fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifests) {
+/// Decodes one document into `out`: its resource if it validates, else its rejection.
+/// `broken_file`: the file's first error when the document comes from repaired text.
+fn decode_one(file: &std::path::Path, document: &Node, out: &mut Decoded, broken_file: Option<&str>) {
+    let mut reader = Reader::new(file);
+    let resource = decode_document(&mut reader, document);
+    let first_error = reader.diagnostics.iter().find(|d| d.severity == Severity::Error).map(ToString::to_string);
+    let error = broken_file.map(str::to_owned).or(first_error);
+    match (resource, error) {
+        (Some(resource), None) => out.resources.push(resource),
+        (draft, Some(error)) => {
+            if let Some(key) = raw_key(document) {
+                out.rejected.push(Rejected::Resource { key, file: file.to_path_buf(), error });
+            }
+            out.drafts.extend(draft);
+        }
+        (None, None) => {}
+    }
+    out.diagnostics.append(&mut reader.diagnostics);
+}
+
+/// The key of a document of a kind meshroute reads, from its raw metadata.
+fn raw_key(document: &Node) -> Option<ResourceKey> {
+    let text = |node: Option<&Node>| node.and_then(|n| n.scalar()).and_then(|s| s.as_str()).map(str::to_owned);
+    let kind = text(raw(document, "kind"))?;
+    let kind = SUPPORTED.iter().map(|(k, _)| *k).find(|k| *k == kind)?;
+    let meta = raw(document, "metadata");
+    let name = text(meta.and_then(|m| raw(m, "name")))?;
+    let namespace = text(meta.and_then(|m| raw(m, "namespace"))).unwrap_or_else(|| "default".to_owned());
+    Some(ResourceKey { kind, namespace, name })
+}
+
+fn decode_document(r: &mut Reader<'_>, document: &Node) -> Option<Resource> {
     let kind = raw(document, "kind").and_then(|k| k.scalar()).and_then(|s| s.as_str()).map(str::to_owned);
     // Name the resource in messages as early as possible, even before it validates.
     if let Some(kind) = &kind {
         let meta = raw(document, "metadata");
         let text = |key: &str| meta.and_then(|m| raw(m, key)).and_then(|v| v.scalar()).map(|s| s.text.clone());
         if let Some(name) = text("name") {
-            let namespace = text("namespace").unwrap_or_else(|| "default".to_owned());
-            r.subject = Some(format!("{kind} {namespace}/{name}"));
+            r.subject = Some(match text("namespace") {
+                Some(namespace) => format!("{kind} {namespace}/{name}"),
+                None if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) => format!("{kind} {name}"),
+                None => format!("{kind} default/{name}"),
+            });
         }
     }
     let allowed: &[&str] = if kind.as_deref() == Some("EndpointSlice") {
@@ -80,7 +193,11 @@ fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifest
     } else {
         &["apiVersion", "kind", "metadata", "spec", "status"]
     };
-    let Some(top) = r.fields(document, "", allowed) else { return };
+    if let Some(kind) = kind.as_deref().filter(|kind| !SUPPORTED.iter().any(|(k, _)| k == kind)) {
+        other_kind(r, document, kind);
+        return None;
+    }
+    let top = r.fields(document, "", allowed)?;
     let Some(kind) = kind else {
         match top.get("kind") {
             Some(node) => {
@@ -88,23 +205,14 @@ fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifest
             }
             None => r.error(top.line(), "kind", format!("required; meshroute reads {SUPPORTED_TEXT}")),
         }
-        return;
+        return None;
     };
-    let Some(&(_, versions)) = SUPPORTED.iter().find(|(k, _)| *k == kind) else {
-        let line = top.get("kind").map_or(top.line(), |n| n.line);
-        let names: Vec<&str> = SUPPORTED.iter().map(|(k, _)| *k).collect();
-        let mut message = format!("kind {kind:?} is not supported; meshroute reads {SUPPORTED_TEXT}");
-        if let Some(near) = syntax::nearest(&kind, &names) {
-            message.push_str(&format!(" (did you mean {near}?)"));
-        }
-        r.error(line, "kind", message);
-        return;
-    };
+    let &(_, versions) = SUPPORTED.iter().find(|(k, _)| *k == kind)?;
     let api_version = match r.required(&top, "apiVersion", "") {
         Some(node) => r.string(node, "apiVersion").map(|v| (v, node.line)),
         None => None,
     };
-    let Some((api_version, line)) = api_version else { return };
+    let (api_version, line) = api_version?;
     if !versions.contains(&api_version.as_str()) {
         let suggestion = versions.first().copied().unwrap_or_default();
         let group = suggestion.split_once('/').map_or("", |(g, _)| g);
@@ -116,39 +224,47 @@ fn decode_document(r: &mut Reader<'_>, document: &Node, manifests: &mut Manifest
         r.error(line, "apiVersion", message);
         // The group is right: carry on as the suggested version to report everything at once.
         if api_version != group || group.is_empty() {
-            return;
+            return None;
         }
     }
     let name_check: fn(&str) -> Result<(), String> =
         if kind == "Service" { syntax::dns1035_label } else { syntax::dns_subdomain };
-    let Some(meta) = decode_meta(r, &top, name_check) else { return };
+    let meta = decode_meta(r, &top, name_check)?;
     r.subject = Some(format!("{kind} {}/{}", meta.namespace, meta.name));
     match kind.as_str() {
-        "Service" => {
-            if let Some(service) = decode_service(r, &top, meta) {
-                manifests.services.push(service);
-            }
+        "Service" => decode_service(r, &top, meta).map(Resource::Service),
+        "EndpointSlice" => decode_endpoint_slice(r, &top, meta).map(Resource::EndpointSlice),
+        "HTTPRoute" => decode_http_route(r, &top, meta).map(Resource::HttpRoute),
+        "GRPCRoute" => decode_grpc_route(r, &top, meta).map(Resource::GrpcRoute),
+        other => {
+            r.error(line, "kind", format!("internal error: {other} is listed as supported but not decoded"));
+            None
         }
-        "EndpointSlice" => {
-            if let Some(slice) = decode_endpoint_slice(r, &top, meta) {
-                manifests.endpoint_slices.push(slice);
-            }
+    }
+}
+
+/// A document of a kind meshroute does not read: an error if the kind looks like a misspelling
+/// of one it reads (`HTTPRoutes`, `GrpcRoute`), otherwise a note that it is skipped.
+fn other_kind(r: &mut Reader<'_>, document: &Node, kind: &str) {
+    let line = raw(document, "kind").map_or(document.line, |n| n.line);
+    let api_version = raw(document, "apiVersion").and_then(|n| n.scalar()).map(|s| s.text.clone()).unwrap_or_default();
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let gateway_api = group.starts_with("gateway.networking") || OTHER_GATEWAY_API_KINDS.contains(&kind);
+    let names: Vec<&str> = SUPPORTED.iter().map(|(k, _)| *k).collect();
+    match syntax::nearest(kind, &names) {
+        Some(near) if !OTHER_GATEWAY_API_KINDS.contains(&kind) => {
+            r.error(
+                line,
+                "kind",
+                format!("kind {kind:?} is not one meshroute reads (did you mean {near}?); it reads {SUPPORTED_TEXT}"),
+            );
         }
-        "HTTPRoute" => {
-            if let Some(route) = decode_http_route(r, &top, meta) {
-                manifests.http_routes.push(route);
-            }
-        }
-        "GRPCRoute" => {
-            if let Some(route) = decode_grpc_route(r, &top, meta) {
-                manifests.grpc_routes.push(route);
-            }
-        }
-        _ => {
-            if let Some(grant) = decode_reference_grant(r, &top, meta) {
-                manifests.reference_grants.push(grant);
-            }
-        }
+        _ if gateway_api => r.note(
+            line,
+            "",
+            format!("skipped: meshroute serves HTTPRoutes and GRPCRoutes attached to Services (the mesh), not {kind}"),
+        ),
+        _ => r.note(line, "", "skipped: plays no part in mesh routing"),
     }
 }
 
@@ -210,7 +326,13 @@ fn decode_meta(r: &mut Reader<'_>, top: &Fields<'_>, name_check: fn(&str) -> Res
             }
         }
     });
-    Some(Meta { namespace, name: name?, creation_timestamp, source: Source { file: r.file.to_path_buf(), line: node.line } })
+    Some(Meta {
+        namespace,
+        name: name?,
+        creation_timestamp,
+        source: Source { file: r.file.to_path_buf(), line: node.line },
+        last_good: None,
+    })
 }
 
 /// A `map[string]string` (labels, annotations, selectors).
@@ -433,38 +555,6 @@ fn decode_endpoint_slice(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
     Some(EndpointSlice { meta, service_name: service_name?, ports, endpoints })
 }
 
-fn decode_reference_grant(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<ReferenceGrant> {
-    let spec_node = r.required(top, "spec", "")?;
-    let spec = r.fields(spec_node, "spec", &["from", "to"])?;
-    let mut from = Vec::new();
-    if let Some(node) = r.required(&spec, "from", "spec") {
-        for (i, item) in r.list(node, "spec.from", Some(16)).iter().enumerate() {
-            let path = format!("spec.from[{i}]");
-            let Some(f) = r.fields(item, &path, &["group", "kind", "namespace"]) else { continue };
-            let group = group_field(r, &f, &path, true);
-            let kind = kind_field(r, &f, &path, true);
-            let namespace = r.req_string(&f, "namespace", &path);
-            if let (Some(group), Some(kind), Some(namespace)) = (group, kind, namespace) {
-                from.push(GrantFrom { group, kind, namespace });
-            }
-        }
-    }
-    let mut to = Vec::new();
-    if let Some(node) = r.required(&spec, "to", "spec") {
-        for (i, item) in r.list(node, "spec.to", Some(16)).iter().enumerate() {
-            let path = format!("spec.to[{i}]");
-            let Some(f) = r.fields(item, &path, &["group", "kind", "name"]) else { continue };
-            let group = group_field(r, &f, &path, true);
-            let kind = kind_field(r, &f, &path, true);
-            let name = r.opt_string(&f, "name", &path);
-            if let (Some(group), Some(kind)) = (group, kind) {
-                to.push(GrantTo { group, kind, name });
-            }
-        }
-    }
-    Some(ReferenceGrant { meta, from, to })
-}
-
 /// A `group` field (an API group; `core` is a synonym of the empty core group).
 pub fn group_field(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, required: bool) -> Option<String> {
     let node = if required { r.required(f, "group", path)? } else { f.get("group")? };
@@ -480,59 +570,62 @@ pub fn kind_field(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, required: bool
     r.check(node.line, &path, syntax::kind(&kind)).then_some(kind)
 }
 
-/// Two resources of the same kind, namespace and name: the second is an error naming the first.
-fn duplicates(m: &Manifests) -> Vec<Diagnostic> {
-    let metas = m
-        .services
-        .iter()
-        .map(|s| ("Service", &s.meta))
-        .chain(m.endpoint_slices.iter().map(|s| ("EndpointSlice", &s.meta)))
-        .chain(m.http_routes.iter().map(|s| ("HTTPRoute", &s.meta)))
-        .chain(m.grpc_routes.iter().map(|s| ("GRPCRoute", &s.meta)))
-        .chain(m.reference_grants.iter().map(|s| ("ReferenceGrant", &s.meta)));
-    let mut seen: HashMap<(&str, &str, &str), &Meta> = HashMap::new();
-    let mut out = Vec::new();
-    for (kind, meta) in metas {
-        if let Some(first) = seen.insert((kind, &meta.namespace, &meta.name), meta) {
-            out.push(
-                Diagnostic::error(&meta.source.file, meta.source.line, format!("defined twice: also at {}", at(&first.source)))
-                    .subject(format!("{kind} {}/{}", meta.namespace, meta.name)),
-            );
-            seen.insert((kind, &meta.namespace, &meta.name), first);
-        }
-    }
-    out
-}
-
-/// Two Services claiming one ClusterIP would make the frontend ambiguous.
-fn shared_cluster_ips(m: &Manifests) -> Vec<Diagnostic> {
-    let mut seen: HashMap<std::net::IpAddr, &Service> = HashMap::new();
-    let mut out = Vec::new();
-    for service in &m.services {
-        for ip in &service.cluster_ips {
-            let Ok(addr) = ip.parse::<std::net::IpAddr>() else { continue };
-            match seen.get(&addr) {
-                Some(first) if !std::ptr::eq(*first, service) => out.push(
-                    Diagnostic::error(
-                        &service.meta.source.file,
-                        service.meta.source.line,
-                        format!(
-                            "ClusterIP {ip} is also the ClusterIP of Service {}/{} ({})",
-                            first.meta.namespace,
-                            first.meta.name,
-                            at(&first.meta.source)
-                        ),
-                    )
-                    .subject(format!("Service {}/{}", service.meta.namespace, service.meta.name))
-                    .field("spec.clusterIP"),
-                ),
-                _ => {
-                    seen.insert(addr, service);
-                }
+/// Two resources of the same kind, namespace and name: the second is an error naming the first,
+/// and left out.
+fn reject_duplicates(out: &mut Decoded) {
+    let mut seen: HashMap<ResourceKey, Source> = HashMap::new();
+    let mut errors = Vec::new();
+    out.resources.retain(|resource| {
+        let (key, meta) = (resource.key(), resource.meta());
+        match seen.get(&key) {
+            Some(first) => {
+                errors.push(
+                    Diagnostic::error(&meta.source.file, meta.source.line, format!("defined twice: also at {}", at(first)))
+                        .subject(key.to_string()),
+                );
+                false
+            }
+            None => {
+                seen.insert(key, meta.source.clone());
+                true
             }
         }
+    });
+    out.diagnostics.extend(errors);
+}
+
+/// Two Services claiming one ClusterIP would make the frontend ambiguous: the second is an
+/// error, and rejected.
+fn reject_shared_cluster_ips(out: &mut Decoded) {
+    let mut seen: HashMap<std::net::IpAddr, (String, Source)> = HashMap::new();
+    let mut rejected = Vec::new();
+    out.resources.retain(|resource| {
+        let Resource::Service(service) = resource else { return true };
+        let owner = format!("Service {}/{}", service.meta.namespace, service.meta.name);
+        let clash = service.cluster_ips.iter().find_map(|ip| {
+            let addr = ip.parse::<std::net::IpAddr>().ok()?;
+            seen.get(&addr).map(|(first, source)| format!("ClusterIP {ip} is also the ClusterIP of {first} ({})", at(source)))
+        });
+        match clash {
+            Some(message) => {
+                let error = Diagnostic::error(&service.meta.source.file, service.meta.source.line, message)
+                    .subject(owner)
+                    .field("spec.clusterIP");
+                rejected.push((resource.key(), error));
+                false
+            }
+            None => {
+                for addr in service.cluster_ips.iter().filter_map(|ip| ip.parse().ok()) {
+                    seen.insert(addr, (owner.clone(), service.meta.source.clone()));
+                }
+                true
+            }
+        }
+    });
+    for (key, error) in rejected {
+        out.rejected.push(Rejected::Resource { key, file: error.file.clone(), error: error.to_string() });
+        out.diagnostics.push(error);
     }
-    out
 }
 
 /// `file:line` of a source.
@@ -548,11 +641,16 @@ mod tests;
 #[path = "bad_manifest_tests.rs"]
 mod bad_manifest_tests;
 
-/// Decodes one file's text as if it were at `path`; for tests.
+/// Decodes one file's text as if it were at `path`; for tests. The manifests hold what
+/// validated; the diagnostics are every error, warning and note.
 #[cfg(test)]
 pub fn decode_text(path: &str, text: &str) -> (Manifests, Vec<String>) {
     use std::path::Path;
     let files = [SourceFile { path: Path::new(path).to_path_buf(), text: text.to_owned() }];
-    let (m, d) = decode(&files);
-    (m, d.iter().map(ToString::to_string).collect())
+    let decoded = decode(&files, Vec::new());
+    let mut m = Manifests::default();
+    for resource in decoded.resources {
+        m.push(resource);
+    }
+    (m, decoded.diagnostics.iter().map(ToString::to_string).collect())
 }

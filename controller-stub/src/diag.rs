@@ -7,12 +7,15 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Error,
+    /// Published anyway, but likely not what was meant; `check --strict` fails on warnings.
     Warning,
+    /// Worth knowing and nothing to fix: skipped kinds, ignored fields. Never fails `check`.
+    Note,
 }
 
 /// One problem. Displayed as
 /// `routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].backendRefs[1].weight: must be between 0 and 1000000`
-/// (warnings carry `warning: ` after the location).
+/// (warnings carry `warning: ` after the location, notes `note: `).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
     /// Relative to the manifests directory.
@@ -36,6 +39,10 @@ impl Diagnostic {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(file, line, message) }
     }
 
+    pub fn note(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Note, ..Diagnostic::error(file, line, message) }
+    }
+
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
@@ -55,8 +62,10 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}", self.line)?;
         }
         f.write_str(": ")?;
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
+        match self.severity {
+            Severity::Error => {}
+            Severity::Warning => f.write_str("warning: ")?,
+            Severity::Note => f.write_str("note: ")?,
         }
         if let Some(subject) = &self.subject {
             write!(f, "{subject}: ")?;

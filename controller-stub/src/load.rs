@@ -15,8 +15,17 @@ pub struct SourceFile {
     pub text: String,
 }
 
-/// Every `*.yaml` / `*.yml` file under `dir`, in sorted path order.
-pub fn load_dir(dir: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
+/// What a manifests directory holds: every `*.yaml` / `*.yml` file under it that could be read,
+/// in sorted path order, and a problem for each one that could not (a symlink loop, a file that
+/// is not UTF-8), which blocks nothing else.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub files: Vec<SourceFile>,
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Reads the manifests under `dir`; `Err` when `dir` itself cannot be read.
+pub fn load_dir(dir: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let root = fs::canonicalize(dir)
         .map_err(|e| vec![Diagnostic::error(dir, 0, format!("cannot read the manifests directory: {e}"))])?;
     if !root.is_dir() {
@@ -24,12 +33,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
     }
     let mut walk = Walk { base: dir.to_path_buf(), files: Vec::new(), errors: Vec::new() };
     walk.visit(&root, Path::new(""), &mut vec![root.clone()]);
-    if walk.errors.is_empty() {
-        walk.files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(walk.files)
-    } else {
-        Err(walk.errors)
-    }
+    walk.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Loaded { files: walk.files, errors: walk.errors })
 }
 
 struct Walk {
@@ -127,7 +132,7 @@ mod tests {
         fs::write(dir.path().join("a.yaml"), "").unwrap();
         fs::write(dir.path().join("README.md"), "no").unwrap();
         fs::write(dir.path().join(".hidden.yaml"), "a: 1").unwrap();
-        let files = load_dir(dir.path()).unwrap();
+        let files = load_dir(dir.path()).unwrap().files;
         assert_eq!(paths(&files), ["a.yaml", "b/c/x.yml"]);
     }
 
@@ -141,7 +146,7 @@ mod tests {
         symlink("..2024_05_01_10_00_00.123456789", dir.path().join("..data")).unwrap();
         symlink("..data/echo.yaml", dir.path().join("echo.yaml")).unwrap();
         symlink("..data/routes.yaml", dir.path().join("routes.yaml")).unwrap();
-        let files = load_dir(dir.path()).unwrap();
+        let files = load_dir(dir.path()).unwrap().files;
         assert_eq!(paths(&files), ["echo.yaml", "routes.yaml"]);
         assert_eq!(files[0].text, "kind: Service");
     }
@@ -151,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
         symlink("..", dir.path().join("sub/up")).unwrap();
-        let errors = load_dir(dir.path()).unwrap_err();
+        let errors = load_dir(dir.path()).unwrap().errors;
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().starts_with("sub/up: symlink loop"), "{}", errors[0]);
     }
@@ -161,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         symlink("b.yaml", dir.path().join("a.yaml")).unwrap();
         symlink("a.yaml", dir.path().join("b.yaml")).unwrap();
-        let errors = load_dir(dir.path()).unwrap_err();
+        let errors = load_dir(dir.path()).unwrap().errors;
         assert_eq!(errors[0].to_string(), "a.yaml: symlink loop");
     }
 

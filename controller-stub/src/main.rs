@@ -15,6 +15,7 @@ mod explain;
 mod load;
 mod model;
 mod pipeline;
+mod protocol;
 mod publish;
 mod reader;
 mod resolve;
@@ -140,7 +141,9 @@ fn run_check(args: &CheckArgs) -> ExitCode {
     }
 }
 
-/// Exit 1 when the manifests are invalid, 2 when the request cannot be explained.
+/// Exit 1 when the manifests directory cannot be read, 2 when the request cannot be explained.
+/// Resources that do not validate are left out, as `sync` would leave them out; their errors go
+/// to stderr.
 fn run_explain(args: &ExplainArgs) -> ExitCode {
     let build = match pipeline::build(&args.dir) {
         Ok(build) => build,
@@ -149,6 +152,9 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for error in build.errors() {
+        eprintln!("{error} (left out)");
+    }
     let query = explain::Query {
         to: &args.to,
         namespace: &args.namespace,
@@ -176,15 +182,20 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
 }
 
 /// The route table as the filter receives it, pretty-printed; or Envoy's RouteConfiguration.
+/// What does not validate is left out, as `sync` leaves it out; exit 1 if anything was.
 fn run_compile(args: &CompileArgs) -> ExitCode {
     match pipeline::build(&args.dir) {
         Ok(build) => match render_compiled(&build, args.format) {
             Ok(json) => {
                 println!("{json}");
-                for w in &build.warnings {
-                    eprintln!("{w}");
+                for d in build.diagnostics.iter().filter(|d| d.severity != diag::Severity::Note) {
+                    eprintln!("{d}");
                 }
-                ExitCode::SUCCESS
+                if build.is_valid() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => {
                 eprintln!("meshroute compile: {e}");

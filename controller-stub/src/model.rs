@@ -21,6 +21,9 @@ pub struct Meta {
     /// RFC 3339 in UTC, as Kubernetes writes it.
     pub creation_timestamp: Option<String>,
     pub source: Source,
+    /// Set on the last good version of a resource whose current manifest does not validate: why
+    /// it is still served (the first error of the current manifest).
+    pub last_good: Option<String>,
 }
 
 /// Everything read from one manifests directory.
@@ -30,8 +33,85 @@ pub struct Manifests {
     pub endpoint_slices: Vec<EndpointSlice>,
     pub http_routes: Vec<HttpRoute>,
     pub grpc_routes: Vec<GrpcRoute>,
-    /// `gateway.networking.k8s.io/v1beta1` ReferenceGrants: what may point across namespaces.
-    pub reference_grants: Vec<ReferenceGrant>,
+}
+
+/// One resource meshroute reads, as decoded and validated.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    HttpRoute(HttpRoute),
+    GrpcRoute(GrpcRoute),
+}
+
+/// A resource's identity from one version of the directory to the next: kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+impl Resource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Service(_) => "Service",
+            Resource::EndpointSlice(_) => "EndpointSlice",
+            Resource::HttpRoute(_) => "HTTPRoute",
+            Resource::GrpcRoute(_) => "GRPCRoute",
+        }
+    }
+
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Resource::Service(r) => &r.meta,
+            Resource::EndpointSlice(r) => &r.meta,
+            Resource::HttpRoute(r) => &r.meta,
+            Resource::GrpcRoute(r) => &r.meta,
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        match self {
+            Resource::Service(r) => &mut r.meta,
+            Resource::EndpointSlice(r) => &mut r.meta,
+            Resource::HttpRoute(r) => &mut r.meta,
+            Resource::GrpcRoute(r) => &mut r.meta,
+        }
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        let meta = self.meta();
+        ResourceKey { kind: self.kind(), namespace: meta.namespace.clone(), name: meta.name.clone() }
+    }
+}
+
+impl Manifests {
+    pub fn push(&mut self, resource: Resource) {
+        match resource {
+            Resource::Service(r) => self.services.push(r),
+            Resource::EndpointSlice(r) => self.endpoint_slices.push(r),
+            Resource::HttpRoute(r) => self.http_routes.push(r),
+            Resource::GrpcRoute(r) => self.grpc_routes.push(r),
+        }
+    }
+
+    /// Every resource, Services first, then EndpointSlices, HTTPRoutes and GRPCRoutes.
+    pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
+        self.services
+            .iter()
+            .cloned()
+            .map(Resource::Service)
+            .chain(self.endpoint_slices.iter().cloned().map(Resource::EndpointSlice))
+            .chain(self.http_routes.iter().cloned().map(Resource::HttpRoute))
+            .chain(self.grpc_routes.iter().cloned().map(Resource::GrpcRoute))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +169,7 @@ pub struct ParentRef {
     pub namespace: String,
     pub name: String,
     pub port: Option<u16>,
-    /// Written for Gateways; a Service parent is scoped with `port` instead.
+    /// For a Service parent, the name of one of its ports (ParentReference.sectionName).
     pub section_name: Option<String>,
     pub source: Source,
 }
@@ -111,6 +191,9 @@ pub struct BackendRef {
 pub struct HttpRoute {
     pub meta: Meta,
     pub parent_refs: Vec<ParentRef>,
+    /// Validated, and ignored on a Service parent: a mesh route matches by the Service the
+    /// client dialled, never by the Host header.
+    pub hostnames: Vec<String>,
     pub rules: Vec<HttpRule>,
 }
 
@@ -126,6 +209,8 @@ pub struct HttpRule {
 pub struct GrpcRoute {
     pub meta: Meta,
     pub parent_refs: Vec<ParentRef>,
+    /// As [`HttpRoute::hostnames`].
+    pub hostnames: Vec<String>,
     pub rules: Vec<GrpcRule>,
 }
 
@@ -149,30 +234,6 @@ pub struct GrpcMethodMatch {
     pub regex: bool,
     pub service: Option<String>,
     pub method: Option<String>,
-}
-
-/// Permission for objects of the `from` kinds and namespaces to refer to objects of the `to`
-/// kinds (and names) in the grant's own namespace.
-#[derive(Debug, Clone)]
-pub struct ReferenceGrant {
-    pub meta: Meta,
-    pub from: Vec<GrantFrom>,
-    pub to: Vec<GrantTo>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantFrom {
-    pub group: String,
-    pub kind: String,
-    pub namespace: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantTo {
-    pub group: String,
-    pub kind: String,
-    /// `None`: every object of the kind.
-    pub name: Option<String>,
 }
 
 /// The Envoy cluster of a Service port, named as Istio names it so that one table can serve an

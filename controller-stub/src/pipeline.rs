@@ -1,7 +1,13 @@
 //! The whole pure path from a manifests directory to a route table: load, decode and validate,
 //! resolve references, compile. `check`, `explain`, `compile` and `sync` all go through
 //! [`build`], so they agree on what the manifests mean.
+//!
+//! One bad resource blocks nothing else: a resource that does not validate is left out, and
+//! everything else is compiled. Where a [`LastGood`] is given (`sync` keeps one while it
+//! watches), the last version of that resource that validated stands in for it, so a typo in
+//! one team's route never takes that route down nor freezes anyone else's change.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,106 +15,228 @@ use meshroute_filter::document::TableDocument;
 use meshroute_filter::table::RouteTable;
 
 use crate::compile::compile;
-use crate::diag::Diagnostic;
+use crate::decode::{Decoded, Rejected};
+use crate::diag::{Diagnostic, Severity};
 use crate::load::{load_dir, SourceFile};
-use crate::model::Manifests;
-use crate::resolve::{statuses, ParentStatus, RouteStatus};
+use crate::model::{Manifests, ParentRef, Resource, ResourceKey};
+use crate::resolve::{find_service, is_core_service, statuses, ParentStatus, RouteStatus};
 use crate::shadow::shadowed_rules;
 
 /// A directory's manifests, compiled.
 #[derive(Debug, Clone)]
 pub struct Build {
+    /// What validated, and the last good versions standing in for what did not.
     pub manifests: Manifests,
     /// The table the filter receives.
     pub table: TableDocument,
     /// `table` as the filter compiles it, for tools that route with the filter's own code.
     pub compiled: Arc<RouteTable>,
-    /// Unresolved references, parents that do not accept a route, shadowed rules: published
-    /// anyway, but worth a look.
-    pub warnings: Vec<Diagnostic>,
+    /// Errors (what was left out), warnings (published anyway, worth a look: unresolved
+    /// references, parents that do not take the route, shadowed rules) and notes, sorted by
+    /// file and line.
+    pub diagnostics: Vec<Diagnostic>,
     /// Every route's status per parent, HTTPRoutes then GRPCRoutes, by namespace and name.
     pub statuses: Vec<RouteStatus>,
 }
 
-/// Reads, validates and compiles every manifest under `dir`. On invalid input, every error
-/// found (not just the first) and the shadowed-rule warnings of what did decode, sorted by file
-/// and line.
-pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
-    build_files(&load_dir(dir)?)
+impl Build {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.of(Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.of(Severity::Warning)
+    }
+
+    /// Whether every resource validated.
+    pub fn is_valid(&self) -> bool {
+        self.errors().next().is_none()
+    }
+
+    /// The warnings, as a list; for tests.
+    #[cfg(test)]
+    pub fn warnings_vec(&self) -> Vec<Diagnostic> {
+        self.warnings().cloned().collect()
+    }
+
+    /// Errors and warnings, without notes; for tests.
+    #[cfg(test)]
+    pub fn problems(&self) -> Vec<Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity != Severity::Note).cloned().collect()
+    }
+
+    fn of(&self, severity: Severity) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(move |d| d.severity == severity)
+    }
 }
 
-/// [`build`] from files already read.
-pub fn build_files(files: &[SourceFile]) -> Result<Build, Vec<Diagnostic>> {
-    let (manifests, mut errors) = crate::decode::decode(files);
+/// The last version of each resource that validated and was published, by the file it came
+/// from. `sync` keeps it between publications; a resource whose current manifest does not
+/// validate (or whose file no longer parses) is published as this version instead.
+#[derive(Debug, Clone, Default)]
+pub struct LastGood {
+    resources: Vec<Resource>,
+}
+
+impl LastGood {
+    /// Everything `build` published: its stand-ins stay the last good versions.
+    pub fn of(build: &Build) -> Self {
+        LastGood { resources: build.manifests.resources().collect() }
+    }
+
+    /// Adds to `decoded` the last good version of each rejected resource, and of each resource
+    /// of a file that no longer parses, unless a valid version is present. Each is marked with
+    /// the error that keeps its current version out. A stand-in Service whose ClusterIP another
+    /// Service now holds is left out.
+    fn stand_in(&self, decoded: &mut Decoded) {
+        let mut present: HashSet<ResourceKey> = decoded.resources.iter().map(Resource::key).collect();
+        let mut taken_ips: HashSet<String> = decoded
+            .resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Service(s) => Some(s.cluster_ips.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for rejected in &decoded.rejected {
+            let candidates: Vec<(&Resource, &str)> = match rejected {
+                Rejected::Resource { key, error, .. } => {
+                    self.resources.iter().filter(|r| r.key() == *key).map(|r| (r, error.as_str())).collect()
+                }
+                Rejected::File { file, error } => {
+                    self.resources.iter().filter(|r| r.meta().source.file == *file).map(|r| (r, error.as_str())).collect()
+                }
+            };
+            for (old, error) in candidates {
+                if present.contains(&old.key()) {
+                    continue;
+                }
+                if let Resource::Service(s) = old {
+                    if s.cluster_ips.iter().any(|ip| taken_ips.contains(ip)) {
+                        continue;
+                    }
+                    taken_ips.extend(s.cluster_ips.iter().cloned());
+                }
+                let mut old = old.clone();
+                old.meta_mut().last_good = Some(error.to_owned());
+                present.insert(old.key());
+                decoded.resources.push(old);
+            }
+        }
+    }
+}
+
+/// Reads, validates and compiles every manifest under `dir`. `Err` only when the directory
+/// cannot be read (or, never expected, when the filter would refuse the compiled table).
+pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
+    build_with(dir, &LastGood::default())
+}
+
+/// [`build`], with `last_good` standing in for what does not validate.
+pub fn build_with(dir: &Path, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+    let loaded = load_dir(dir)?;
+    build_loaded(&loaded.files, loaded.errors, last_good)
+}
+
+/// [`build_with`] from files already read.
+pub fn build_files(files: &[SourceFile], last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+    build_loaded(files, Vec::new(), last_good)
+}
+
+fn build_loaded(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+    let mut decoded = crate::decode::decode(files, unreadable);
+    last_good.stand_in(&mut decoded);
+    let mut manifests = Manifests::default();
+    for resource in &decoded.resources {
+        manifests.push(resource.clone());
+    }
     let statuses = statuses(&manifests);
     let table = compile(&manifests, &statuses);
-    let compiled = RouteTable::compile(&table);
-    if !errors.is_empty() {
-        // What did decode is still worth a word: the product page's echo-route has both a
-        // missing apiVersion and a rule that can never match.
-        if let Ok(compiled) = &compiled {
-            errors.extend(shadowed_rules(&manifests, &table, compiled));
-        }
-        errors.sort();
-        errors.dedup();
-        return Err(errors);
+    let compiled = RouteTable::compile(&table).map_err(|e| {
+        // Validation should have caught it; say so rather than publish a table the filter
+        // would refuse.
+        vec![Diagnostic::error("", 0, format!("internal error: the compiled route table is refused: {e}"))]
+    })?;
+    let mut diagnostics = decoded.diagnostics;
+    diagnostics.extend(status_diagnostics(&manifests, &statuses));
+    diagnostics.extend(shadowed_rules(&manifests, &table, &compiled));
+    diagnostics.extend(shadowed_draft_rules(&decoded.resources, &decoded.drafts));
+    diagnostics.sort();
+    diagnostics.dedup();
+    Ok(Build { manifests, table, compiled: Arc::new(compiled), diagnostics, statuses })
+}
+
+/// The shadowed-rule warnings about routes that decoded despite errors, found among everything
+/// that decoded (a draft stands in for the last good version of itself).
+fn shadowed_draft_rules(resources: &[Resource], drafts: &[Resource]) -> Vec<Diagnostic> {
+    let routes: HashSet<String> = drafts
+        .iter()
+        .filter(|d| matches!(d, Resource::HttpRoute(_) | Resource::GrpcRoute(_)))
+        .map(|d| d.key().to_string())
+        .collect();
+    if routes.is_empty() {
+        return Vec::new();
     }
-    let compiled = match compiled {
-        Ok(compiled) => compiled,
-        // Validation should have caught it; if not, say so rather than publish a table the
-        // filter would refuse.
-        Err(e) => {
-            return Err(vec![Diagnostic::error("", 0, format!("internal error: the compiled route table is refused: {e}"))])
-        }
-    };
-    let mut warnings = status_warnings(&statuses);
-    warnings.extend(shadowed_rules(&manifests, &table, &compiled));
-    warnings.sort();
-    Ok(Build { manifests, table, compiled: Arc::new(compiled), warnings, statuses })
+    let drafted: HashSet<ResourceKey> = drafts.iter().map(Resource::key).collect();
+    let mut manifests = Manifests::default();
+    for resource in resources.iter().filter(|r| !drafted.contains(&r.key())).chain(drafts) {
+        manifests.push(resource.clone());
+    }
+    let statuses = statuses(&manifests);
+    let table = compile(&manifests, &statuses);
+    let Ok(compiled) = RouteTable::compile(&table) else { return Vec::new() };
+    shadowed_rules(&manifests, &table, &compiled)
+        .into_iter()
+        .filter(|d| d.subject.as_ref().is_some_and(|subject| routes.contains(subject)))
+        .collect()
 }
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
 
-/// Unresolved backends, parents that do not accept the route, and ports an HTTPRoute loses to
-/// a GRPCRoute.
-fn status_warnings(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
+/// Unresolved backends, parents that do not take the route (a Service parent not accepted, a
+/// port an HTTPRoute loses to a GRPCRoute, a `kind: Service` in the wrong group), and what is
+/// ignored on the way (Gateway parents, `hostnames`).
+fn status_diagnostics(m: &Manifests, statuses: &[RouteStatus]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for status in statuses {
+        let at = |field: String, d: Diagnostic| d.subject(status.subject()).field(field);
         for (i, parent) in status.parents.iter().enumerate() {
-            if let ParentStatus::Mesh { parent, accepted, taken, .. } = parent {
-                if accepted.status {
-                    for (port, by) in taken {
-                        out.push(
-                            Diagnostic::warning(
-                                &parent.source.file,
-                                parent.source.line,
-                                format!(
-                                    "not applied on Service {}/{} port {port}: {by} takes that port (GRPCRoute > HTTPRoute, GEP-1294)",
-                                    parent.namespace, parent.name
-                                ),
-                            )
-                            .subject(status.subject())
-                            .field(format!("spec.parentRefs[{i}]")),
-                        );
+            let field = format!("spec.parentRefs[{i}]");
+            match parent {
+                ParentStatus::NotMesh { parent } => out.push(at(field, not_mesh_parent(m, parent))),
+                ParentStatus::Mesh { parent, accepted, taken, .. } => {
+                    let warning = |message: String| {
+                        at(field.clone(), Diagnostic::warning(&parent.source.file, parent.source.line, message))
+                    };
+                    if accepted.status {
+                        for (port, by) in taken {
+                            out.push(warning(format!(
+                                "not applied on Service {}/{} port {port}: {by} takes that port (GRPCRoute > HTTPRoute, GEP-1294)",
+                                parent.namespace, parent.name
+                            )));
+                        }
+                    } else {
+                        out.push(warning(format!("not attached: Accepted False ({}): {}", accepted.reason, accepted.message)));
                     }
-                }
-                if !accepted.status {
-                    out.push(
-                        Diagnostic::warning(
-                            &parent.source.file,
-                            parent.source.line,
-                            format!("not attached: Accepted False ({}): {}", accepted.reason, accepted.message),
-                        )
-                        .subject(status.subject())
-                        .field(format!("spec.parentRefs[{i}]")),
-                    );
                 }
             }
         }
+        if !status.hostnames.is_empty() && status.parents.iter().any(|p| matches!(p, ParentStatus::Mesh { .. })) {
+            out.push(at(
+                "spec.hostnames".to_owned(),
+                Diagnostic::note(
+                    &status.meta.source.file,
+                    status.meta.source.line,
+                    "ignored on a Service parent: a mesh route takes requests by the Service they are sent to, whatever their Host",
+                ),
+            ));
+        }
         for u in &status.unresolved {
-            out.push(
+            out.push(at(
+                format!("spec.rules[{}].backendRefs[{}]", u.rule, u.backend),
                 Diagnostic::warning(
                     &u.source.file,
                     u.source.line,
@@ -116,11 +244,40 @@ fn status_warnings(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
                         "ResolvedRefs False ({}): {}; its share of requests (weight {}) will get 500",
                         u.reason, u.message, u.weight
                     ),
-                )
-                .subject(status.subject())
-                .field(format!("spec.rules[{}].backendRefs[{}]", u.rule, u.backend)),
-            );
+                ),
+            ));
         }
     }
     out
+}
+
+/// A parentRef that is not a Kubernetes Service. `kind: Service` in another group is almost
+/// always a missing `group: ""` (the group then defaults to the Gateway API's own): a warning,
+/// with the fix when the Service exists. A Gateway parent makes a north-south route, another
+/// implementation's business: a note, as for any other kind.
+fn not_mesh_parent(m: &Manifests, parent: &ParentRef) -> Diagnostic {
+    let (file, line) = (&parent.source.file, parent.source.line);
+    if parent.kind == "Service" && !is_core_service(&parent.group, &parent.kind) {
+        let mut message = format!(
+            "kind Service in group {:?} is not a Kubernetes Service, so this parentRef attaches to nothing \
+             (group defaults to gateway.networking.k8s.io when left out)",
+            parent.group
+        );
+        if find_service(m, &parent.namespace, &parent.name).is_some() {
+            message.push_str(&format!("; add `group: \"\"` to attach to Service {}/{}", parent.namespace, parent.name));
+        }
+        return Diagnostic::warning(file, line, message);
+    }
+    if parent.kind == "Gateway" {
+        return Diagnostic::note(
+            file,
+            line,
+            format!(
+                "Gateway {}/{}: a north-south route, served by the Gateway's implementation; meshroute ignores this parentRef",
+                parent.namespace, parent.name
+            ),
+        );
+    }
+    let group = if parent.group.is_empty() { "core" } else { &parent.group };
+    Diagnostic::note(file, line, format!("{} in group {group} is not a Service; meshroute ignores this parentRef", parent.kind))
 }

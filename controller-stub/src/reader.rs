@@ -49,7 +49,19 @@ impl<'a> Reader<'a> {
     }
 
     pub fn error(&mut self, line: usize, field: &str, message: impl Into<String>) {
-        let mut d = Diagnostic::error(self.file, line, message).field(field);
+        self.push(Diagnostic::error(self.file, line, message).field(field));
+    }
+
+    /// A problem that does not make the resource invalid (the field is ignored, say).
+    pub fn warning(&mut self, line: usize, field: &str, message: impl Into<String>) {
+        self.push(Diagnostic::warning(self.file, line, message).field(field));
+    }
+
+    pub fn note(&mut self, line: usize, field: &str, message: impl Into<String>) {
+        self.push(Diagnostic::note(self.file, line, message).field(field));
+    }
+
+    fn push(&mut self, mut d: Diagnostic) {
         if let Some(subject) = &self.subject {
             d = d.subject(subject.clone());
         }
@@ -187,6 +199,14 @@ impl<'a> Reader<'a> {
         }
         self.error(node.line, path, message);
         None
+    }
+
+    /// The value paired with the one of `options` written, exactly: how an enum field is read,
+    /// so that each value's meaning is spelt out once and no arm catches the rest.
+    pub fn choice<T: Copy>(&mut self, node: &Node, path: &str, options: &[(&str, T)]) -> Option<T> {
+        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+        let value = self.one_of(node, path, &names)?;
+        options.iter().find(|(name, _)| *name == value).map(|(_, v)| *v)
     }
 
     /// Applies a [`syntax`] check to a string, reporting its message.

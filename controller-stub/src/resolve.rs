@@ -5,8 +5,8 @@
 
 use meshroute_filter::document::RouteKind;
 
-use crate::decode::GATEWAY_GROUP;
-use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, ServicePort, Source};
+use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, Source};
+use crate::protocol::{self, not_grpc};
 
 /// One condition of a route's status for one parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub struct RouteStatus {
     pub meta: Meta,
     pub parents: Vec<ParentStatus>,
     pub unresolved: Vec<Unresolved>,
+    /// `spec.hostnames`, which a Service parent ignores.
+    pub hostnames: Vec<String>,
 }
 
 impl RouteStatus {
@@ -94,14 +96,28 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
         .http_routes
         .iter()
         .map(|r| {
-            route_status(m, RouteKind::Http, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice()))
+            route_status(
+                m,
+                RouteKind::Http,
+                &r.meta,
+                &r.parent_refs,
+                &r.hostnames,
+                r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
+            )
         })
         .collect();
     let mut grpc: Vec<RouteStatus> = m
         .grpc_routes
         .iter()
         .map(|r| {
-            route_status(m, RouteKind::Grpc, &r.meta, &r.parent_refs, r.rules.iter().map(|rule| rule.backend_refs.as_slice()))
+            route_status(
+                m,
+                RouteKind::Grpc,
+                &r.meta,
+                &r.parent_refs,
+                &r.hostnames,
+                r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
+            )
         })
         .collect();
     let key = |s: &RouteStatus| (s.meta.namespace.clone(), s.meta.name.clone());
@@ -169,12 +185,13 @@ fn route_status<'r>(
     kind: RouteKind,
     meta: &Meta,
     parents: &[ParentRef],
+    hostnames: &[String],
     rules: impl Iterator<Item = &'r [BackendRef]>,
 ) -> RouteStatus {
     let mut unresolved = Vec::new();
     for (rule, backends) in rules.enumerate() {
         for (backend, b) in backends.iter().enumerate() {
-            if let Err((reason, message)) = resolve_backend(m, kind, &meta.namespace, b) {
+            if let Err((reason, message)) = resolve_backend(m, kind, b) {
                 unresolved.push(Unresolved { rule, backend, reason, message, weight: b.weight, source: b.source.clone() });
             }
         }
@@ -206,10 +223,11 @@ fn route_status<'r>(
             }
         })
         .collect();
-    RouteStatus { kind, meta: meta.clone(), parents, unresolved }
+    RouteStatus { kind, meta: meta.clone(), parents, unresolved, hostnames: hostnames.to_vec() }
 }
 
-fn is_core_service(group: &str, kind: &str) -> bool {
+/// Whether a reference names a Kubernetes Service (`group: ""` or `core`, `kind: Service`).
+pub fn is_core_service(group: &str, kind: &str) -> bool {
     (group.is_empty() || group == "core") && kind == "Service"
 }
 
@@ -239,26 +257,46 @@ fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &Parent
             Vec::new(),
         );
     }
-    if parent.section_name.is_some() {
-        return (
-            Condition::failed("UnsupportedValue", "sectionName does not apply to a Service parent; scope the route with port"),
-            Vec::new(),
-        );
-    }
     let Some(service) = find_service(m, &parent.namespace, &parent.name) else {
         return (Condition::failed("NoMatchingParent", format!("{service_name} not found")), Vec::new());
     };
-    let ports: Vec<u16> = match parent.port {
-        Some(port) if service.ports.iter().any(|p| p.port == port) => vec![port],
-        Some(port) => {
+    let ports: Vec<u16> = match (&parent.section_name, parent.port) {
+        // ParentReference.sectionName names a Service port; with `port` too, both must name it.
+        (Some(section), port) => match service.ports.iter().find(|p| p.name.as_deref() == Some(section.as_str())) {
+            Some(named) if port.is_none_or(|port| port == named.port) => vec![named.port],
+            Some(named) => {
+                let port = port.unwrap_or_default();
+                return (
+                    Condition::failed(
+                        "NoMatchingParent",
+                        format!("{service_name}'s port named {section} is port {}, not port {port}; sectionName and port must name the same port", named.port),
+                    ),
+                    Vec::new(),
+                );
+            }
+            None => {
+                let names: Vec<&str> = service.ports.iter().filter_map(|p| p.name.as_deref()).collect();
+                let known = if names.is_empty() {
+                    "it has no named ports".to_owned()
+                } else {
+                    format!("its port names: {}", names.join(", "))
+                };
+                return (
+                    Condition::failed("NoMatchingParent", format!("{service_name} has no port named {section} ({known})")),
+                    Vec::new(),
+                );
+            }
+        },
+        (None, Some(port)) if service.ports.iter().any(|p| p.port == port) => vec![port],
+        (None, Some(port)) => {
             return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP port {port}")), Vec::new());
         }
-        None => service.ports.iter().map(|p| p.port).collect(),
+        (None, None) => service.ports.iter().map(|p| p.port).collect(),
     };
     if ports.is_empty() {
         return (Condition::failed("NoMatchingParent", format!("{service_name} has no TCP ports")), Vec::new());
     }
-    if kind == RouteKind::Grpc && parent.port.is_none() {
+    if kind == RouteKind::Grpc && parent.port.is_none() && parent.section_name.is_none() {
         let skipped: Vec<String> =
             service.ports.iter().filter_map(|p| not_grpc(p).map(|why| format!("port {} ({why})", p.port))).collect();
         let ports: Vec<u16> = service.ports.iter().filter(|p| not_grpc(p).is_none()).map(|p| p.port).collect();
@@ -284,61 +322,15 @@ fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &Parent
             }
         };
     }
-    let scope = match parent.port {
-        Some(port) => format!("port {port} of {service_name}"),
-        None => format!("every port of {service_name}"),
+    let scope = match (ports.as_slice(), parent.port.is_some() || parent.section_name.is_some()) {
+        ([port], true) => format!("port {port} of {service_name}"),
+        _ => format!("every port of {service_name}"),
     };
     (Condition::ok("Accepted", format!("attached to {scope}")), ports)
 }
 
-/// Why a GRPCRoute parentRef without `port` skips this Service port, or `None` if the port may
-/// carry gRPC. Skipped are ports declared to carry plain HTTP/1 or no HTTP at all: by
-/// `appProtocol` (`http`, `https`, `kubernetes.io/ws`, `tcp`, `tls`, ...) or, without one, by
-/// Istio's port-naming convention (`http`, `http-*`, `https*`, `tcp*`, `tls*`, `mongo*`,
-/// `mysql*`, `redis*`). Every other port qualifies: `grpc`, `http2`, `kubernetes.io/h2c`, and
-/// ports that declare nothing.
-pub fn not_grpc(port: &ServicePort) -> Option<String> {
-    const HTTP1_APP_PROTOCOLS: &[&str] = &[
-        "http",
-        "http1",
-        "kubernetes.io/http",
-        "https",
-        "kubernetes.io/https",
-        "kubernetes.io/ws",
-        "kubernetes.io/wss",
-        "ws",
-        "wss",
-        "grpc-web",
-    ];
-    const NON_HTTP_APP_PROTOCOLS: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
-    const NON_HTTP_NAME_PREFIXES: &[&str] = &["tcp", "tls", "udp", "mongo", "mysql", "redis"];
-    if let Some(protocol) = &port.app_protocol {
-        let lower = protocol.to_ascii_lowercase();
-        return if HTTP1_APP_PROTOCOLS.contains(&lower.as_str()) {
-            Some(format!("appProtocol {protocol}: HTTP/1"))
-        } else if NON_HTTP_APP_PROTOCOLS.contains(&lower.as_str()) {
-            Some(format!("appProtocol {protocol}: not HTTP"))
-        } else {
-            None
-        };
-    }
-    let name = port.name.as_deref()?.to_ascii_lowercase();
-    if name == "http" || name.starts_with("http-") || name.starts_with("https") || name.starts_with("grpc-web") {
-        Some(format!("named {name}: HTTP/1"))
-    } else if NON_HTTP_NAME_PREFIXES.iter().any(|p| name.starts_with(p)) {
-        Some(format!("named {name}: not HTTP"))
-    } else {
-        None
-    }
-}
-
 /// The Envoy cluster serving a backendRef, or the Gateway API reason it does not resolve.
-pub fn resolve_backend(
-    m: &Manifests,
-    route_kind: RouteKind,
-    route_namespace: &str,
-    b: &BackendRef,
-) -> Result<String, (&'static str, String)> {
+pub fn resolve_backend(m: &Manifests, route_kind: RouteKind, b: &BackendRef) -> Result<String, (&'static str, String)> {
     if !is_core_service(&b.group, &b.kind) {
         let group = if b.group.is_empty() { "core".to_owned() } else { b.group.clone() };
         return Err((
@@ -346,32 +338,20 @@ pub fn resolve_backend(
             format!("{} {:?} in group {group:?} is not supported; a backend must be a Service", b.kind, b.name),
         ));
     }
+    // GEP-1294, namespace boundaries: a mesh route may send to a Service in any namespace
+    // without a ReferenceGrant; it only augments traffic a client could send there anyway.
     let service_name = format!("Service {}/{}", b.namespace, b.name);
-    if b.namespace != route_namespace && !granted(m, route_kind, route_namespace, b) {
-        return Err((
-            "RefNotPermitted",
-            format!(
-                "{service_name} is in another namespace and no ReferenceGrant in {} allows {}s from {route_namespace} to refer to it",
-                b.namespace,
-                kind_name(route_kind)
-            ),
-        ));
-    }
     let Some(service) = find_service(m, &b.namespace, &b.name) else {
         return Err(("BackendNotFound", format!("{service_name} not found")));
     };
     let Some(port) = b.port else {
         return Err(("BackendNotFound", format!("no port given for {service_name}")));
     };
-    if !service.ports.iter().any(|p| p.port == port) {
+    let Some(service_port) = service.ports.iter().find(|p| p.port == port) else {
         return Err(("BackendNotFound", format!("{service_name} has no TCP port {port}")));
+    };
+    if let Some(why) = protocol::unreachable_by(route_kind, service_port) {
+        return Err(("UnsupportedProtocol", format!("{service_name}: {why}; a {} cannot reach it", kind_name(route_kind))));
     }
     Ok(cluster_name(&b.namespace, &b.name, port))
-}
-
-fn granted(m: &Manifests, route_kind: RouteKind, route_namespace: &str, b: &BackendRef) -> bool {
-    m.reference_grants.iter().filter(|g| g.meta.namespace == b.namespace).any(|g| {
-        g.from.iter().any(|f| f.group == GATEWAY_GROUP && f.kind == kind_name(route_kind) && f.namespace == route_namespace)
-            && g.to.iter().any(|t| is_core_service(&t.group, &t.kind) && t.name.as_ref().is_none_or(|n| *n == b.name))
-    })
 }

@@ -23,6 +23,9 @@ pub const MAX_BACKEND_REFS: usize = 16;
 pub const MAX_HEADERS: usize = 16;
 pub const MAX_WEIGHT: i64 = 1_000_000;
 
+const VALUE_MATCH_TYPES: &[(&str, ValueMatchType)] =
+    &[("Exact", ValueMatchType::Exact), ("RegularExpression", ValueMatchType::RegularExpression)];
+
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
 /// Fields of the Gateway API that meshroute does not implement yet: refused rather than
@@ -33,7 +36,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
     let spec_node = r.required(top, "spec", "")?;
     let spec = r.fields(spec_node, "spec", &["parentRefs", "hostnames", "rules"])?;
     let parent_refs = parent_refs(r, &spec, &meta);
-    hostnames(r, &spec);
+    let hostnames = hostnames(r, &spec);
     let mut rules = Vec::new();
     match spec.get("rules") {
         None => rules.push(HttpRule { matches: vec![default_match()], backend_refs: Vec::new(), source: source(r, spec.line()) }),
@@ -75,14 +78,14 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             }
         }
     }
-    Some(HttpRoute { meta, parent_refs, rules })
+    Some(HttpRoute { meta, parent_refs, hostnames, rules })
 }
 
 pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<GrpcRoute> {
     let spec_node = r.required(top, "spec", "")?;
     let spec = r.fields(spec_node, "spec", &["parentRefs", "hostnames", "rules"])?;
     let parent_refs = parent_refs(r, &spec, &meta);
-    hostnames(r, &spec);
+    let hostnames = hostnames(r, &spec);
     let mut rules = Vec::new();
     if let Some(node) = spec.get("rules") {
         let mut names = HashMap::new();
@@ -104,7 +107,7 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             rules.push(GrpcRule { matches, backend_refs, source: source(r, item.line) });
         }
     }
-    Some(GrpcRoute { meta, parent_refs, rules })
+    Some(GrpcRoute { meta, parent_refs, hostnames, rules })
 }
 
 fn source(r: &Reader<'_>, line: usize) -> Source {
@@ -146,18 +149,21 @@ fn rule_name(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, index: usize, names
     }
 }
 
-fn hostnames(r: &mut Reader<'_>, spec: &Fields<'_>) {
-    if let Some(node) = spec.get("hostnames") {
-        for (i, item) in r.list(node, "spec.hostnames", Some(16)).iter().enumerate() {
-            let path = format!("spec.hostnames[{i}]");
-            if let Some(host) = r.string(item, &path) {
-                let bare = host.strip_prefix("*.").unwrap_or(&host);
-                if syntax::ip(bare).is_ok() || syntax::dns_subdomain(bare).is_err() {
-                    r.error(item.line, &path, format!("{host:?} is not a valid hostname"));
-                }
+fn hostnames(r: &mut Reader<'_>, spec: &Fields<'_>) -> Vec<String> {
+    let Some(node) = spec.get("hostnames") else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, item) in r.list(node, "spec.hostnames", Some(16)).iter().enumerate() {
+        let path = format!("spec.hostnames[{i}]");
+        if let Some(host) = r.string(item, &path) {
+            let bare = host.strip_prefix("*.").unwrap_or(&host);
+            if syntax::ip(bare).is_ok() || syntax::dns_subdomain(bare).is_err() {
+                r.error(item.line, &path, format!("{host:?} is not a valid hostname"));
+            } else {
+                out.push(host);
             }
         }
     }
+    out
 }
 
 fn parent_refs(r: &mut Reader<'_>, spec: &Fields<'_>, meta: &Meta) -> Vec<ParentRef> {
@@ -272,11 +278,15 @@ fn path_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathMatchDo
     let f = r.fields(node, path, &["type", "value"])?;
     let kind = match f.get("type") {
         None => Some(PathMatchType::PathPrefix),
-        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "PathPrefix", "RegularExpression"]).map(|t| match t.as_str() {
-            "Exact" => PathMatchType::Exact,
-            "RegularExpression" => PathMatchType::RegularExpression,
-            _ => PathMatchType::PathPrefix,
-        }),
+        Some(t) => r.choice(
+            t,
+            &join(path, "type"),
+            &[
+                ("Exact", PathMatchType::Exact),
+                ("PathPrefix", PathMatchType::PathPrefix),
+                ("RegularExpression", PathMatchType::RegularExpression),
+            ],
+        ),
     };
     let value_node = f.get("value");
     let value = match value_node {
@@ -297,8 +307,10 @@ fn path_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathMatchDo
     valid.then_some(PathMatchDoc { kind, value })
 }
 
-/// `headers` or `queryParams` of a match. Names must be unique within the match (header names
-/// case-insensitively); the bool says whether everything was valid.
+/// `headers` or `queryParams` of a match, without the entries that repeat an earlier name (header
+/// names compared case-insensitively, query parameter names exactly): HTTPHeaderMatch and
+/// HTTPQueryParamMatch say only the first entry of a name counts and later ones MUST be ignored.
+/// Each ignored entry gets a warning. The bool says whether every entry was valid.
 fn value_matches(
     r: &mut Reader<'_>,
     f: &Fields<'_>,
@@ -309,39 +321,39 @@ fn value_matches(
 ) -> (Vec<ValueMatchDoc>, bool) {
     let Some(node) = f.get(key) else { return (Vec::new(), true) };
     let lpath = join(path, key);
-    let mut ok = true;
-    let mut out: Vec<ValueMatchDoc> = Vec::new();
-    for (i, item) in r.list(node, &lpath, Some(MAX_HEADERS)).iter().enumerate() {
+    let items = r.list(node, &lpath, Some(MAX_HEADERS));
+    let mut valid = items.len() == r.list_len(node);
+    let mut out: Vec<(usize, ValueMatchDoc)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
         let path = format!("{lpath}[{i}]");
-        match value_match(r, item, &path, max_value) {
-            Some(m) => {
-                let same =
-                    |o: &ValueMatchDoc| if case_sensitive { o.name == m.name } else { o.name.eq_ignore_ascii_case(&m.name) };
-                if let Some(first) = out.iter().position(same) {
-                    r.error(item.line, &join(&path, "name"), format!("{:?} is already matched by {lpath}[{first}]", m.name));
-                    ok = false;
-                } else {
-                    out.push(m);
-                }
+        let Some(m) = value_match(r, item, &path, max_value) else {
+            valid = false;
+            continue;
+        };
+        let same = |o: &&(usize, ValueMatchDoc)| {
+            if case_sensitive {
+                o.1.name == m.name
+            } else {
+                o.1.name.eq_ignore_ascii_case(&m.name)
             }
-            None => ok = false,
+        };
+        match out.iter().find(same) {
+            Some((first, _)) => r.warning(
+                item.line,
+                &path,
+                format!("ignored: {lpath}[{first}] already matches {:?}, and only the first match of a name counts", m.name),
+            ),
+            None => out.push((i, m)),
         }
     }
-    let complete = out.len() == r.list_len(node);
-    (out, ok && complete)
+    (out.into_iter().map(|(_, m)| m).collect(), valid)
 }
 
 fn value_match(r: &mut Reader<'_>, node: &Node, path: &str, max_value: usize) -> Option<ValueMatchDoc> {
     let f = r.fields(node, path, &["type", "name", "value"])?;
     let kind = match f.get("type") {
         None => Some(ValueMatchType::Exact),
-        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "RegularExpression"]).map(|t| {
-            if t == "Exact" {
-                ValueMatchType::Exact
-            } else {
-                ValueMatchType::RegularExpression
-            }
-        }),
+        Some(t) => r.choice(t, &join(path, "type"), VALUE_MATCH_TYPES),
     };
     let name = r.req_string(&f, "name", path).filter(|n| {
         let line = f.get("name").map_or(f.line(), |n| n.line);
@@ -375,7 +387,7 @@ fn grpc_method(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<GrpcMethod
     let f = r.fields(node, path, &["type", "service", "method"])?;
     let regex = match f.get("type") {
         None => Some(false),
-        Some(t) => r.one_of(t, &join(path, "type"), &["Exact", "RegularExpression"]).map(|t| t != "Exact"),
+        Some(t) => r.choice(t, &join(path, "type"), VALUE_MATCH_TYPES).map(|t| t == ValueMatchType::RegularExpression),
     }?;
     let mut ok = true;
     let mut field = |key: &str, check: fn(&str) -> Result<(), String>| -> Option<String> {

@@ -118,7 +118,13 @@ fn path_covers(outer: &MatchDoc, inner: &MatchDoc) -> bool {
     match (o.kind, i.kind) {
         (PathMatchType::PathPrefix, PathMatchType::PathPrefix | PathMatchType::Exact) => within(&o.value, &i.value),
         (PathMatchType::PathPrefix, PathMatchType::RegularExpression) => o.value.trim_end_matches('/').is_empty(),
-        (a, b) => a == b && o.value == i.value,
+        (PathMatchType::Exact, PathMatchType::Exact) | (PathMatchType::RegularExpression, PathMatchType::RegularExpression) => {
+            o.value == i.value
+        }
+        // Conservative: a regex may well take an exact path or a whole prefix, but proving it is
+        // not worth a false warning.
+        (PathMatchType::Exact, PathMatchType::PathPrefix | PathMatchType::RegularExpression)
+        | (PathMatchType::RegularExpression, PathMatchType::PathPrefix | PathMatchType::Exact) => false,
     }
 }
 

@@ -11,7 +11,7 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::envoy::{self, EnvoyFiles, Options};
 use crate::model::Manifests;
-use crate::pipeline;
+use crate::pipeline::{self, LastGood};
 use crate::publish;
 use crate::SyncArgs;
 
@@ -62,11 +62,12 @@ pub fn run(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let published = cycle(args, &out);
+    let mut last_good = LastGood::default();
+    let published = cycle(args, &out, &mut last_good);
     if args.once {
         return if published { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    match watch(args, &out) {
+    match watch(args, &out, last_good) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("meshroute sync: cannot watch {}: {e}", args.dir.display());
@@ -87,26 +88,38 @@ fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
     }
 }
 
-/// Builds and publishes; reports what happened on stdout/stderr. Returns whether the output
-/// now reflects the input.
-fn cycle(args: &SyncArgs, out: &Path) -> bool {
-    let build = match pipeline::build(&args.dir) {
+/// Builds and publishes what validates, with the last good version of anything that does not;
+/// reports what happened on stdout/stderr. Returns whether the output now reflects the input
+/// exactly (everything validated and was published). `last_good` becomes what was published.
+fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
+    let build = match pipeline::build_with(&args.dir, last_good) {
         Ok(build) => build,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
                 eprintln!("{diagnostic}");
             }
-            eprintln!(
-                "meshroute sync: {} invalid ({} problem{}); the last good configuration stays in place",
-                args.dir.display(),
-                diagnostics.len(),
-                if diagnostics.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("meshroute sync: {} cannot be read; the last good configuration stays in place", args.dir.display());
             return false;
         }
     };
-    for warning in &build.warnings {
-        eprintln!("{warning}");
+    for diagnostic in &build.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let errors = build.errors().count();
+    if errors > 0 {
+        let standing_in: Vec<String> =
+            build.manifests.resources().filter(|r| r.meta().last_good.is_some()).map(|r| r.key().to_string()).collect();
+        let kept = if standing_in.is_empty() {
+            "nothing that was published before is concerned".to_owned()
+        } else {
+            format!("the last good version of {} stays live", standing_in.join(", "))
+        };
+        eprintln!(
+            "meshroute sync: {} problem{} in {}: what does not validate is left out and {kept}; everything else is published",
+            errors,
+            if errors == 1 { "" } else { "s" },
+            args.dir.display()
+        );
     }
     let published = match args.mode {
         crate::Mode::Filter => publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port),
@@ -118,7 +131,8 @@ fn cycle(args: &SyncArgs, out: &Path) -> bool {
                 eprintln!("warning: {warning}");
             }
             println!("meshroute sync: {}: {published}", out.display());
-            true
+            *last_good = LastGood::of(&build);
+            build.is_valid()
         }
         Err(e) => {
             eprintln!("meshroute sync: {e}");
@@ -197,7 +211,7 @@ pub fn publish_native(
 }
 
 /// Republishes after every change under DIR (and to the module file) until the process ends.
-fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
+fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood) -> notify::Result<()> {
     let (sender, events) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(sender)?;
     // Absolute paths, so that events can be compared with OUT and the module's path.
@@ -240,7 +254,7 @@ fn watch(args: &SyncArgs, out: &Path) -> notify::Result<()> {
             }
         }
         if changed {
-            cycle(args, out);
+            cycle(args, out, &mut last_good);
         }
     }
 }

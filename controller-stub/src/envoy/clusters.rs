@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::model::{self, EndpointSlice, Manifests, Service, ServicePort, TargetPort};
+use crate::protocol::{self, Declared};
 
 /// How long a connection to an upstream endpoint may take before Envoy tries another.
 const CONNECT_TIMEOUT: &str = "2s";
@@ -55,11 +56,11 @@ fn cluster(manifests: &Manifests, service: &Service, port: &ServicePort) -> Valu
             },
         })
     };
-    if speaks_http2(port) {
+    if let Some(options) = upstream_protocol(port) {
         cluster["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": { "http2_protocol_options": {} },
+                options.0: options.1,
             }
         });
     }
@@ -106,15 +107,16 @@ pub fn endpoint_port(slice: &EndpointSlice, port: &ServicePort) -> Option<u16> {
     }
 }
 
-/// Whether the upstream speaks HTTP/2 (h2c or gRPC), by `appProtocol` or by Istio's port-name
-/// convention (`grpc`, `grpc-*`, `http2`, `http2-*`; `grpc-web` is HTTP/1.1).
-pub fn speaks_http2(port: &ServicePort) -> bool {
-    if let Some(protocol) = &port.app_protocol {
-        let protocol = protocol.to_ascii_lowercase();
-        return matches!(protocol.as_str(), "kubernetes.io/h2c" | "grpc" | "http2");
+/// How Envoy speaks HTTP to a Service port, as `HttpProtocolOptions`' `upstream_protocol_options`
+/// (key and value); `None` for Envoy's default, HTTP/1.1. A port declared HTTP/2 gets HTTP/2; an
+/// undeclared one gets the client's own protocol, so gRPC routed to `ports: [{port: 8080}]`
+/// works (see [`crate::protocol::Declared::Undeclared`]).
+pub fn upstream_protocol(port: &ServicePort) -> Option<(&'static str, Value)> {
+    match protocol::declared(port).0 {
+        Declared::Http2 => Some(("explicit_http_config", json!({ "http2_protocol_options": {} }))),
+        Declared::Undeclared => {
+            Some(("use_downstream_protocol_config", json!({ "http_protocol_options": {}, "http2_protocol_options": {} })))
+        }
+        Declared::Http1 | Declared::NotHttp => None,
     }
-    let Some(name) = &port.name else { return false };
-    let name = name.to_ascii_lowercase();
-    let protocol = name.split('-').next().unwrap_or("");
-    (protocol == "grpc" && !name.starts_with("grpc-web")) || protocol == "http2"
 }

@@ -10,6 +10,7 @@ use crate::model::{Endpoint, EndpointPort, EndpointSlice, Meta, Service, Service
 
 fn meta(namespace: &str, name: &str) -> Meta {
     Meta {
+        last_good: None,
         namespace: namespace.into(),
         name: name.into(),
         creation_timestamp: None,
@@ -168,35 +169,28 @@ fn slices_of_another_namespace_do_not_count() {
     assert_eq!(cluster(&cds, "outbound|80||echo-service.default.svc.cluster.local")["type"].as_str(), Some("STRICT_DNS"));
 }
 
+/// The cluster's HTTP version follows the port's declared protocol (crate::protocol): HTTP/2 for
+/// h2c and gRPC ports, HTTP/1.1 for ports declared HTTP/1, the client's own for undeclared ones.
 #[test]
-fn grpc_and_h2c_ports_speak_http2_upstream() {
-    let with = |name: Option<&str>, app: Option<&str>| ServicePort {
-        name: name.map(Into::into),
-        port: 80,
-        target_port: None,
-        app_protocol: app.map(Into::into),
-    };
-    use clusters::speaks_http2;
-    assert!(speaks_http2(&with(None, Some("kubernetes.io/h2c"))));
-    assert!(speaks_http2(&with(Some("http"), Some("grpc"))));
-    assert!(speaks_http2(&with(Some("grpc"), None)));
-    assert!(speaks_http2(&with(Some("grpc-echo"), None)));
-    assert!(speaks_http2(&with(Some("http2"), None)));
-    assert!(!speaks_http2(&with(Some("grpc-web"), None)));
-    assert!(!speaks_http2(&with(Some("grpcx"), None)));
-    assert!(!speaks_http2(&with(Some("http"), None)));
-    assert!(!speaks_http2(&with(None, None)));
-    assert!(!speaks_http2(&with(Some("grpc"), Some("kubernetes.io/ws"))), "appProtocol wins over the name");
-
+fn upstream_http_version_follows_the_declared_protocol() {
     let mut manifests = demo();
     manifests.services[1].ports[0].app_protocol = Some("kubernetes.io/h2c".into());
     let cds = load(&rendered(&manifests).clusters);
-    let options = &cluster(&cds, "outbound|80||echo-v1.default.svc.cluster.local")["typed_extension_protocol_options"]
-        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-    assert_eq!(options["@type"].as_str(), Some("type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"));
-    assert!(!options["explicit_http_config"]["http2_protocol_options"].is_badvalue());
-    let plain = cluster(&cds, "outbound|80||echo-v2.default.svc.cluster.local");
-    assert!(plain["typed_extension_protocol_options"].is_badvalue());
+    let options = |name: &str| {
+        cluster(&cds, name)["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].clone()
+    };
+    let h2c = options("outbound|80||echo-v1.default.svc.cluster.local");
+    assert_eq!(h2c["@type"].as_str(), Some("type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"));
+    assert!(!h2c["explicit_http_config"]["http2_protocol_options"].is_badvalue());
+    // echo-v2's port has neither name nor appProtocol.
+    let undeclared = options("outbound|80||echo-v2.default.svc.cluster.local");
+    assert!(!undeclared["use_downstream_protocol_config"]["http2_protocol_options"].is_badvalue());
+    assert!(!undeclared["use_downstream_protocol_config"]["http_protocol_options"].is_badvalue());
+
+    manifests.services[2].ports[0].name = Some("http".into());
+    let cds = load(&rendered(&manifests).clusters);
+    let http1 = cluster(&cds, "outbound|80||echo-v2.default.svc.cluster.local");
+    assert!(http1["typed_extension_protocol_options"].is_badvalue(), "a port named http gets Envoy's default, HTTP/1.1");
 }
 
 #[test]
