@@ -196,6 +196,10 @@ fn shadowed_draft_rules(resources: &[Resource], drafts: &[Resource]) -> Vec<Diag
 #[path = "pipeline_tests.rs"]
 mod tests;
 
+#[cfg(test)]
+#[path = "real_routes_tests.rs"]
+mod real_routes_tests;
+
 /// Unresolved backends, parents that do not take the route (a Service parent not accepted, a
 /// port an HTTPRoute loses to a GRPCRoute, a `kind: Service` in the wrong group), and what is
 /// ignored on the way (Gateway parents, `hostnames`).
