@@ -140,6 +140,7 @@ pub fn build_with(dir: &Path, last_good: &LastGood) -> Result<Build, Vec<Diagnos
 }
 
 /// [`build_with`] from files already read.
+#[cfg(test)]
 pub fn build_files(files: &[SourceFile], last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
     build_loaded(files, Vec::new(), last_good)
 }

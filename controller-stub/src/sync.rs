@@ -110,13 +110,12 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
         let standing_in: Vec<String> =
             build.manifests.resources().filter(|r| r.meta().last_good.is_some()).map(|r| r.key().to_string()).collect();
         let kept = if standing_in.is_empty() {
-            "nothing that was published before is concerned".to_owned()
+            "what does not validate is left out".to_owned()
         } else {
-            format!("the last good version of {} stays live", standing_in.join(", "))
+            format!("what does not validate is left out, and the last good version of {} stays in place", standing_in.join(", "))
         };
         eprintln!(
-            "meshroute sync: {} problem{} in {}: what does not validate is left out and {kept}; everything else is published",
-            errors,
+            "meshroute sync: {errors} problem{} in {}: {kept}; everything else is published",
             if errors == 1 { "" } else { "s" },
             args.dir.display()
         );

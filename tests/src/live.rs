@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::mesh::Mesh;
+use crate::mesh::{Mesh, Mode};
 use crate::tools;
 
 /// Bound on waiting for sync or Envoy to get somewhere; reaching it is a failure.
@@ -37,7 +37,7 @@ pub fn wait_until<T>(what: &str, deadline: Duration, mut done: impl FnMut() -> O
     }
 }
 
-/// `meshroute sync DIR --out OUT --wasm MODULE` watching a mesh's manifests, its output in a log
+/// `meshroute sync DIR --out OUT --wasm MODULE` (with `--mode native` on a native mesh) watching a mesh's manifests, its output in a log
 /// of its own. Killed when dropped, as a pod's container would be.
 pub struct SyncProcess {
     child: Child,
@@ -68,6 +68,7 @@ impl SyncProcess {
             .arg(wasm)
             .arg("--admin-port")
             .arg(mesh.admin_port().to_string())
+            .args(if mesh.mode() == Mode::Native { &["--mode", "native"][..] } else { &[] })
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(file_too)

@@ -406,6 +406,11 @@ impl Mesh {
         &self.dir
     }
 
+    /// Whether the filter or Envoy's own router routes.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// Envoy's admin port, on 127.0.0.1.
     pub fn admin_port(&self) -> u16 {
         self.admin_port

@@ -115,7 +115,7 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     let invalid = route("echo-v1").replace("weight: 1", "weight: -1");
     let weight_line = invalid.lines().position(|line| line.contains("weight: -1")).map(|i| i + 1).unwrap_or_default();
     volume.update(&files(&invalid));
-    sync.wait_for("the last good configuration stays in place", 1);
+    sync.wait_for("the last good version of HTTPRoute default/live stays in place", 1);
     let log = sync.log();
     let located = format!("routes.yaml:{weight_line}:");
     let reported =
@@ -131,7 +131,7 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     let whole = route("echo-v1").replace("name: echo-v1", "name: \"echo-v1\"");
     let cut = &whole[..whole.find("\"echo-v1").map_or(whole.len(), |at| at + 5)];
     volume.update(&files(cut));
-    sync.wait_for("the last good configuration stays in place", 2);
+    sync.wait_for("the last good version of HTTPRoute default/live stays in place", 2);
     let log = sync.log();
     let reported: Vec<&str> = log.lines().filter(|line| line.starts_with("routes.yaml:")).collect();
     assert!(reported.len() >= 2, "sync reported the cut file with its line:\n{log}");
