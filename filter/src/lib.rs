@@ -1,7 +1,9 @@
 //! meshroute: Gateway API mesh routing (GAMMA) for stock Envoy.
 //!
 //! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
-//! [`matching`] (HTTPRoute matches and precedence), [`grpc`] (GRPCRoute matches) and [`choice`] (weighted backend choice) — is
+//! [`matching`] (HTTPRoute matches), [`grpc`] (GRPCRoute matches), [`precedence`] (the order
+//! between them), [`choice`] (weighted backend choice) and [`decision`] (what to do with a
+//! request) — is
 //! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
 //! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
 
@@ -12,6 +14,7 @@ pub mod document;
 pub mod grpc;
 pub mod index;
 pub mod matching;
+pub mod precedence;
 pub mod reply;
 pub mod request;
 pub mod table;

@@ -1,5 +1,5 @@
 //! Routing through a whole compiled table: which rule of which route takes a request, by the
-//! Gateway API's precedence rules, and what happens when none does.
+//! Gateway API's precedence rules ([`crate::precedence`]), and what happens when none does.
 
 use serde_json::{json, Value};
 
@@ -62,14 +62,14 @@ fn winner_at(table: &RouteTable, destination: &str, method: &str, path: &str, he
 }
 
 #[test]
-fn exact_path_beats_longer_prefix() {
+fn exact_path_beats_any_prefix() {
     let t = table(vec![route("r", None, vec![vec![path("PathPrefix", "/foo/bar/baz")], vec![path("Exact", "/foo/bar/baz")]])]);
     assert_eq!(winner(&t, "GET", "/foo/bar/baz", &[]), "r#1");
     assert_eq!(winner(&t, "GET", "/foo/bar/baz/x", &[]), "r#0");
 }
 
 #[test]
-fn path_length_precedence() {
+fn longer_prefix_wins() {
     let t = table(vec![route(
         "r",
         None,
@@ -119,7 +119,7 @@ fn method_beats_headers() {
 }
 
 #[test]
-fn header_count_precedence() {
+fn more_headers_win() {
     let one = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]});
     let two = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]});
     let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
@@ -138,7 +138,7 @@ fn headers_beat_query_params() {
 }
 
 #[test]
-fn query_count_precedence() {
+fn more_query_params_win() {
     let one = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}]});
     let two = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}, {"type": "Exact", "name": "color", "value": "blue"}]});
     let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
@@ -148,7 +148,7 @@ fn query_count_precedence() {
 }
 
 #[test]
-fn oldest_route_wins_a_tie() {
+fn older_route_wins() {
     let t = table(vec![
         route("b-newer", Some("2024-02-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
         route("a-older", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
@@ -157,7 +157,7 @@ fn oldest_route_wins_a_tie() {
 }
 
 #[test]
-fn name_breaks_a_tie_of_equal_age() {
+fn namespace_then_name_break_ties() {
     let t = table(vec![
         route("zeta", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
         route("alpha", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
@@ -183,7 +183,7 @@ fn route_with_timestamp_beats_one_without() {
 }
 
 #[test]
-fn first_identical_rule_wins() {
+fn earlier_rule_wins() {
     // The product page's echo-route: two rules without matches; the first takes everything.
     let t = table(vec![route("echo-route", None, vec![vec![], vec![]])]);
     for p in ["/", "/anything"] {
@@ -192,7 +192,7 @@ fn first_identical_rule_wins() {
 }
 
 #[test]
-fn regex_path_ranks_between_exact_and_prefix() {
+fn regex_path_comes_after_exact_before_prefix() {
     let t = table(vec![route(
         "r",
         None,
