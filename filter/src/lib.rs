@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod choice;
+pub mod decision;
 pub mod document;
 pub mod grpc;
 pub mod index;

@@ -146,38 +146,31 @@ pub struct RouteRule {
     pub backends: BackendSet,
 }
 
-/// What routing decided for a request.
+/// Which rule of the frontend's routes a request matched (see [`crate::decision`] for what
+/// then happens to it).
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome<'t> {
-    /// The destination is not a frontend with routes: leave the request alone.
+    /// The destination is not a frontend with routes.
     PassThrough,
-    /// The frontend has routes but none matches: 404.
+    /// The frontend has routes but none matches.
     NoMatch,
     /// This rule takes the request; its backends share it by weight.
-    Matched { route: &'t Route, rule_index: usize, rule: &'t RouteRule },
+    Matched(Matched<'t>),
 }
 
-/// Where a matched request goes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Verdict<'t> {
-    Forward {
-        cluster: &'t str,
-        backend: &'t Backend,
-    },
-    /// An unresolved backend's share, a rule without backends, or all weights 0: 500.
-    Fail,
+/// The rule that took a request, and its route.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched<'t> {
+    pub route: &'t Route,
+    /// Index of `rule` in the route's rules.
+    pub rule_index: usize,
+    pub rule: &'t RouteRule,
 }
 
-impl RouteRule {
-    /// Chooses the backend for one request from a uniformly random `draw`.
-    pub fn verdict(&self, draw: u64) -> Verdict<'_> {
-        match self.backends.pick(draw) {
-            Some(backend) => match &backend.target {
-                crate::choice::BackendTarget::Cluster(cluster) => Verdict::Forward { cluster, backend },
-                crate::choice::BackendTarget::Unresolved(_) => Verdict::Fail,
-            },
-            None => Verdict::Fail,
-        }
+/// The same rule of the same route of one table.
+impl PartialEq for Matched<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.route, other.route) && self.rule_index == other.rule_index
     }
 }
 
@@ -285,7 +278,7 @@ impl RouteTable {
             .and_then(|entry| {
                 let route = self.routes.get(entry.at.route)?;
                 let rule = route.rules.get(entry.at.rule)?;
-                Some(Outcome::Matched { route, rule_index: entry.at.rule, rule })
+                Some(Outcome::Matched(Matched { route, rule_index: entry.at.rule, rule }))
             })
             .unwrap_or(Outcome::NoMatch)
     }
