@@ -1,7 +1,13 @@
 //! Which of a frontend's matches can take a request, found by its path without trying them all:
 //! Exact paths in a map, PathPrefixes (and regexes, by their literal start) in a trie of path
-//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried. Entries keep their precedence order as indexes; the first
-//! one that really matches wins, exactly as a scan in precedence order would decide.
+//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried.
+//! Entries keep their precedence order as indexes; the first one that really matches wins,
+//! exactly as a scan in precedence order would decide.
+//!
+//! Why not a router such as `matchit`: a match is more than its path (method, headers, query
+//! parameters), so a request needs every candidate its path allows, in precedence order, to try
+//! the next when one fails. A router returns the one best route for a path, holds one value per
+//! route (inserting the same path again is a conflict) and has no regexes.
 
 use std::collections::HashMap;
 
