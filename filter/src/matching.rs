@@ -159,8 +159,12 @@ impl HttpMatch {
 
     /// What of a request this match reads.
     pub fn inputs(&self) -> Inputs {
+        let path_reads_path = match &self.path {
+            PathMatch::Prefix(prefix) => !prefix.is_empty(),
+            PathMatch::Exact(_) | PathMatch::Regex(_) => true,
+        };
         Inputs {
-            path: !matches!(&self.path, PathMatch::Prefix(p) if p.is_empty()) || !self.query_params.is_empty(),
+            path: path_reads_path || !self.query_params.is_empty(),
             method: self.method.is_some(),
             headers: !self.headers.is_empty(),
         }
