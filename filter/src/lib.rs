@@ -2,10 +2,11 @@
 //!
 //! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
 //! [`matching`] (HTTPRoute matches), [`grpc`] (GRPCRoute matches), [`precedence`] (the order
-//! between them), [`choice`] (weighted backend choice) and [`decision`] (what to do with a
-//! request) — is
-//! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
-//! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
+//! between them), [`choice`] (weighted backend choice), [`decision`] (what happens to a request)
+//! and [`reply`] (the filter's own answers) — is plain Rust, shared with the `meshroute` command
+//! so that a dry run executes exactly what Envoy executes. The proxy-wasm glue in `plugin`
+//! exists only in the wasm module: it reads the request, asks [`decision::decide`], applies the
+//! answer.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
