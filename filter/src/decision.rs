@@ -13,11 +13,12 @@ pub enum Decision<'t> {
     PassThrough,
     /// Forward to a backend's cluster.
     Forward(Forward<'t>),
-    /// Answer without forwarding (and, when the route filters arrive, a RequestRedirect).
+    /// Answer without forwarding: a refusal, and the home of a RequestRedirect's 3xx.
     LocalReply { cause: Cause<'t>, reply: LocalReply },
 }
 
-/// A forwarded request: where it goes and what changes on the way.
+/// A forwarded request: where it goes and what changes on the way. What the rule changes on
+/// the response (ResponseHeaderModifier) joins as a field beside `request_changes`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward<'t> {
     pub matched: Matched<'t>,
@@ -30,7 +31,8 @@ pub struct Forward<'t> {
 
 /// What the matched rule and backendRef change on a forwarded request before it goes: the home
 /// of the HTTPRoute filters that act on the request (RequestHeaderModifier, URLRewrite,
-/// RequestMirror) and of the rule's timeouts. None exists yet, so nothing changes.
+/// RequestMirror) and of the rule's timeouts. None is implemented yet, so nothing changes; the
+/// glue destructures it, so a new field does not compile until the glue applies it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestChanges {}

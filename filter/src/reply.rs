@@ -65,7 +65,8 @@ pub struct LocalReply {
     pub status: u32,
     /// `grpc-status` of a gRPC answer; `None` for an HTTP answer.
     pub grpc_status: Option<GrpcStatus>,
-    /// Response headers besides the status (an HTTP answer's `content-type`).
+    /// Response headers besides the status (an HTTP answer's `content-type`; a redirect's
+    /// `location`), or a gRPC answer's metadata.
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body of an HTTP answer; the `grpc-message` of a gRPC one.
     pub body: Cow<'static, str>,
