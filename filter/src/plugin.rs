@@ -1,5 +1,5 @@
-//! The proxy-wasm glue: read the request in as few host calls as possible, ask the core, write
-//! the answer back once.
+//! The proxy-wasm glue: read the request in as few host calls as possible, ask the core
+//! ([`crate::decision::decide`]), apply its decision with one write.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -96,7 +96,8 @@ impl HttpContext for Exchange {
     /// Host calls are what a wasm filter costs: a request to a Service port without routes
     /// costs two (where it goes, and dropping a client's selection header); a routed request
     /// costs two plus what its frontend's matches read — nothing for a rule without matches,
-    /// `:path` and `:method` one call each, every header in one call when headers are matched.
+    /// `:path` and `:method` one call each, every header in one call when headers are matched;
+    /// a local reply reads `content-type` too (one call, unless every header was read).
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(table) = self.table.clone() else { return self.pass_through() };
         let destination = self.get_property(vec!["destination", "address"]);
