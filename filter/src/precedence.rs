@@ -65,14 +65,14 @@ pub enum Specificity {
 
 /// One match of a rule attached to a Service port, as precedence sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct Candidate<'d> {
+pub struct Entry<'d> {
     pub specificity: Specificity,
     pub route: &'d RouteDoc,
     pub at: MatchPosition,
 }
 
 /// `Less` when `a` takes precedence over `b`. A strict order between distinct positions.
-pub fn order(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+pub fn order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
     match_order(&a.specificity, &b.specificity)
         .then_with(|| route_order(a.route, b.route))
         // Two routes of one namespace and name cannot both be attached; keep document order.
@@ -254,8 +254,8 @@ mod tests {
     fn specificity_beats_route_age() {
         let (old, new) = (route("d", "old", Some("2020-01-01T00:00:00Z")), route("d", "new", None));
         let specific =
-            Candidate { specificity: Specificity::Http(http(PathSpecificity::Prefix(3))), route: &new, at: at(1, 0, None) };
-        let general = Candidate { specificity: Specificity::Http(http(PREFIX_ROOT)), route: &old, at: at(0, 0, None) };
+            Entry { specificity: Specificity::Http(http(PathSpecificity::Prefix(3))), route: &new, at: at(1, 0, None) };
+        let general = Entry { specificity: Specificity::Http(http(PREFIX_ROOT)), route: &old, at: at(0, 0, None) };
         assert_eq!(order(&specific, &general), Ordering::Less);
     }
 
@@ -263,8 +263,8 @@ mod tests {
     fn earlier_rule_wins() {
         let r = route("d", "r", None);
         let same = Specificity::Http(http(PREFIX_ROOT));
-        let first = Candidate { specificity: same, route: &r, at: at(0, 0, None) };
-        let second = Candidate { specificity: same, route: &r, at: at(0, 1, None) };
+        let first = Entry { specificity: same, route: &r, at: at(0, 0, None) };
+        let second = Entry { specificity: same, route: &r, at: at(0, 1, None) };
         assert_eq!(order(&first, &second), Ordering::Less);
         assert_eq!(order(&second, &first), Ordering::Greater);
     }
@@ -273,8 +273,8 @@ mod tests {
     fn earlier_match_of_a_rule_wins() {
         let r = route("d", "r", None);
         let same = Specificity::Http(http(PREFIX_ROOT));
-        let first = Candidate { specificity: same, route: &r, at: at(0, 2, Some(0)) };
-        let second = Candidate { specificity: same, route: &r, at: at(0, 2, Some(1)) };
+        let first = Entry { specificity: same, route: &r, at: at(0, 2, Some(0)) };
+        let second = Entry { specificity: same, route: &r, at: at(0, 2, Some(1)) };
         assert_eq!(order(&first, &second), Ordering::Less);
         assert_eq!(order(&first, &first), Ordering::Equal);
     }

@@ -221,7 +221,7 @@ impl RouteTable {
                         let matcher = RouteMatch::compile(route.kind, m).map_err(at)?;
                         let at = MatchPosition { route: r, rule: rule_index, match_index };
                         ranked.push((
-                            precedence::Candidate { specificity: matcher.specificity(), route, at },
+                            precedence::Entry { specificity: matcher.specificity(), route, at },
                             MatchEntry { matcher, at },
                         ));
                     }
