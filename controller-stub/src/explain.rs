@@ -1,5 +1,5 @@
 //! `meshroute explain`: how one request would be routed, decided by the filter's own code
-//! (`RouteTable::route` and `Refusal::reply`) on the table as the filter compiles it.
+//! (`decision::decide`) on the table as the filter compiles it, asked once per backend share.
 //!
 //! gRPC: a request is a gRPC call when its `content-type` is `application/grpc` (what
 //! `--grpc SERVICE/METHOD` sends, as a POST to `/SERVICE/METHOD`), as the filter decides. A gRPC
@@ -11,11 +11,10 @@
 
 use std::net::IpAddr;
 
-use meshroute_filter::choice::BackendTarget;
+use meshroute_filter::decision::{decide, Cause, Decision, Forward};
 use meshroute_filter::document::RouteKind;
-use meshroute_filter::reply::{is_grpc_call, Refusal};
+use meshroute_filter::reply::{is_grpc_call, LocalReply};
 use meshroute_filter::request::Request;
-use meshroute_filter::table::Outcome;
 use serde::Serialize;
 
 use crate::pipeline::Build;
@@ -109,50 +108,63 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         }
     };
     let content_type = headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.as_str());
-    let grpc_call = is_grpc_call(content_type);
+    let grpc_call = is_grpc_call(content_type.map(str::as_bytes));
     let grpc_frontend = frontend.is_some_and(|f| f.kind() == RouteKind::Grpc);
     let request = Request { method, path_and_query: path, headers: &headers };
-    let (refusal, route, rule, backends) = match table.route(frontend, &request) {
-        Outcome::PassThrough => {
+    let decide_with = |draw| decide(table, frontend, &request, draw, || content_type);
+    // `None`: forwarded.
+    let (reply, route, rule, backends): (Option<LocalReply>, _, _, _) = match decide_with(0) {
+        Decision::PassThrough => {
             (None, None, None, vec![Candidate { name, namespace, port: Some(port), weight: 1, unresolved: None }])
         }
-        Outcome::NoMatch => (Some(Refusal::NoRoute), None, None, Vec::new()),
-        Outcome::Matched { route, rule_index, rule } => {
-            let backends: Vec<Candidate> = rule
+        Decision::LocalReply { cause: Cause::NoRoute, reply } => (Some(reply), None, None, Vec::new()),
+        Decision::Forward(Forward { matched, .. })
+        | Decision::LocalReply { cause: Cause::NoBackend(matched) | Cause::Unresolved { matched, .. }, .. } => {
+            // The decision for each share of the rule: forwarded as long as one share is.
+            let shares: Vec<(Candidate, Decision<'_>)> = matched
+                .rule
                 .backends
-                .all()
-                .iter()
-                .filter(|b| b.weight > 0)
-                .map(|b| Candidate {
-                    name: b.name.clone(),
-                    namespace: b.namespace.clone(),
-                    port: b.port,
-                    weight: b.weight,
-                    unresolved: match &b.target {
-                        BackendTarget::Cluster(_) => None,
-                        BackendTarget::Unresolved(reason) => Some(reason.clone()),
-                    },
+                .shares()
+                .map(|(b, draw)| {
+                    let decision = decide_with(draw);
+                    let unresolved = match &decision {
+                        Decision::LocalReply { cause: Cause::Unresolved { reason, .. }, .. } => Some((*reason).to_owned()),
+                        Decision::PassThrough
+                        | Decision::Forward(_)
+                        | Decision::LocalReply { cause: Cause::NoRoute | Cause::NoBackend(_), .. } => None,
+                    };
+                    let candidate = Candidate {
+                        name: b.name.clone(),
+                        namespace: b.namespace.clone(),
+                        port: b.port,
+                        weight: b.weight,
+                        unresolved,
+                    };
+                    (candidate, decision)
                 })
                 .collect();
-            let refusal = (!backends.iter().any(|b| b.unresolved.is_none())).then_some(Refusal::Unavailable);
-            (refusal, Some(format!("{}/{}", route.namespace, route.name)), Some(rule_index), backends)
+            let forwarded = shares.iter().any(|(_, decision)| matches!(decision, Decision::Forward(_)));
+            let reply = if forwarded { None } else { local_reply(decide_with(0)) };
+            let route = format!("{}/{}", matched.route.namespace, matched.route.name);
+            (reply, Some(route), Some(matched.rule_index), shares.into_iter().map(|(candidate, _)| candidate).collect())
         }
     };
-    let (status, grpc_status) = match refusal {
+    let (status, grpc_status) = match reply {
         None => (200, grpc_call.then_some(0)),
-        Some(refusal) => {
-            let reply = refusal.reply(frontend.map_or(RouteKind::Http, |f| f.kind()), grpc_call);
-            match (reply.grpc_status, grpc_call) {
-                (Some(code), _) => (200, Some(code)),
-                // An HTTP refusal of a gRPC call (on an HTTPRoute frontend): Envoy's local reply
-                // turns it into a trailers-only gRPC answer.
-                (None, true) => (200, Some(envoy_grpc_status(reply.http_status))),
-                (None, false) => (u16::try_from(reply.http_status).unwrap_or(500), None),
-            }
+        Some(reply) => {
+            let received = reply.as_received();
+            (u16::try_from(received.status).unwrap_or(500), received.grpc_status.map(|s| s.code()))
         }
     };
     let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
     Ok(Explanation { status, grpc_status, route, rule, backends })
+}
+
+fn local_reply(decision: Decision<'_>) -> Option<LocalReply> {
+    match decision {
+        Decision::LocalReply { reply, .. } => Some(reply),
+        Decision::PassThrough | Decision::Forward(_) => None,
+    }
 }
 
 /// `/SERVICE/METHOD` for `--grpc SERVICE/METHOD` (a leading `/` is accepted).
@@ -200,19 +212,6 @@ fn grpc_call_path(call: &str) -> Result<String, ExplainError> {
             Ok(format!("/{service}/{method}"))
         }
         _ => Err(ExplainError(format!("--grpc {call:?} is not SERVICE/METHOD (for example echo_basic.grpcecho.GrpcEcho/Echo)"))),
-    }
-}
-
-/// The gRPC status Envoy gives a gRPC call it answers locally with an HTTP status, as
-/// `Grpc::Utility::httpToGrpcStatus` maps it (gRPC's HTTP-to-gRPC status mapping).
-fn envoy_grpc_status(http_status: u32) -> u32 {
-    match http_status {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502..=504 => 14,
-        _ => 2,
     }
 }
 

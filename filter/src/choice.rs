@@ -70,6 +70,16 @@ impl BackendSet {
         self.cumulative.last().copied().unwrap_or(0)
     }
 
+    /// Every backend with a weight above 0, in order, with a draw that [`BackendSet::pick`]
+    /// maps to it (the first point of its share).
+    pub fn shares(&self) -> impl Iterator<Item = (&Backend, u64)> + '_ {
+        self.backends
+            .iter()
+            .zip(&self.cumulative)
+            .filter(|(backend, _)| backend.weight > 0)
+            .map(|(backend, &upto)| (backend, upto.saturating_sub(u64::from(backend.weight))))
+    }
+
     /// Picks a backend in proportion to its weight from a uniformly random `draw`. `None` when
     /// there is nothing to pick: no backends, or every weight is 0. A weight-0 backend is never
     /// picked.
@@ -131,6 +141,17 @@ mod tests {
         let set = BackendSet::new(vec![backend("v1", 9), backend("v2", 1)]);
         let v1 = (0..10).filter(|&d| set.pick(d).unwrap().name == "v1").count();
         assert_eq!(v1, 9);
+    }
+
+    #[test]
+    fn each_share_draw_picks_its_backend() {
+        let set = BackendSet::new(vec![backend("a", 0), backend("b", 3), backend("c", 0), backend("d", 1), backend("e", 0)]);
+        let shares: Vec<(&str, u64)> = set.shares().map(|(b, draw)| (b.name.as_str(), draw)).collect();
+        assert_eq!(shares, vec![("b", 0), ("d", 3)]);
+        for (name, draw) in shares {
+            assert_eq!(set.pick(draw).unwrap().name, name);
+        }
+        assert_eq!(BackendSet::new(vec![backend("a", 0)]).shares().count(), 0);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Compiled GRPCRoute matches and their precedence. A gRPC call is an HTTP/2 POST to
+//! Compiled GRPCRoute matches (their precedence is in [`crate::precedence`]). A gRPC call is an HTTP/2 POST to
 //! `/SERVICE/METHOD`; GRPCRoutes match those two names and the call's metadata (headers).
 
 use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
 use crate::index::IndexKey;
 use crate::matching::{compile_headers, FullRegex, Inputs, ValueMatch};
+use crate::precedence::GrpcSpecificity;
 use crate::request::Request;
 
 /// One entry of a GRPCRoute rule's `matches`, ready to run.
@@ -72,7 +73,7 @@ impl GrpcMatch {
         fn literal(name: &Option<NameMatch>) -> Option<&str> {
             match name.as_ref().map(|n| &n.value) {
                 Some(ValueMatch::Exact(value)) => Some(value.as_str()),
-                _ => None,
+                Some(ValueMatch::Regex(_)) | None => None,
             }
         }
         match (literal(&self.service), literal(&self.method)) {
@@ -87,20 +88,12 @@ impl GrpcMatch {
         Inputs { path: self.service.is_some() || self.method.is_some(), method: false, headers: !self.headers.is_empty() }
     }
 
-    /// How specific this match is; a greater rank wins. Field order is precedence order.
-    pub fn rank(&self) -> GrpcRank {
+    /// What this match specifies, for [`crate::precedence`]: characters of the service and
+    /// method as written.
+    pub fn specificity(&self) -> GrpcSpecificity {
         let chars = |name: &Option<NameMatch>| name.as_ref().map_or(0, |n| n.written.len());
-        GrpcRank { service: chars(&self.service), method: chars(&self.method), headers: self.headers.len() }
+        GrpcSpecificity { service: chars(&self.service), method: chars(&self.method), headers: self.headers.len() }
     }
-}
-
-/// The Gateway API's GRPCRoute precedence: most characters of the matching service, then of
-/// the method, then most header matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GrpcRank {
-    pub service: usize,
-    pub method: usize,
-    pub headers: usize,
 }
 
 /// `(service, method)` of a gRPC path `/SERVICE/METHOD`; both non-empty, nothing more.
@@ -193,12 +186,12 @@ mod tests {
     }
 
     #[test]
-    fn service_characters_then_method_characters_then_headers() {
-        let rank = |doc: MatchDoc| GrpcMatch::compile(&doc).unwrap().rank();
-        let long_service = rank(method(ValueMatchType::Exact, Some("pkg.LongService"), None));
-        let short_both = rank(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("VeryLongMethodName")));
-        assert!(long_service > short_both);
-        assert!(short_both > rank(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("Get"))));
-        assert!(rank(method(ValueMatchType::Exact, None, Some("Get"))) > GrpcMatch::catch_all().rank());
+    fn specificity_reports_characters_of_service_and_method_as_written() {
+        let facts = |doc: MatchDoc| GrpcMatch::compile(&doc).unwrap().specificity();
+        let both = facts(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("Get")));
+        assert_eq!(both, GrpcSpecificity { service: 7, method: 3, headers: 0 });
+        let regex = facts(method(ValueMatchType::RegularExpression, Some(r"pkg\..*"), None));
+        assert_eq!(regex, GrpcSpecificity { service: 7, method: 0, headers: 0 });
+        assert_eq!(GrpcMatch::catch_all().specificity(), GrpcSpecificity { service: 0, method: 0, headers: 0 });
     }
 }

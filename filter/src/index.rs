@@ -1,49 +1,22 @@
 //! Which of a frontend's matches can take a request, found by its path without trying them all:
 //! Exact paths in a map, PathPrefixes (and regexes, by their literal start) in a trie of path
-//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried. Entries keep their precedence order as indexes; the first
-//! one that really matches wins, exactly as a scan in precedence order would decide.
+//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried.
+//! Entries keep their precedence order as indexes; the first one that really matches wins,
+//! exactly as a scan in precedence order would decide.
+//!
+//! Why not a router such as `matchit`: a match is more than its path (method, headers, query
+//! parameters), so a request needs every candidate its path allows, in precedence order, to try
+//! the next when one fails. A router returns the one best route for a path, holds one value per
+//! route (inserting the same path again is a conflict) and has no regexes.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// Keys come from the route table, not from requests, so a fast non-keyed hash is safe here
+/// The hasher of the index and the frontend map: rustc's FxHash, a few cycles per word. Keys
+/// come from the route table, not from requests, so a fast non-keyed hash is safe here
 /// (requests only look keys up; they cannot fill a bucket).
+pub type FastHash = rustc_hash::FxBuildHasher;
+
 type FastMap<V> = HashMap<String, V, FastHash>;
-
-/// See [`FastHasher`].
-pub type FastHash = BuildHasherDefault<FastHasher>;
-
-/// The multiply-rotate hash of rustc's FxHasher: a few cycles per word.
-#[derive(Default)]
-pub struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        for &byte in chunks.remainder() {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
 
 /// Where an entry is filed.
 #[derive(Debug, Clone, PartialEq, Eq)]

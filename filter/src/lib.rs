@@ -1,17 +1,22 @@
 //! meshroute: Gateway API mesh routing (GAMMA) for stock Envoy.
 //!
 //! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
-//! [`matching`] (HTTPRoute matches and precedence), [`grpc`] (GRPCRoute matches) and [`choice`] (weighted backend choice) — is
-//! plain Rust, shared with the `meshroute` command so that a dry run executes exactly what Envoy
-//! executes. The proxy-wasm glue in `plugin` exists only in the wasm module.
+//! [`matching`] (HTTPRoute matches), [`grpc`] (GRPCRoute matches), [`precedence`] (the order
+//! between them), [`choice`] (weighted backend choice), [`decision`] (what happens to a request)
+//! and [`reply`] (the filter's own answers) — is plain Rust, shared with the `meshroute` command
+//! so that a dry run executes exactly what Envoy executes. The proxy-wasm glue in `plugin`
+//! exists only in the wasm module: it reads the request, asks [`decision::decide`], applies the
+//! answer.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod choice;
+pub mod decision;
 pub mod document;
 pub mod grpc;
 pub mod index;
 pub mod matching;
+pub mod precedence;
 pub mod reply;
 pub mod request;
 pub mod table;

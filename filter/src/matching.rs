@@ -1,11 +1,10 @@
-//! Compiled HTTPRoute matches and the Gateway API precedence between them.
-
-use std::cmp::Ordering;
+//! Compiled HTTPRoute matches. Their precedence is in [`crate::precedence`].
 
 use regex_lite::Regex;
 
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
 use crate::index::{regex_key, IndexKey};
+use crate::precedence::{HttpSpecificity, PathSpecificity};
 use crate::request::{query_param, Request};
 
 /// Regexes longer than this are refused; the Gateway API leaves the limit to implementations.
@@ -160,23 +159,31 @@ impl HttpMatch {
 
     /// What of a request this match reads.
     pub fn inputs(&self) -> Inputs {
+        let path_reads_path = match &self.path {
+            PathMatch::Prefix(prefix) => !prefix.is_empty(),
+            PathMatch::Exact(_) | PathMatch::Regex(_) => true,
+        };
         Inputs {
-            path: !matches!(&self.path, PathMatch::Prefix(p) if p.is_empty()) || !self.query_params.is_empty(),
+            path: path_reads_path || !self.query_params.is_empty(),
             method: self.method.is_some(),
             headers: !self.headers.is_empty(),
         }
     }
 
-    /// How specific this match is; a greater rank wins. Rules that tie here fall back to route
-    /// age, route name and rule order, which [`crate::table`] adds.
-    pub fn rank(&self) -> MatchRank {
+    /// What this match specifies, for [`crate::precedence`].
+    pub fn specificity(&self) -> HttpSpecificity {
         let path = match &self.path {
-            PathMatch::Exact(value) => PathRank::Exact(value.len()),
-            PathMatch::Regex(regex) => PathRank::Regex(regex.source().len()),
-            // The stored prefix drops the trailing `/`; add it back so `/` outranks nothing.
-            PathMatch::Prefix(prefix) => PathRank::Prefix(prefix.len() + 1),
+            PathMatch::Exact(value) => PathSpecificity::Exact(value.len()),
+            PathMatch::Regex(regex) => PathSpecificity::RegularExpression(regex.source().len()),
+            // The stored prefix drops the trailing `/`; count it once.
+            PathMatch::Prefix(prefix) => PathSpecificity::Prefix(prefix.len() + 1),
         };
-        MatchRank { path, method: self.method.is_some(), headers: self.headers.len(), query_params: self.query_params.len() }
+        HttpSpecificity {
+            path,
+            method: self.method.is_some(),
+            headers: self.headers.len(),
+            query_params: self.query_params.len(),
+        }
     }
 }
 
@@ -203,47 +210,6 @@ fn compile_path(doc: &PathMatchDoc) -> Result<PathMatch, String> {
         PathMatchType::PathPrefix => Ok(PathMatch::Prefix(value.trim_end_matches('/').to_owned())),
         PathMatchType::RegularExpression => Ok(PathMatch::Regex(FullRegex::new(value)?)),
     }
-}
-
-/// The Gateway API's path precedence: an Exact path beats any other; a regular expression
-/// (whose precedence the API leaves to implementations) comes next, as in Envoy Gateway and
-/// Istio; then the longest PathPrefix. Within a kind, longer values win.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathRank {
-    Prefix(usize),
-    Regex(usize),
-    Exact(usize),
-}
-
-impl PathRank {
-    fn tier(self) -> (u8, usize) {
-        match self {
-            PathRank::Prefix(len) => (0, len),
-            PathRank::Regex(len) => (1, len),
-            PathRank::Exact(len) => (2, len),
-        }
-    }
-}
-
-impl Ord for PathRank {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.tier().cmp(&other.tier())
-    }
-}
-
-impl PartialOrd for PathRank {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Field order is precedence order: path, then method, then header count, then query count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct MatchRank {
-    pub path: PathRank,
-    pub method: bool,
-    pub headers: usize,
-    pub query_params: usize,
 }
 
 #[cfg(test)]
@@ -336,22 +302,20 @@ mod tests {
     }
 
     #[test]
-    fn path_rank_orders_exact_regex_then_longest_prefix() {
-        let exact = PathRank::Exact(2);
-        let regex = PathRank::Regex(40);
-        assert!(exact > regex);
-        assert!(regex > PathRank::Prefix(100));
-        assert!(PathRank::Prefix(5) > PathRank::Prefix(4));
-    }
-
-    #[test]
-    fn rank_fields_apply_in_order() {
-        let base = MatchRank { path: PathRank::Prefix(1), method: false, headers: 0, query_params: 0 };
-        let longer_path = MatchRank { path: PathRank::Prefix(2), ..base };
-        let with_method = MatchRank { method: true, headers: 0, ..base };
-        let more_headers = MatchRank { headers: 3, ..base };
-        assert!(longer_path > MatchRank { method: true, headers: 9, query_params: 9, ..base });
-        assert!(with_method > MatchRank { headers: 9, query_params: 9, ..base });
-        assert!(more_headers > MatchRank { headers: 2, query_params: 9, ..base });
+    fn specificity_reports_path_kind_and_length_and_condition_counts() {
+        let doc = MatchDoc {
+            path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value: "/v2/".into() }),
+            method: Some("GET".into()),
+            headers: vec![ValueMatchDoc { kind: ValueMatchType::Exact, name: "a".into(), value: "1".into() }],
+            ..MatchDoc::default()
+        };
+        let facts = HttpMatch::compile(&doc).unwrap().specificity();
+        assert_eq!(facts, HttpSpecificity { path: PathSpecificity::Prefix(4), method: true, headers: 1, query_params: 0 });
+        assert_eq!(HttpMatch::catch_all().specificity().path, PathSpecificity::Prefix(1));
+        let exact = HttpMatch::compile(&MatchDoc {
+            path: Some(PathMatchDoc { kind: PathMatchType::Exact, value: "/v2".into() }),
+            ..MatchDoc::default()
+        });
+        assert_eq!(exact.unwrap().specificity().path, PathSpecificity::Exact(3));
     }
 }

@@ -1,5 +1,5 @@
-//! The proxy-wasm glue: read the request in as few host calls as possible, ask the core, write
-//! the answer back once.
+//! The proxy-wasm glue: read the request in as few host calls as possible, ask the core
+//! ([`crate::decision::decide`]), apply its decision with one write.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -10,9 +10,10 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
-use crate::reply::{is_grpc_call, Refusal};
+use crate::decision::{decide, Decision, Forward, RequestChanges};
+use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
-use crate::table::{Frontend, Outcome, RouteTable, Verdict};
+use crate::table::RouteTable;
 use crate::SELECTION_HEADER;
 
 proxy_wasm::main! {{
@@ -95,7 +96,8 @@ impl HttpContext for Exchange {
     /// Host calls are what a wasm filter costs: a request to a Service port without routes
     /// costs two (where it goes, and dropping a client's selection header); a routed request
     /// costs two plus what its frontend's matches read — nothing for a rule without matches,
-    /// `:path` and `:method` one call each, every header in one call when headers are matched.
+    /// `:path` and `:method` one call each, every header in one call when headers are matched;
+    /// a local reply reads `content-type` too (one call, unless every header was read).
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(table) = self.table.clone() else { return self.pass_through() };
         let destination = self.get_property(vec!["destination", "address"]);
@@ -120,32 +122,55 @@ impl HttpContext for Exchange {
         let method = read(inputs.method, ":method");
         let path = read(inputs.path, ":path");
         let request = Request { method: &method, path_and_query: &path, headers: &headers };
-        match table.route(Some(frontend), &request) {
-            Outcome::PassThrough => self.pass_through(),
-            Outcome::NoMatch => self.refuse(frontend, Refusal::NoRoute),
-            Outcome::Matched { rule, .. } => {
-                let mut rng = self.rng.get();
-                let draw = rng.next_u64();
-                self.rng.set(rng);
-                match rule.verdict(draw) {
-                    // Replaces any copy the client sent.
-                    Verdict::Forward { cluster, .. } => {
-                        self.set_http_request_header(SELECTION_HEADER, Some(cluster));
-                        Action::Continue
-                    }
-                    Verdict::Fail => self.refuse(frontend, Refusal::Unavailable),
-                }
+        let mut rng = self.rng.get();
+        let draw = rng.next_u64();
+        self.rng.set(rng);
+        // Read only for a local reply; from the headers when they were read already.
+        let content_type = || match headers.iter().find(|(n, _)| n == "content-type") {
+            Some((_, value)) => Some(value.clone().into_bytes()),
+            None if inputs.headers => None,
+            None => self.get_http_request_header_bytes("content-type"),
+        };
+        match decide(&table, Some(frontend), &request, draw, content_type) {
+            Decision::PassThrough => self.pass_through(),
+            // Nothing to change yet: this destructuring fails to compile once there is.
+            Decision::Forward(Forward { cluster, request_changes: RequestChanges {}, .. }) => {
+                // Replaces any copy the client sent.
+                self.set_http_request_header(SELECTION_HEADER, Some(cluster));
+                Action::Continue
             }
+            Decision::LocalReply { reply, .. } => send_local_reply(&reply),
         }
     }
 }
 
-fn grpc_status_code(code: u32) -> Option<GrpcStatusCode> {
-    match code {
-        crate::reply::GRPC_UNIMPLEMENTED => Some(GrpcStatusCode::Unimplemented),
-        crate::reply::GRPC_UNAVAILABLE => Some(GrpcStatusCode::Unavailable),
-        _ => None,
+fn grpc_status_code(status: GrpcStatus) -> GrpcStatusCode {
+    match status {
+        GrpcStatus::Unknown => GrpcStatusCode::Unknown,
+        GrpcStatus::PermissionDenied => GrpcStatusCode::PermissionDenied,
+        GrpcStatus::Unimplemented => GrpcStatusCode::Unimplemented,
+        GrpcStatus::Internal => GrpcStatusCode::Internal,
+        GrpcStatus::Unavailable => GrpcStatusCode::Unavailable,
+        GrpcStatus::Unauthenticated => GrpcStatusCode::Unauthenticated,
     }
+}
+
+/// Sends the core's answer as it is: an HTTP status, or a trailers-only gRPC status.
+fn send_local_reply(reply: &LocalReply) -> Action {
+    let sent = match reply.grpc_status {
+        Some(status) => {
+            let metadata = reply.headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+            hostcalls::send_grpc_response(grpc_status_code(status), Some(&reply.body), metadata)
+        }
+        None => {
+            let headers = reply.headers.iter().map(|(name, value)| (*name, value.as_ref())).collect();
+            hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
+        }
+    };
+    if let Err(status) = sent {
+        error!("local reply {} not sent: {status:?}", reply.status);
+    }
+    Action::Pause
 }
 
 /// Header values are almost always UTF-8: keep the bytes then, replace what is not otherwise.
@@ -158,20 +183,5 @@ impl Exchange {
     fn pass_through(&self) -> Action {
         self.set_http_request_header(SELECTION_HEADER, None);
         Action::Continue
-    }
-
-    /// Answers in the frontend's terms: an HTTP status, or a trailers-only gRPC status.
-    fn refuse(&self, frontend: &Frontend, refusal: Refusal) -> Action {
-        let content_type = self.get_http_request_header_bytes("content-type");
-        let grpc_call = is_grpc_call(content_type.as_deref().and_then(|t| std::str::from_utf8(t).ok()));
-        let reply = refusal.reply(frontend.kind(), grpc_call);
-        match reply.grpc_status.and_then(grpc_status_code) {
-            Some(code) => self.send_grpc_response(code, Some(reply.message), Vec::new()),
-            None => {
-                let body = format!("{}\n", reply.message);
-                self.send_http_response(reply.http_status, vec![("content-type", "text/plain")], Some(body.as_bytes()));
-            }
-        }
-        Action::Pause
     }
 }

@@ -1,11 +1,12 @@
 //! Routing through a whole compiled table: which rule of which route takes a request, by the
-//! Gateway API's precedence rules, and what happens when none does.
+//! Gateway API's precedence rules ([`crate::precedence`]), and what happens when none does.
 
 use serde_json::{json, Value};
 
+use crate::decision::{decide, Cause, Decision, Forward};
 use crate::document::RouteKind;
 use crate::request::Request;
-use crate::table::{Outcome, RouteTable, Verdict};
+use crate::table::RouteTable;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -51,25 +52,22 @@ fn winner(table: &RouteTable, method: &str, path: &str, headers: &[(&str, &str)]
 fn winner_at(table: &RouteTable, destination: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     let request = Request { method, path_and_query: path, headers: &headers };
-    match table.route(table.frontend_at(destination), &request) {
-        Outcome::PassThrough => "pass".into(),
-        Outcome::NoMatch => "404".into(),
-        Outcome::Matched { rule, .. } => match rule.verdict(0) {
-            Verdict::Forward { cluster, .. } => cluster.into(),
-            Verdict::Fail => "500".into(),
-        },
+    match decide(table, table.frontend_at(destination), &request, 0, || None::<&str>) {
+        Decision::PassThrough => "pass".into(),
+        Decision::Forward(Forward { cluster, .. }) => cluster.into(),
+        Decision::LocalReply { reply, .. } => reply.status.to_string(),
     }
 }
 
 #[test]
-fn exact_path_beats_longer_prefix() {
+fn exact_path_beats_any_prefix() {
     let t = table(vec![route("r", None, vec![vec![path("PathPrefix", "/foo/bar/baz")], vec![path("Exact", "/foo/bar/baz")]])]);
     assert_eq!(winner(&t, "GET", "/foo/bar/baz", &[]), "r#1");
     assert_eq!(winner(&t, "GET", "/foo/bar/baz/x", &[]), "r#0");
 }
 
 #[test]
-fn path_length_precedence() {
+fn longer_prefix_wins() {
     let t = table(vec![route(
         "r",
         None,
@@ -119,7 +117,7 @@ fn method_beats_headers() {
 }
 
 #[test]
-fn header_count_precedence() {
+fn more_headers_win() {
     let one = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}]});
     let two = json!({"headers": [{"type": "Exact", "name": "a", "value": "1"}, {"type": "Exact", "name": "b", "value": "2"}]});
     let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
@@ -138,7 +136,7 @@ fn headers_beat_query_params() {
 }
 
 #[test]
-fn query_count_precedence() {
+fn more_query_params_win() {
     let one = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}]});
     let two = json!({"query_params": [{"type": "Exact", "name": "animal", "value": "whale"}, {"type": "Exact", "name": "color", "value": "blue"}]});
     let t = table(vec![route("r", None, vec![vec![one], vec![two]])]);
@@ -148,7 +146,7 @@ fn query_count_precedence() {
 }
 
 #[test]
-fn oldest_route_wins_a_tie() {
+fn older_route_wins() {
     let t = table(vec![
         route("b-newer", Some("2024-02-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
         route("a-older", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
@@ -157,7 +155,7 @@ fn oldest_route_wins_a_tie() {
 }
 
 #[test]
-fn name_breaks_a_tie_of_equal_age() {
+fn namespace_then_name_break_ties() {
     let t = table(vec![
         route("zeta", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
         route("alpha", Some("2024-01-01T00:00:00Z"), vec![vec![path("PathPrefix", "/x")]]),
@@ -183,7 +181,7 @@ fn route_with_timestamp_beats_one_without() {
 }
 
 #[test]
-fn first_identical_rule_wins() {
+fn earlier_rule_wins() {
     // The product page's echo-route: two rules without matches; the first takes everything.
     let t = table(vec![route("echo-route", None, vec![vec![], vec![]])]);
     for p in ["/", "/anything"] {
@@ -192,7 +190,7 @@ fn first_identical_rule_wins() {
 }
 
 #[test]
-fn regex_path_ranks_between_exact_and_prefix() {
+fn regex_path_comes_after_exact_before_prefix() {
     let t = table(vec![route(
         "r",
         None,
@@ -238,12 +236,12 @@ fn unresolved_backend_keeps_its_share_and_fails() {
         ]}]}],
     });
     let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
-    let Some(frontend) = t.frontend_at(FRONTEND) else { panic!("no frontend") };
     let request = Request { method: "GET", path_and_query: "/", headers: &[] };
-    let Outcome::Matched { rule, route, rule_index } = t.route(Some(frontend), &request) else { panic!("no match") };
-    assert_eq!((route.kind, route.name.as_str(), rule_index), (RouteKind::Http, "r", 0));
-    assert!(matches!(rule.verdict(0), Verdict::Forward { cluster: "good", .. }));
-    assert_eq!(rule.verdict(1), Verdict::Fail);
+    let decide = |draw| decide(&t, t.frontend_at(FRONTEND), &request, draw, || None::<&str>);
+    let Decision::Forward(Forward { matched, cluster: "good", .. }) = decide(0) else { panic!("not forwarded") };
+    assert_eq!((matched.route.kind, matched.route.name.as_str(), matched.rule_index), (RouteKind::Http, "r", 0));
+    let Decision::LocalReply { cause: Cause::Unresolved { backend, .. }, reply } = decide(1) else { panic!("forwarded") };
+    assert_eq!((backend.name.as_str(), reply.status), ("gone", 500));
 }
 
 #[test]
@@ -367,24 +365,6 @@ fn matches_of_the_other_kind_are_refused() {
     for bad in [grpc_in_http, path_in_grpc] {
         assert!(RouteTable::from_json(bad.to_string().as_bytes()).is_err(), "{bad}");
     }
-}
-
-#[test]
-fn refusals_answer_in_the_frontends_terms() {
-    use crate::reply::{is_grpc_call, Refusal, GRPC_UNAVAILABLE, GRPC_UNIMPLEMENTED};
-    assert_eq!(Refusal::NoRoute.reply(RouteKind::Http, false).http_status, 404);
-    assert_eq!(Refusal::Unavailable.reply(RouteKind::Http, false).http_status, 500);
-    let grpc = Refusal::NoRoute.reply(RouteKind::Grpc, true);
-    assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNIMPLEMENTED)));
-    let grpc = Refusal::Unavailable.reply(RouteKind::Grpc, true);
-    assert_eq!((grpc.http_status, grpc.grpc_status), (200, Some(GRPC_UNAVAILABLE)));
-    // A plain HTTP request on a gRPC port gets an HTTP answer, not a 200.
-    assert_eq!(Refusal::NoRoute.reply(RouteKind::Grpc, false).http_status, 404);
-    assert!(is_grpc_call(Some("application/grpc")));
-    assert!(is_grpc_call(Some("application/grpc+proto")));
-    assert!(!is_grpc_call(Some("application/grpc-web")));
-    assert!(!is_grpc_call(Some("application/json")));
-    assert!(!is_grpc_call(None));
 }
 
 #[test]

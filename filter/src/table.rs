@@ -2,16 +2,16 @@
 //! Gateway API precedence, and each rule's weighted backends. Built once per configuration;
 //! once built, routing a request cannot fail.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
-use crate::grpc::{GrpcMatch, GrpcRank};
+use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
-use crate::matching::{HttpMatch, Inputs, MatchRank};
+use crate::matching::{HttpMatch, Inputs};
+use crate::precedence::{self, Specificity};
 use crate::request::Request;
 
 /// Why a table document was refused. The message names the place in the document.
@@ -125,19 +125,12 @@ impl RouteMatch {
         }
     }
 
-    fn rank(&self) -> Rank {
+    fn specificity(&self) -> Specificity {
         match self {
-            RouteMatch::Http(m) => Rank::Http(m.rank()),
-            RouteMatch::Grpc(m) => Rank::Grpc(m.rank()),
+            RouteMatch::Http(m) => Specificity::Http(m.specificity()),
+            RouteMatch::Grpc(m) => Specificity::Grpc(m.specificity()),
         }
     }
-}
-
-/// The entries of one frontend are all of one kind, so only like ranks are ever compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Rank {
-    Http(MatchRank),
-    Grpc(GrpcRank),
 }
 
 #[derive(Debug)]
@@ -153,38 +146,31 @@ pub struct RouteRule {
     pub backends: BackendSet,
 }
 
-/// What routing decided for a request.
+/// Which rule of the frontend's routes a request matched (see [`crate::decision`] for what
+/// then happens to it).
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome<'t> {
-    /// The destination is not a frontend with routes: leave the request alone.
+    /// The destination is not a frontend with routes.
     PassThrough,
-    /// The frontend has routes but none matches: 404.
+    /// The frontend has routes but none matches.
     NoMatch,
     /// This rule takes the request; its backends share it by weight.
-    Matched { route: &'t Route, rule_index: usize, rule: &'t RouteRule },
+    Matched(Matched<'t>),
 }
 
-/// Where a matched request goes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Verdict<'t> {
-    Forward {
-        cluster: &'t str,
-        backend: &'t Backend,
-    },
-    /// An unresolved backend's share, a rule without backends, or all weights 0: 500.
-    Fail,
+/// The rule that took a request, and its route.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched<'t> {
+    pub route: &'t Route,
+    /// Index of `rule` in the route's rules.
+    pub rule_index: usize,
+    pub rule: &'t RouteRule,
 }
 
-impl RouteRule {
-    /// Chooses the backend for one request from a uniformly random `draw`.
-    pub fn verdict(&self, draw: u64) -> Verdict<'_> {
-        match self.backends.pick(draw) {
-            Some(backend) => match &backend.target {
-                crate::choice::BackendTarget::Cluster(cluster) => Verdict::Forward { cluster, backend },
-                crate::choice::BackendTarget::Unresolved(_) => Verdict::Fail,
-            },
-            None => Verdict::Fail,
-        }
+/// The same rule of the same route of one table.
+impl PartialEq for Matched<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.route, other.route) && self.rule_index == other.rule_index
     }
 }
 
@@ -215,7 +201,7 @@ impl RouteTable {
         let mut by_address = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
-            let mut entries = Vec::new();
+            let mut ranked = Vec::new();
             let mut kind = None;
             for &r in &front.routes {
                 let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
@@ -225,22 +211,27 @@ impl RouteTable {
                 kind = Some(route.kind);
                 for (rule_index, rule) in route.rules.iter().enumerate() {
                     let at = |e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}"));
-                    if rule.matches.is_empty() {
-                        let matcher = RouteMatch::compile(route.kind, None).map_err(at)?;
-                        entries.push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: None } });
-                    }
-                    for (i, m) in rule.matches.iter().enumerate() {
-                        let matcher = RouteMatch::compile(route.kind, Some(m)).map_err(at)?;
-                        entries
-                            .push(MatchEntry { matcher, at: MatchPosition { route: r, rule: rule_index, match_index: Some(i) } });
+                    // A rule without matches takes every request, like one empty match.
+                    let matches: Vec<(Option<&MatchDoc>, Option<usize>)> = if rule.matches.is_empty() {
+                        vec![(None, None)]
+                    } else {
+                        rule.matches.iter().enumerate().map(|(i, m)| (Some(m), Some(i))).collect()
+                    };
+                    for (m, match_index) in matches {
+                        let matcher = RouteMatch::compile(route.kind, m).map_err(at)?;
+                        let at = MatchPosition { route: r, rule: rule_index, match_index };
+                        ranked.push((
+                            precedence::Entry { specificity: matcher.specificity(), route, at },
+                            MatchEntry { matcher, at },
+                        ));
                     }
                 }
             }
             let Some(kind) = kind else {
                 return Err(TableError(format!("{place}: a frontend needs at least one route")));
             };
-            // Stable: entries of one rule keep their order after every other tie-break.
-            entries.sort_by(|a, b| precedence(doc, a, b));
+            ranked.sort_by(|(a, _), (b, _)| precedence::order(a, b));
+            let entries: Vec<MatchEntry> = ranked.into_iter().map(|(_, entry)| entry).collect();
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
@@ -287,7 +278,7 @@ impl RouteTable {
             .and_then(|entry| {
                 let route = self.routes.get(entry.at.route)?;
                 let rule = route.rules.get(entry.at.rule)?;
-                Some(Outcome::Matched { route, rule_index: entry.at.rule, rule })
+                Some(Outcome::Matched(Matched { route, rule_index: entry.at.rule, rule }))
             })
             .unwrap_or(Outcome::NoMatch)
     }
@@ -318,33 +309,4 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
         })
         .collect::<Result<_, String>>()?;
     Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })
-}
-
-/// `Less` when `a` takes precedence: the more specific match, then [`route_order`], then rule
-/// order. Matches of one rule stay in their written order because the sort is stable.
-fn precedence(doc: &TableDocument, a: &MatchEntry, b: &MatchEntry) -> Ordering {
-    let routes = match (doc.routes.get(a.at.route), doc.routes.get(b.at.route)) {
-        (Some(ra), Some(rb)) => route_order(ra, rb),
-        _ => Ordering::Equal,
-    };
-    b.matcher
-        .rank()
-        .cmp(&a.matcher.rank())
-        .then(routes)
-        .then_with(|| a.at.route.cmp(&b.at.route))
-        .then_with(|| a.at.rule.cmp(&b.at.rule))
-}
-
-/// The Gateway API's tie-break between routes whose matches are equally specific: the older
-/// route first (a route without a timestamp counts as newest), then `{namespace}/{name}` in
-/// alphabetical order. The joined string is compared, not the pair: `a-b/x` sorts before
-/// `a/x` because `-` sorts before `/`.
-pub fn route_order(a: &RouteDoc, b: &RouteDoc) -> Ordering {
-    fn created(r: &RouteDoc) -> (u8, &str) {
-        r.creation_timestamp.as_deref().map_or((1, ""), |t| (0, t))
-    }
-    fn joined(r: &RouteDoc) -> impl Iterator<Item = u8> + '_ {
-        r.namespace.bytes().chain(std::iter::once(b'/')).chain(r.name.bytes())
-    }
-    created(a).cmp(&created(b)).then_with(|| joined(a).cmp(joined(b)))
 }

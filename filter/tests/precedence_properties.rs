@@ -1,7 +1,8 @@
 //! Property test: on generated tables and requests, `RouteTable::route` (whatever index it
 //! uses) picks exactly the rule that a plain reading of the Gateway API picks: keep every match
 //! that matches, take the greatest by the spec's precedence, compared field by field here. The
-//! backend chosen for a draw is checked against a cumulative-weight walk too.
+//! cluster `decision::decide` forwards to for a draw is checked against a cumulative-weight walk
+//! too.
 //!
 //! Generation is biased so that matches collide: few path segments, header and query names and
 //! values, shared timestamps and namespace/name pairs chosen to exercise every tie-break, and
@@ -14,12 +15,13 @@
 
 use std::net::SocketAddr;
 
+use meshroute_filter::decision::{decide, Decision, Forward};
 use meshroute_filter::document::{
     BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
     ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
-use meshroute_filter::table::{Outcome, RouteTable, Verdict};
+use meshroute_filter::table::{Outcome, RouteTable};
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -494,20 +496,21 @@ proptest! {
             let got = match outcome {
                 Outcome::PassThrough => Expected::PassThrough,
                 Outcome::NoMatch => Expected::NoMatch,
-                Outcome::Matched { route, rule_index, .. } => {
-                    Expected::Matched { namespace: route.namespace.clone(), name: route.name.clone(), rule: rule_index }
+                Outcome::Matched(m) => {
+                    Expected::Matched { namespace: m.route.namespace.clone(), name: m.route.name.clone(), rule: m.rule_index }
                 }
             };
             prop_assert_eq!(
                 &got, &expected,
                 "{} {} {:?} to {}\n{}", r.method, r.path_and_query, r.headers, r.destination, describe(&doc)
             );
-            if let (Outcome::Matched { rule, .. }, Expected::Matched { namespace, name, rule: index }) = (outcome, &expected) {
+            if let (Outcome::Matched(_), Expected::Matched { namespace, name, rule: index }) = (outcome, &expected) {
                 let doc_rule = &doc.routes.iter().find(|d| &d.namespace == namespace && &d.name == name).unwrap().rules[*index];
                 for &draw in &draws {
-                    let cluster = match rule.verdict(draw) {
-                        Verdict::Forward { cluster, .. } => Some(cluster.to_owned()),
-                        Verdict::Fail => None,
+                    let decision = decide(&table, table.frontend_at(&r.destination), &request, draw, || None::<&str>);
+                    let cluster = match decision {
+                        Decision::Forward(Forward { cluster, .. }) => Some(cluster.to_owned()),
+                        Decision::PassThrough | Decision::LocalReply { .. } => None,
                     };
                     prop_assert_eq!(cluster, reference_cluster(doc_rule, draw), "draw {}", draw);
                 }

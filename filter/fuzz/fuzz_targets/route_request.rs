@@ -11,7 +11,8 @@ use meshroute_filter::document::{
     TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
-use meshroute_filter::table::{Outcome, RouteTable, Verdict};
+use meshroute_filter::decision::{decide, Cause, Decision};
+use meshroute_filter::table::{Outcome, RouteTable};
 
 const TABLES: &[&str] =
     &[include_str!("../tables/mesh.json"), include_str!("../tables/echo.json"), include_str!("../tables/precedence.json")];
@@ -171,15 +172,18 @@ fuzz_target!(|input: Input| {
         match table.route(frontend, &request) {
             Outcome::PassThrough => assert!(frontend.is_none()),
             Outcome::NoMatch => {}
-            Outcome::Matched { route, rule_index, rule } => {
-                assert!(rule_index < route.rules.len());
-                match rule.verdict(r.draw) {
-                    Verdict::Forward { cluster, backend } => {
-                        assert!(!cluster.is_empty());
-                        assert!(backend.weight > 0, "a weight-0 backend was picked");
-                    }
-                    Verdict::Fail => {}
-                }
+            Outcome::Matched(m) => assert!(m.rule_index < m.route.rules.len()),
+        }
+        let content_type = r.headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.as_str());
+        match decide(&table, frontend, &request, r.draw, || content_type) {
+            Decision::PassThrough => assert!(frontend.is_none()),
+            Decision::Forward(forward) => {
+                assert!(!forward.cluster.is_empty());
+                assert!(forward.backend.weight > 0, "a weight-0 backend was picked");
+            }
+            Decision::LocalReply { cause, reply } => {
+                assert_eq!(cause == Cause::NoRoute, matches!(table.route(frontend, &request), Outcome::NoMatch));
+                assert!(matches!(reply.status, 200 | 404 | 500));
             }
         }
     }

@@ -4,8 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use meshroute_filter::decision::decide;
 use meshroute_filter::request::Request;
-use meshroute_filter::table::{Outcome, RouteTable};
+use meshroute_filter::table::RouteTable;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(table) = RouteTable::from_json(data) else { return };
@@ -13,9 +14,7 @@ fuzz_target!(|data: &[u8]| {
     for frontend in table.frontends() {
         for (method, path) in [("GET", "/"), ("POST", "/pkg.Svc/Method?x=1"), ("GET", "/a/b/../c?q=%zz&q=2#f"), ("", "")] {
             let request = Request { method, path_and_query: path, headers: &headers };
-            if let Outcome::Matched { rule, .. } = table.route(Some(frontend), &request) {
-                let _ = rule.verdict(u64::MAX);
-            }
+            let _ = decide(&table, Some(frontend), &request, u64::MAX, || Some("application/grpc"));
         }
     }
 });

@@ -1,0 +1,264 @@
+//! What to do with one request: the whole decision, made here once for the filter's glue and
+//! for `meshroute explain`, which only apply or report it.
+
+use crate::choice::{Backend, BackendTarget};
+use crate::reply::{is_grpc_call, LocalReply, Refusal};
+use crate::request::Request;
+use crate::table::{Frontend, Matched, Outcome, RouteTable};
+
+/// What happens to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision<'t> {
+    /// The destination is not a Service port with routes: Envoy's default route takes it.
+    PassThrough,
+    /// Forward to a backend's cluster.
+    Forward(Forward<'t>),
+    /// Answer without forwarding: a refusal, and the home of a RequestRedirect's 3xx.
+    LocalReply { cause: Cause<'t>, reply: LocalReply },
+}
+
+/// A forwarded request: where it goes and what changes on the way. What the rule changes on
+/// the response (ResponseHeaderModifier) joins as a field beside `request_changes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward<'t> {
+    pub matched: Matched<'t>,
+    /// The backendRef the draw chose.
+    pub backend: &'t Backend,
+    /// The Envoy cluster serving `backend`: the value of [`crate::SELECTION_HEADER`].
+    pub cluster: &'t str,
+    pub request_changes: RequestChanges,
+}
+
+/// What the matched rule and backendRef change on a forwarded request before it goes: the home
+/// of the HTTPRoute filters that act on the request (RequestHeaderModifier, URLRewrite,
+/// RequestMirror) and of the rule's timeouts. None is implemented yet, so nothing changes; the
+/// glue destructures it, so a new field does not compile until the glue applies it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestChanges {}
+
+/// Why the filter answers a request itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cause<'t> {
+    /// The Service port has routes and none matches.
+    NoRoute,
+    /// The matched rule has no backendRef with a weight above 0.
+    NoBackend(Matched<'t>),
+    /// The draw landed in the share of a backendRef that does not resolve; `reason` is the
+    /// Gateway API's (`BackendNotFound`, ...).
+    Unresolved { matched: Matched<'t>, backend: &'t Backend, reason: &'t str },
+}
+
+impl<'t> Cause<'t> {
+    /// The rule that took the request, if one did.
+    pub fn matched(&self) -> Option<Matched<'t>> {
+        match *self {
+            Cause::NoRoute => None,
+            Cause::NoBackend(matched) | Cause::Unresolved { matched, .. } => Some(matched),
+        }
+    }
+
+    fn refusal(&self) -> Refusal {
+        match self {
+            Cause::NoRoute => Refusal::NoRoute,
+            Cause::NoBackend(_) | Cause::Unresolved { .. } => Refusal::Unavailable,
+        }
+    }
+}
+
+/// Decides what happens to `request`, which arrived at `frontend` (`None`: a destination that
+/// is not a Service port with routes), given a uniformly random `draw` for the weighted choice.
+///
+/// `content_type` yields the request's `content-type`; it is called only for a local reply,
+/// whose form depends on whether the request is a gRPC call. A closure rather than a value or
+/// a request-access trait: every other input is read before matching anyway (what the
+/// frontend's matches need, [`Frontend::inputs`]), and the closure keeps the one conditional
+/// read — a host call in the filter — off the path of a forwarded request.
+pub fn decide<'t, C: AsRef<[u8]>>(
+    table: &'t RouteTable,
+    frontend: Option<&'t Frontend>,
+    request: &Request<'_>,
+    draw: u64,
+    content_type: impl FnOnce() -> Option<C>,
+) -> Decision<'t> {
+    let Some(frontend) = frontend else { return Decision::PassThrough };
+    let cause = match table.route(Some(frontend), request) {
+        Outcome::PassThrough => return Decision::PassThrough,
+        Outcome::NoMatch => Cause::NoRoute,
+        Outcome::Matched(matched) => match matched.rule.backends.pick(draw) {
+            None => Cause::NoBackend(matched),
+            Some(backend) => match &backend.target {
+                BackendTarget::Cluster(cluster) => {
+                    return Decision::Forward(Forward { matched, backend, cluster, request_changes: RequestChanges::default() })
+                }
+                BackendTarget::Unresolved(reason) => Cause::Unresolved { matched, backend, reason },
+            },
+        },
+    };
+    let content_type = content_type();
+    let grpc_call = is_grpc_call(content_type.as_ref().map(AsRef::as_ref));
+    Decision::LocalReply { reply: cause.refusal().reply(frontend.kind(), grpc_call), cause }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::reply::{GrpcStatus, ReceivedStatus};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const FRONTEND: &str = "10.96.0.10:80";
+    const GRPC: Option<&str> = Some("application/grpc");
+
+    fn backend(name: &str, weight: u32) -> Value {
+        json!({"name": name, "namespace": "default", "port": 80, "weight": weight, "cluster": format!("c-{name}")})
+    }
+
+    fn unresolved(name: &str, weight: u32) -> Value {
+        json!({"name": name, "namespace": "default", "port": 80, "weight": weight, "unresolved": "BackendNotFound"})
+    }
+
+    /// One route of `kind` on the frontend: rule 0 takes `/split` (v1:3, v2:1), rule 1 `/half`
+    /// (good:1 and an unresolved gone:1), rule 2 `/none` (no backends), rule 3 `/zero` (weight 0).
+    fn table(kind: &str) -> RouteTable {
+        let path = |p: &str| {
+            if kind == "GRPCRoute" {
+                json!([{"grpc_method": {"type": "Exact", "service": "pkg.Svc", "method": p.trim_start_matches('/')}}])
+            } else {
+                json!([{"path": {"type": "PathPrefix", "value": p}}])
+            }
+        };
+        let doc = json!({
+            "version": 1,
+            "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+            "routes": [{"kind": kind, "namespace": "default", "name": "r", "rules": [
+                {"matches": path("/split"), "backends": [backend("v1", 3), backend("v2", 1)]},
+                {"matches": path("/half"), "backends": [backend("good", 1), unresolved("gone", 1)]},
+                {"matches": path("/none"), "backends": []},
+                {"matches": path("/zero"), "backends": [backend("z", 0)]},
+            ]}],
+        });
+        RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
+    }
+
+    fn path_of(kind: &str, path: &str) -> String {
+        if kind == "GRPCRoute" {
+            format!("/pkg.Svc{path}")
+        } else {
+            path.to_owned()
+        }
+    }
+
+    fn decide_at<'t>(
+        table: &'t RouteTable,
+        destination: &str,
+        path: &str,
+        draw: u64,
+        content_type: Option<&str>,
+    ) -> Decision<'t> {
+        let request = Request { method: "POST", path_and_query: path, headers: &[] };
+        decide(table, table.frontend_at(destination), &request, draw, || content_type)
+    }
+
+    fn received(decision: &Decision<'_>) -> Option<ReceivedStatus> {
+        match decision {
+            Decision::LocalReply { reply, .. } => Some(reply.as_received()),
+            Decision::PassThrough | Decision::Forward(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_destination_without_routes_passes_through() {
+        let t = table("HTTPRoute");
+        for destination in ["10.96.0.10:81", "10.96.0.11:80", "not an address"] {
+            assert_eq!(decide_at(&t, destination, "/split", 0, None), Decision::PassThrough, "{destination}");
+        }
+    }
+
+    #[test]
+    fn a_draw_forwards_to_the_cluster_of_its_share() {
+        let t = table("HTTPRoute");
+        let cluster = |draw| match decide_at(&t, FRONTEND, "/split", draw, None) {
+            Decision::Forward(forward) => {
+                assert_eq!((forward.matched.route.name.as_str(), forward.matched.rule_index), ("r", 0));
+                assert_eq!(forward.request_changes, RequestChanges::default());
+                forward.cluster
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!([cluster(0), cluster(2), cluster(3), cluster(4), cluster(7)], ["c-v1", "c-v1", "c-v2", "c-v1", "c-v2"]);
+    }
+
+    #[test]
+    fn content_type_is_read_only_for_a_local_reply() {
+        let t = table("HTTPRoute");
+        let request = Request { method: "GET", path_and_query: "/split", headers: &[] };
+        let forwarded = decide(&t, t.frontend_at(FRONTEND), &request, 0, || -> Option<&str> { panic!("read") });
+        assert!(matches!(forwarded, Decision::Forward(_)));
+    }
+
+    #[test]
+    fn no_match_is_404_or_unimplemented() {
+        let (http_table, grpc_table) = (table("HTTPRoute"), table("GRPCRoute"));
+        let http = decide_at(&http_table, FRONTEND, "/other", 0, None);
+        assert!(matches!(
+            http,
+            Decision::LocalReply { cause: Cause::NoRoute, reply: LocalReply { status: 404, grpc_status: None, .. } }
+        ));
+        let grpc = decide_at(&grpc_table, FRONTEND, "/pkg.Svc/Other", 0, GRPC);
+        let Decision::LocalReply { cause: Cause::NoRoute, reply } = grpc else { panic!("{grpc:?}") };
+        assert_eq!((reply.status, reply.grpc_status), (200, Some(GrpcStatus::Unimplemented)));
+        assert!(reply.headers.is_empty());
+    }
+
+    #[test]
+    fn an_unresolved_share_is_500_or_unavailable() {
+        for kind in ["HTTPRoute", "GRPCRoute"] {
+            let t = table(kind);
+            let path = path_of(kind, "/half");
+            assert!(matches!(decide_at(&t, FRONTEND, &path, 0, GRPC), Decision::Forward(Forward { cluster: "c-good", .. })));
+            let decision = decide_at(&t, FRONTEND, &path, 1, GRPC);
+            let Decision::LocalReply { cause: Cause::Unresolved { matched, backend, reason }, reply } = &decision else {
+                panic!("{decision:?}")
+            };
+            assert_eq!((matched.rule_index, backend.name.as_str(), *reason), (1, "gone", "BackendNotFound"));
+            let expected = if kind == "GRPCRoute" { (200, Some(GrpcStatus::Unavailable)) } else { (500, None) };
+            assert_eq!((reply.status, reply.grpc_status), expected, "{kind}");
+        }
+        let t = table("HTTPRoute");
+        let plain = decide_at(&t, FRONTEND, "/half", 1, None);
+        assert_eq!(received(&plain), Some(ReceivedStatus { status: 500, grpc_status: None }));
+    }
+
+    #[test]
+    fn a_rule_without_backends_is_500_or_unavailable() {
+        for (kind, path) in [("HTTPRoute", "/none"), ("HTTPRoute", "/zero"), ("GRPCRoute", "/none"), ("GRPCRoute", "/zero")] {
+            let t = table(kind);
+            let decision = decide_at(&t, FRONTEND, &path_of(kind, path), 5, GRPC);
+            let Decision::LocalReply { cause: Cause::NoBackend(matched), reply } = &decision else { panic!("{decision:?}") };
+            assert_eq!(matched.rule.backends.total_weight(), 0);
+            let expected = if kind == "GRPCRoute" { (200, Some(GrpcStatus::Unavailable)) } else { (500, None) };
+            assert_eq!((reply.status, reply.grpc_status), expected, "{kind} {path}");
+        }
+    }
+
+    #[test]
+    fn a_grpc_call_on_an_http_frontend_gets_an_http_reply_that_envoy_maps() {
+        let t = table("HTTPRoute");
+        let no_route = decide_at(&t, FRONTEND, "/other", 0, Some("application/grpc+proto"));
+        let Decision::LocalReply { reply, .. } = &no_route else { panic!("{no_route:?}") };
+        assert_eq!((reply.status, reply.grpc_status, reply.grpc_call), (404, None, true));
+        assert_eq!(received(&no_route), Some(ReceivedStatus { status: 200, grpc_status: Some(GrpcStatus::Unimplemented) }));
+        let unavailable = decide_at(&t, FRONTEND, "/none", 0, GRPC);
+        assert_eq!(received(&unavailable), Some(ReceivedStatus { status: 200, grpc_status: Some(GrpcStatus::Unknown) }));
+    }
+
+    #[test]
+    fn a_plain_request_on_a_grpc_frontend_gets_an_http_reply() {
+        let t = table("GRPCRoute");
+        let decision = decide_at(&t, FRONTEND, "/pkg.Svc/Other", 0, Some("application/json"));
+        assert_eq!(received(&decision), Some(ReceivedStatus { status: 404, grpc_status: None }));
+    }
+}
