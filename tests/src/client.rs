@@ -196,3 +196,46 @@ impl HttpClient {
         tokio::time::timeout(ANSWER_DEADLINE, exchange).await.map_err(|_| format!("no answer within {ANSWER_DEADLINE:?}"))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A header given twice goes out on two lines over HTTP/1.1, in order, not folded into one:
+    /// the tests of repeated headers depend on it.
+    #[tokio::test]
+    async fn a_repeated_header_goes_out_on_separate_lines() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap_or_else(|error| panic!("accept: {error}"));
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).await.unwrap_or_else(|error| panic!("read: {error}"));
+                assert!(n > 0, "the client closed before the end of its request head");
+                head.extend_from_slice(&buffer[..n]);
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let request = Request {
+            method: Method::GET,
+            service: "raw".to_owned(),
+            address,
+            path: "/".to_owned(),
+            headers: vec![("x-env".to_owned(), "prod".to_owned()), ("x-env".to_owned(), "canary".to_owned())],
+            http2: false,
+        };
+        let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+        assert_eq!(reply.status, 200);
+        let head = server.await.unwrap_or_else(|error| panic!("{error}"));
+        let lines: Vec<&str> = head.lines().filter(|line| line.to_ascii_lowercase().starts_with("x-env:")).collect();
+        assert_eq!(lines, ["X-Env: prod", "X-Env: canary"], "request head:\n{head}");
+    }
+}

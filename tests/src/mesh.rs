@@ -4,6 +4,7 @@
 //! Every Service in a test is backed by echo servers that answer with the Service's own name, so
 //! a request that passes through a Service untouched is told apart from one that was routed: an
 //! HTTP echo backend behind its [`Port::Http`] ports, a gRPC one behind its [`Port::Grpc`] ports.
+//! Services are in the `default` namespace unless declared with [`MeshBuilder::service_in`].
 //! Each Service gets a ClusterIP in a 127.A.B.0/24 block of its own (Envoy listens on every
 //! ClusterIP and port, as a sidecar would intercept them), so tests run in parallel; the block
 //! is derived from the test's name and skipped when something already listens there.
@@ -58,7 +59,8 @@ use crate::{echo, tools};
 /// No client may set it and no backend may see it.
 pub const SELECTION_HEADER: &str = "x-meshroute-cluster";
 
-/// The namespace of every generated Service; test routes may omit theirs.
+/// The namespace of generated Services unless a test names another
+/// ([`MeshBuilder::service_in`]); test routes may omit theirs.
 pub const NAMESPACE: &str = "default";
 
 /// Bounds on waiting for the system under test; reaching one is a failure, never a measurement.
@@ -102,13 +104,30 @@ pub enum Port {
     /// Named `grpc` (`grpc-PORT` when the Service has several), appProtocol `kubernetes.io/h2c`;
     /// served by the gRPC echo backend over cleartext HTTP/2.
     Grpc(u16),
+    /// No name and no appProtocol (`ports: [{port: PORT}]`): declares no protocol at all. Served
+    /// by the HTTP echo backend. Only as a Service's single port: Kubernetes requires every port
+    /// of a Service with several to be named.
+    HttpUndeclared(u16),
+    /// No name and no appProtocol, as [`Port::HttpUndeclared`], but served by the gRPC echo
+    /// backend over cleartext HTTP/2. Only as a Service's single port.
+    GrpcUndeclared(u16),
 }
 
 impl Port {
     pub fn number(self) -> u16 {
         match self {
-            Port::Http(port) | Port::Grpc(port) => port,
+            Port::Http(port) | Port::Grpc(port) | Port::HttpUndeclared(port) | Port::GrpcUndeclared(port) => port,
         }
+    }
+
+    /// Served by the gRPC echo backend (else by the HTTP one).
+    pub fn serves_grpc(self) -> bool {
+        matches!(self, Port::Grpc(_) | Port::GrpcUndeclared(_))
+    }
+
+    /// Declares no protocol: no name, no appProtocol.
+    pub fn is_undeclared(self) -> bool {
+        matches!(self, Port::HttpUndeclared(_) | Port::GrpcUndeclared(_))
     }
 }
 
@@ -116,11 +135,14 @@ impl Port {
 #[derive(Clone, Debug)]
 pub struct Service {
     pub name: String,
+    pub namespace: String,
     pub cluster_ip: Ipv4Addr,
     pub ports: Vec<Port>,
-    /// Where its HTTP echo backend listens, if it has [`Port::Http`] ports.
+    /// Where its HTTP echo backend listens, if it has [`Port::Http`] or [`Port::HttpUndeclared`]
+    /// ports.
     pub http_endpoint: Option<SocketAddr>,
-    /// Where its gRPC echo backend listens, if it has [`Port::Grpc`] ports.
+    /// Where its gRPC echo backend listens, if it has [`Port::Grpc`] or [`Port::GrpcUndeclared`]
+    /// ports.
     pub grpc_endpoint: Option<SocketAddr>,
 }
 
@@ -153,7 +175,8 @@ impl Mode {
 #[must_use]
 pub struct MeshBuilder {
     name: String,
-    services: Vec<(String, Vec<Port>)>,
+    /// Namespace, name and ports of each Service.
+    services: Vec<(String, String, Vec<Port>)>,
     routes: Vec<String>,
     mode: Mode,
 }
@@ -184,14 +207,30 @@ impl MeshBuilder {
 
     /// A Service with the given ports: its HTTP ports served by one HTTP echo server, its gRPC
     /// ports by one gRPC echo server, both named like the Service.
-    pub fn service_with(mut self, name: &str, ports: &[Port]) -> Self {
-        assert!(!ports.is_empty(), "Service {name} needs at least one port");
-        assert!(self.services.iter().all(|(known, _)| known != name), "Service {name} declared twice");
+    pub fn service_with(self, name: &str, ports: &[Port]) -> Self {
+        self.service_in(NAMESPACE, name, ports)
+    }
+
+    /// A Service in `namespace`, otherwise as [`MeshBuilder::service_with`]. Requests address it
+    /// as `NAME.NAMESPACE` (or `NAME` alone when no other Service has that name); its backends
+    /// answer with its bare name.
+    pub fn service_in(mut self, namespace: &str, name: &str, ports: &[Port]) -> Self {
+        assert!(!ports.is_empty(), "Service {namespace}/{name} needs at least one port");
+        assert!(
+            self.services
+                .iter()
+                .all(|(known_namespace, known, _)| (known_namespace.as_str(), known.as_str()) != (namespace, name)),
+            "Service {namespace}/{name} declared twice"
+        );
+        assert!(
+            ports.len() == 1 || !ports.iter().any(|port| port.is_undeclared()),
+            "Service {namespace}/{name}: a port without a name must be the Service's only one: {ports:?}"
+        );
         let mut numbers: Vec<u16> = ports.iter().map(|port| port.number()).collect();
         numbers.sort_unstable();
         numbers.dedup();
-        assert_eq!(numbers.len(), ports.len(), "Service {name} declares a port twice: {ports:?}");
-        self.services.push((name.to_owned(), ports.to_vec()));
+        assert_eq!(numbers.len(), ports.len(), "Service {namespace}/{name} declares a port twice: {ports:?}");
+        self.services.push((namespace.to_owned(), name.to_owned(), ports.to_vec()));
         self
     }
 
@@ -215,7 +254,7 @@ impl MeshBuilder {
             .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"));
 
         let mut services = Vec::new();
-        for (name, ports) in &self.services {
+        for (namespace, name, ports) in &self.services {
             let listen = |kind: &str| {
                 let listener = runtime
                     .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
@@ -223,18 +262,19 @@ impl MeshBuilder {
                 let endpoint = listener.local_addr().unwrap_or_else(|error| panic!("{kind} echo backend {name}: {error}"));
                 (listener, endpoint)
             };
-            let http_endpoint = ports.iter().any(|port| matches!(port, Port::Http(_))).then(|| {
+            let http_endpoint = ports.iter().any(|port| !port.serves_grpc()).then(|| {
                 let (listener, endpoint) = listen("HTTP");
                 runtime.spawn(echo::serve(name.clone(), listener));
                 endpoint
             });
-            let grpc_endpoint = ports.iter().any(|port| matches!(port, Port::Grpc(_))).then(|| {
+            let grpc_endpoint = ports.iter().any(|port| port.serves_grpc()).then(|| {
                 let (listener, endpoint) = listen("gRPC");
                 runtime.spawn(grpc::serve(name.clone(), listener));
                 endpoint
             });
             services.push(Service {
                 name: name.clone(),
+                namespace: namespace.clone(),
                 cluster_ip: Ipv4Addr::UNSPECIFIED,
                 ports: ports.clone(),
                 http_endpoint,
@@ -312,25 +352,35 @@ impl Mesh {
             .service_with_ports("echo-v2", &[80, 8080])
     }
 
-    /// The Service called `name`.
+    /// The Service called `name`: `NAME.NAMESPACE`, or `NAME` for the only Service of that name.
     #[track_caller]
     pub fn service(&self, name: &str) -> &Service {
-        match self.services.iter().find(|service| service.name == name) {
-            Some(service) => service,
-            None => {
-                let known: Vec<&str> = self.services.iter().map(|service| service.name.as_str()).collect();
-                panic!("no Service {name} in mesh {}; it has {known:?}", self.name)
+        let found: Vec<&Service> = match name.split_once('.') {
+            Some((name, namespace)) => {
+                self.services.iter().filter(|service| service.name == name && service.namespace == namespace).collect()
+            }
+            None => self.services.iter().filter(|service| service.name == name).collect(),
+        };
+        match found[..] {
+            [service] => service,
+            _ => {
+                let known: Vec<String> =
+                    self.services.iter().map(|service| format!("{}.{}", service.name, service.namespace)).collect();
+                let why = if found.is_empty() { "no" } else { "more than one" };
+                panic!("{why} Service {name} in mesh {}; it has {known:?} (NAME.NAMESPACE)", self.name)
             }
         }
     }
 
-    /// The ClusterIP and port of a Service, `NAME` (its first port) or `NAME:PORT`.
+    /// The ClusterIP and port of a Service, `NAME` (its first port) or `NAME:PORT`; `NAME` may be
+    /// `NAME.NAMESPACE`.
     #[track_caller]
     pub fn address_of(&self, service: &str) -> String {
         self.get(service, "/").request.address.to_string()
     }
 
-    /// `GET path` to a Service, `NAME` (its first port) or `NAME:PORT`.
+    /// `GET path` to a Service, `NAME` (its first port) or `NAME:PORT`; `NAME` may be
+    /// `NAME.NAMESPACE`.
     #[track_caller]
     pub fn get(&self, service: &str, path: &str) -> Call<'_> {
         self.request("GET", service, path)
@@ -363,7 +413,7 @@ impl Mesh {
     #[track_caller]
     pub fn grpc(&self, service: &str, method: &str) -> GrpcCall<'_> {
         let frontend = self.frontend(service, |target| {
-            let grpc = target.ports.iter().find(|port| matches!(port, Port::Grpc(_)));
+            let grpc = target.ports.iter().find(|port| port.serves_grpc());
             grpc.unwrap_or(&target.ports[0]).number()
         });
         GrpcCall { mesh: self, frontend, method: grpc::method_path(method), message: "hello".to_owned(), metadata: Vec::new() }
@@ -394,6 +444,11 @@ impl Mesh {
     /// The manifests directory `meshroute sync` reads.
     pub fn manifests_dir(&self) -> PathBuf {
         self.dir.join("manifests")
+    }
+
+    /// `meshroute check` (with `--strict` if asked) on the mesh's manifests: exit code and output.
+    pub fn check(&self, strict: bool) -> (Option<i32>, String) {
+        tools::meshroute_check(&self.manifests_dir(), strict)
     }
 
     /// The directory `meshroute sync` writes and Envoy watches.
@@ -1042,40 +1097,55 @@ fn describe_status(status: &Status) -> String {
 
 /// The Service and its EndpointSlice: every port of the Service goes, by port name, to the port
 /// of the echo backend of its kind (the Service's `targetPort` is not what Envoy should dial; the
-/// slice's port is). gRPC ports declare appProtocol `kubernetes.io/h2c`.
+/// slice's port is). gRPC ports declare appProtocol `kubernetes.io/h2c`; undeclared ports have
+/// neither a name nor an appProtocol, in the Service and in the slice.
 fn service_manifests(service: &Service) -> String {
     let grpc_ports = service.ports.iter().filter(|port| matches!(port, Port::Grpc(_))).count();
     let port_name = |port: &Port| match port {
-        Port::Http(number) => format!("http-{number}"),
-        Port::Grpc(_) if grpc_ports == 1 => "grpc".to_owned(),
-        Port::Grpc(number) => format!("grpc-{number}"),
+        Port::Http(number) => Some(format!("http-{number}")),
+        Port::Grpc(_) if grpc_ports == 1 => Some("grpc".to_owned()),
+        Port::Grpc(number) => Some(format!("grpc-{number}")),
+        Port::HttpUndeclared(_) | Port::GrpcUndeclared(_) => None,
     };
     let mut yaml = format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\nspec:\n  type: ClusterIP\n  clusterIP: {ip}\n  ports:\n",
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  type: ClusterIP\n  clusterIP: {ip}\n  ports:\n",
         name = service.name,
+        namespace = service.namespace,
         ip = service.cluster_ip,
     );
     for port in &service.ports {
-        let (name, number) = (port_name(port), port.number());
-        let _ = write!(yaml, "  - name: {name}\n    protocol: TCP\n    port: {number}\n    targetPort: 8080\n");
+        let number = port.number();
+        match port_name(port) {
+            Some(name) => {
+                let _ = write!(yaml, "  - name: {name}\n    protocol: TCP\n    port: {number}\n    targetPort: 8080\n");
+            }
+            None => {
+                let _ = write!(yaml, "  - protocol: TCP\n    port: {number}\n    targetPort: 8080\n");
+            }
+        }
         if let Port::Grpc(_) = port {
             yaml.push_str("    appProtocol: kubernetes.io/h2c\n");
         }
     }
     let _ = write!(
         yaml,
-        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-echo\n  namespace: {NAMESPACE}\n  labels:\n    kubernetes.io/service-name: {name}\naddressType: IPv4\nports:\n",
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-echo\n  namespace: {namespace}\n  labels:\n    kubernetes.io/service-name: {name}\naddressType: IPv4\nports:\n",
         name = service.name,
+        namespace = service.namespace,
     );
     let mut address = None;
     for port in &service.ports {
-        let endpoint = match port {
-            Port::Http(_) => service.http_endpoint,
-            Port::Grpc(_) => service.grpc_endpoint,
-        };
+        let endpoint = if port.serves_grpc() { service.grpc_endpoint } else { service.http_endpoint };
         let Some(endpoint) = endpoint else { panic!("Service {}: no backend for {port:?}", service.name) };
         address = Some(endpoint.ip());
-        let _ = write!(yaml, "- name: {}\n  protocol: TCP\n  port: {}\n", port_name(port), endpoint.port());
+        match port_name(port) {
+            Some(name) => {
+                let _ = write!(yaml, "- name: {name}\n  protocol: TCP\n  port: {}\n", endpoint.port());
+            }
+            None => {
+                let _ = write!(yaml, "- protocol: TCP\n  port: {}\n", endpoint.port());
+            }
+        }
         if let Port::Grpc(_) = port {
             yaml.push_str("  appProtocol: kubernetes.io/h2c\n");
         }

@@ -49,3 +49,16 @@ pub fn echo_bin() -> PathBuf {
 fn env_or(var: &str, relative: &str) -> PathBuf {
     std::env::var_os(var).map_or_else(|| workspace_root().join(relative), PathBuf::from)
 }
+
+/// `meshroute check DIR` (with `--strict` if asked): its exit code and its output, stdout then
+/// stderr.
+pub fn meshroute_check(dir: &Path, strict: bool) -> (Option<i32>, String) {
+    let mut command = Command::new(meshroute_bin());
+    command.arg("check").arg(dir);
+    if strict {
+        command.arg("--strict");
+    }
+    let output = command.output().unwrap_or_else(|error| panic!("cannot run {}: {error}", meshroute_bin().display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), text)
+}

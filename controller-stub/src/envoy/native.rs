@@ -19,9 +19,9 @@
 //! frontend, gRPC calls get 503 where plain requests get 500, since Envoy turns a local HTTP 503
 //! into gRPC UNAVAILABLE (and 404 into UNIMPLEMENTED), the filter's gRPC answers.
 //!
-//! Known differences from the filter, both outside what the Gateway API pins down: Envoy
-//! matches a header with several values against their comma-joined list (the filter tries each
-//! value), and regexes are RE2 in Envoy and `regex-lite` in the filter.
+//! Known differences from the filter, outside what the Gateway API pins down: regexes are RE2 in
+//! Envoy and `regex-lite` in the filter. (A header sent on several lines is not one: Envoy, like
+//! the filter, matches it when any one line matches, and a folded `a, b` line is one value.)
 
 use serde_json::{json, Value};
 
