@@ -45,7 +45,7 @@ build:
 	$(CARGO) build --release -p meshroute -p meshroute-e2e --bins
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
-test: setup build test-unit test-wasm test-e2e test-fuzz bench-smoke
+test: setup build lint test-unit test-wasm test-e2e test-fuzz bench-smoke
 
 # The core and the helper, natively.
 test-unit:
@@ -85,7 +85,10 @@ soak: setup build
 	MESHROUTE_SOAK=1 ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e \
 		--test swaps --test memory -- --nocapture --test-threads 1
 
+# Formatting (rustfmt.toml), then clippy with warnings as errors, natively and for the module
+# Envoy loads (the filter denies unwrap, expect and panic outside tests).
 lint:
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshroute-filter --target wasm32-wasip1 -- -D warnings
 
