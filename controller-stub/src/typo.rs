@@ -5,6 +5,9 @@
 //! it sees all three at once. Only used when the file does not parse as it is, and only kept
 //! when the repaired file parses; the repaired text is never published, since every repair is
 //! an error.
+//!
+//! Kept by hand because YAML parsers, yaml-rust2 included, stop at the first error and repair
+//! nothing; these repairs stay narrow (the two typos above) and are checked by parsing again.
 
 use crate::yaml::{glued_key, parse};
 

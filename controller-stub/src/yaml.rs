@@ -2,6 +2,12 @@
 //! its 1-based line, so that validation can point at the exact place of a mistake. Scalars keep
 //! their text and whether they were quoted; the decoder gives them a type, as the API server
 //! would after YAML-to-JSON conversion.
+//!
+//! yaml-rust2 does the scanning and parsing; this module only builds the tree from its marked
+//! events. It is kept because yaml-rust2's own `Yaml` tree and the serde readers (serde_yaml and
+//! its forks) drop positions once a value is parsed and type scalars themselves, while building
+//! from the events keeps a line on every key and value and applies the depth and alias limits
+//! below as the tree grows.
 
 use std::collections::HashMap;
 
