@@ -140,7 +140,7 @@ fn duplicate_routes_across_files_name_the_first() {
         SourceFile { path: "a.yaml".into(), text: route.to_owned() },
         SourceFile { path: "b/c.yaml".into(), text: format!("# another copy\n{route}") },
     ];
-    let errors = build_files(&files, &LastGood::default()).unwrap().problems();
+    let errors = build_files(&files, Vec::new(), &LastGood::default()).unwrap().problems();
     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["b/c.yaml:5: HTTPRoute ns/r: defined twice: also at a.yaml:4"]);
 }

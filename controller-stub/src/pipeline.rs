@@ -136,18 +136,17 @@ pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
 /// [`build`], with `last_good` standing in for what does not validate.
 pub fn build_with(dir: &Path, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
     let loaded = load_dir(dir)?;
-    build_loaded(&loaded.files, loaded.errors, last_good)
+    build_files(&loaded.files, loaded.errors, last_good)
 }
 
-/// [`build_with`] from files already read.
-#[cfg(test)]
-pub fn build_files(files: &[SourceFile], last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
-    build_loaded(files, Vec::new(), last_good)
-}
-
-fn build_loaded(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+/// [`build_with`] from files already read; `unreadable`: a problem for each file that could
+/// not be read (see [`crate::load::Loaded`]).
+pub fn build_files(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
     let mut decoded = crate::decode::decode(files, unreadable);
     last_good.stand_in(&mut decoded);
+    // In file order, stand-ins where they were: what did not change keeps its place (listeners
+    // follow the order of the Services), so Envoy's files change only where the input did.
+    decoded.resources.sort_by(|a, b| a.meta().source.cmp(&b.meta().source));
     let mut manifests = Manifests::default();
     for resource in &decoded.resources {
         manifests.push(resource.clone());

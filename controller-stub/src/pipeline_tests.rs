@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Build {
 
 fn from_text(text: &str) -> Build {
     let files = [SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
-    build_files(&files, &LastGood::default()).unwrap_or_else(|e| panic!("{e:#?}"))
+    build_files(&files, Vec::new(), &LastGood::default()).unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn ask(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Explanation {
@@ -349,7 +349,7 @@ fn invalid_manifests_give_every_error_sorted() {
         },
     ];
     let errors: Vec<String> =
-        build_files(&files, &LastGood::default()).unwrap().problems().iter().map(ToString::to_string).collect();
+        build_files(&files, Vec::new(), &LastGood::default()).unwrap().problems().iter().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors[0].starts_with("a.yaml:1: HTTPRoutes default/g: kind: kind \"HTTPRoutes\" is not one meshroute reads"));
     assert_eq!(errors[1], "b.yaml:4: Service default/s: spec.ports[0].port: must be between 1 and 65535");

@@ -301,8 +301,10 @@ fn sync_without_changes_writes_nothing() {
     assert_eq!(fs::metadata(out.join("lds.yaml")).and_then(|m| m.modified()).ok(), before);
 }
 
+/// What does not validate is left out, everything else is published, and the exit code says
+/// that something was left out.
 #[test]
-fn sync_once_on_invalid_input_exits_1_and_writes_nothing() {
+fn sync_once_on_invalid_input_publishes_the_rest_and_exits_1() {
     let work = TempDir::new("invalid");
     let (manifests, out) = (work.join("manifests"), work.join("out"));
     write_manifests(&manifests);
@@ -311,7 +313,9 @@ fn sync_once_on_invalid_input_exits_1_and_writes_nothing() {
     let output = sync_once(&manifests, &out);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("weight"), "{}", describe(&output));
-    assert!(!out.join("ecds.yaml").exists());
+    let ecds = read(&out.join("ecds.yaml"));
+    assert!(!ecds.contains("echo-route"), "the invalid route is left out:\n{ecds}");
+    assert!(read(&out.join("cds.yaml")).contains("echo-v1"), "the Services are published");
 }
 
 #[test]
