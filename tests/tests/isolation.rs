@@ -5,7 +5,6 @@
 //! reported with its file, line and field. Runs against the filter and Envoy's own router.
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
@@ -15,54 +14,32 @@ use meshroute_e2e::load::{Load, LoadSpec, Target};
 use meshroute_e2e::mesh::Mesh;
 use meshroute_e2e::tools;
 
-/// Team A's route: `/a` on `echo` to `backend`.
+/// Team `team`'s route on `echo`: `/team` to `backend`, named `team-TEAM`.
+fn team_route(team: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: team-{team}
+  namespace: default
+spec:
+  parentRefs:
+  - {{group: \"\", kind: Service, name: echo, port: 80}}
+  rules:
+  - matches:
+    - path: {{type: PathPrefix, value: /{team}}}
+    backendRefs:
+    - {{name: {backend}, port: 80}}
+"
+    )
+}
+
 fn team_a(backend: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: team-a
-  namespace: default
-spec:
-  parentRefs:
-  - {{group: \"\", kind: Service, name: echo, port: 80}}
-  rules:
-  - matches:
-    - path: {{type: PathPrefix, value: /a}}
-    backendRefs:
-    - {{name: {backend}, port: 80}}
-"
-    )
+    team_route("a", backend)
 }
 
-/// Team B's route, on the same Service: `/b` on `echo` to `backend`.
 fn team_b(backend: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: team-b
-  namespace: default
-spec:
-  parentRefs:
-  - {{group: \"\", kind: Service, name: echo, port: 80}}
-  rules:
-  - matches:
-    - path: {{type: PathPrefix, value: /b}}
-    backendRefs:
-    - {{name: {backend}, port: 80}}
-"
-    )
-}
-
-fn check(dir: &Path) -> (Option<i32>, String) {
-    let output = Command::new(tools::meshroute_bin())
-        .arg("check")
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run meshroute check: {error}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code(), text)
+    team_route("b", backend)
 }
 
 #[test]
@@ -133,7 +110,7 @@ fn a_broken_route_keeps_routing_while_another_team_changes_theirs() {
     let located = format!("team-a.yaml:{broken_line}: HTTPRoute default/team-a: spec.rules[0]: unknown field \"backendRef\"");
     assert!(log.lines().any(|line| line.starts_with(&located)), "sync did not report {located}:\n{log}");
     assert!(log.contains("the last good version of HTTPRoute default/team-a stays in place"), "{log}");
-    let (code, text) = check(&volume.dir);
+    let (code, text) = tools::meshroute_check(&volume.dir, false);
     assert_eq!(code, Some(1), "meshroute check:\n{text}");
     assert!(text.contains(&located), "meshroute check:\n{text}");
 

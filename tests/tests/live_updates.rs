@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -76,17 +75,6 @@ fn tables_loaded(mesh: &Mesh) -> usize {
     envoy_log(mesh).matches("route table loaded").count()
 }
 
-/// `meshroute check DIR`: exit code and output.
-fn check(dir: &Path) -> (Option<i32>, String) {
-    let output = Command::new(tools::meshroute_bin())
-        .arg("check")
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run meshroute check: {error}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code(), text)
-}
-
 /// The manifests of a ConfigMap updated as kubelet does it: picked up when valid; when invalid
 /// or cut short, reported (file, line, field) by sync and by `meshroute check`, and never
 /// published: the files Envoy reads stay byte for byte, and routing stays.
@@ -121,7 +109,7 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     let reported =
         log.lines().find(|line| line.contains(&located)).unwrap_or_else(|| panic!("sync did not report {located}:\n{log}"));
     assert!(reported.contains("spec.rules[0].backendRefs[0].weight"), "the field: {reported}");
-    let (code, text) = check(&volume.dir);
+    let (code, text) = tools::meshroute_check(&volume.dir, false);
     assert_eq!(code, Some(1), "meshroute check:\n{text}");
     assert!(text.contains(&located) && text.contains("spec.rules[0].backendRefs[0].weight"), "meshroute check:\n{text}");
     assert_eq!(contents(&out), good, "an invalid update changed Envoy's files");
@@ -135,7 +123,7 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     let log = sync.log();
     let reported: Vec<&str> = log.lines().filter(|line| line.starts_with("routes.yaml:")).collect();
     assert!(reported.len() >= 2, "sync reported the cut file with its line:\n{log}");
-    let (code, text) = check(&volume.dir);
+    let (code, text) = tools::meshroute_check(&volume.dir, false);
     assert!(code == Some(1) && text.contains("routes.yaml:"), "meshroute check:\n{text}");
     assert_eq!(contents(&out), good, "a half-written update changed Envoy's files");
     mesh.get("echo", "/move").expect_backend("echo-v2");
