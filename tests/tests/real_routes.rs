@@ -2,7 +2,8 @@
 //! implementations' docs, rather than as this project's own examples put them. A header sent on
 //! several lines, a parentRef scoped by `sectionName`, a match naming a header twice, a backend
 //! port that declares no protocol, a backend in another namespace, a directory that holds
-//! Deployments and Gateways beside the routes, and a parentRef that leaves out `group`.
+//! Deployments and Gateways beside the routes, a parentRef that leaves out `group`, and
+//! `hostnames` on a route attached to a Service.
 
 use std::fs;
 use std::path::PathBuf;
@@ -402,4 +403,37 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// `hostnames` on a route attached to a Service are ignored: the route takes every request sent
+/// to the Service, whatever its Host, and `check` says so in a note (never a warning).
+#[test]
+fn hostnames_on_a_service_parent_are_ignored() {
+    let mesh = Mesh::builder("hostnames_on_a_service_parent_are_ignored")
+        .service("echo")
+        .service("echo-v1")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: with-hostnames
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  hostnames: [shop.example.com]
+  rules:
+  - backendRefs:
+    - {name: echo-v1, port: 80}
+"#,
+        )
+        .start();
+
+    explained_and_routed_to(mesh.get("echo", "/"), "echo-v1");
+    explained_and_routed_to(mesh.get("echo", "/").header("Host", "shop.example.com"), "echo-v1");
+    explained_and_routed_to(mesh.get("echo", "/").header("Host", "elsewhere.example.org"), "echo-v1");
+    let (code, text) = mesh.check(true);
+    assert_eq!(code, Some(0), "meshroute check --strict:\n{text}");
+    assert!(text.contains("note: HTTPRoute default/with-hostnames: spec.hostnames: ignored on a Service parent"), "{text}");
 }
