@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType, TABLE_VERSION,
+    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType,
+    TABLE_VERSION,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta};
@@ -19,7 +20,8 @@ use crate::resolve::{find_service, resolve_backend, RouteStatus};
 struct Compiled<'m> {
     kind: RouteKind,
     meta: &'m Meta,
-    rules: Vec<(Vec<MatchDoc>, &'m [BackendRef])>,
+    /// Each rule's matches, backendRefs and filters.
+    rules: Vec<(Vec<MatchDoc>, &'m [BackendRef], &'m FiltersDoc)>,
 }
 
 /// The table for every route attached somewhere.
@@ -68,7 +70,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
         RouteKind::Http => m.http_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
             kind: RouteKind::Http,
             meta: &r.meta,
-            rules: r.rules.iter().map(|rule| (rule.matches.clone(), rule.backend_refs.as_slice())).collect(),
+            rules: r.rules.iter().map(|rule| (rule.matches.clone(), rule.backend_refs.as_slice(), &rule.filters)).collect(),
         }),
         RouteKind::Grpc => m.grpc_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
             kind: RouteKind::Grpc,
@@ -76,7 +78,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
             rules: r
                 .rules
                 .iter()
-                .map(|rule| (rule.matches.iter().map(grpc_match_doc).collect(), rule.backend_refs.as_slice()))
+                .map(|rule| (rule.matches.iter().map(grpc_match_doc).collect(), rule.backend_refs.as_slice(), &rule.filters))
                 .collect(),
         }),
     }
@@ -99,8 +101,9 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
     let rules = route
         .rules
         .iter()
-        .map(|(matches, backend_refs)| RuleDoc {
+        .map(|(matches, backend_refs, filters)| RuleDoc {
             matches: matches.clone(),
+            filters: (*filters).clone(),
             backends: backend_refs
                 .iter()
                 .map(|b| {
@@ -115,6 +118,7 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
                         weight: b.weight,
                         cluster,
                         unresolved,
+                        filters: b.filters.clone(),
                     }
                 })
                 .collect(),

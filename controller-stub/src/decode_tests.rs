@@ -252,13 +252,48 @@ fn unknown_field_with_near_miss_hint() {
     );
 }
 
+/// A filter type meshroute does not implement yet is refused on its `type`, never ignored.
 #[test]
 fn unsupported_filters_are_refused_not_ignored() {
-    let e = route_errors("  - filters:\n    - type: RequestHeaderModifier\n");
+    let e = route_errors("  - filters:\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 301}\n");
     assert_eq!(
         one(e),
-        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters: is not supported by meshroute yet"
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestRedirect is not supported by meshroute yet"
     );
+}
+
+/// HTTPHeaderFilter as the CRD validates it: the type's own field is required and every other
+/// one forbidden, a modifier type at most once, names unique ignoring case, `host` refused.
+#[test]
+fn header_modifier_filters_are_validated_as_the_crd_does() {
+    let ok = route_errors(
+        "  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set: [{name: x-a, value: one}]\n        add: [{name: x-b, value: two}]\n        remove: [x-c]\n    backendRefs:\n    - name: v1\n      port: 80\n      filters:\n      - type: ResponseHeaderModifier\n        responseHeaderModifier: {set: [{name: x-d, value: three}]}\n",
+    );
+    assert!(ok.is_empty(), "{ok:#?}");
+    for (filters, expected) in [
+        (
+            "    - type: RequestHeaderModifier\n",
+            "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestHeaderModifier: required",
+        ),
+        (
+            "    - type: RequestHeaderModifier\n      requestHeaderModifier: {}\n      responseHeaderModifier: {}\n",
+            "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].filters[0].responseHeaderModifier: must not be set when type is RequestHeaderModifier",
+        ),
+        (
+            "    - type: RequestHeaderModifier\n      requestHeaderModifier: {}\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {}\n",
+            "routes/echo.yaml:14: HTTPRoute default/echo-route: spec.rules[0].filters[1].type: RequestHeaderModifier filter cannot be repeated",
+        ),
+        (
+            "    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: X-A, value: a}, {name: x-a, value: b}]}\n",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestHeaderModifier.set[1].name: \"x-a\" is already spec.rules[0].filters[0].requestHeaderModifier.set[0]",
+        ),
+        (
+            "    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: Host, value: a}]}\n",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestHeaderModifier.set[0].name: Host cannot be changed by a header modifier (Envoy refuses it); rewrite it with URLRewrite's hostname",
+        ),
+    ] {
+        assert_eq!(one(route_errors(&format!("  - filters:\n{filters}"))), expected, "{filters}");
+    }
 }
 
 #[test]

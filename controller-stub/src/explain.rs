@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use meshroute_filter::decision::{decide, Cause, Decision, Forward};
 use meshroute_filter::document::RouteKind;
+use meshroute_filter::header_modifier::HeaderEdit;
 use meshroute_filter::reply::{is_grpc_call, LocalReply};
 use meshroute_filter::request::Request;
 use serde::Serialize;
@@ -54,6 +55,30 @@ pub struct Explanation {
     pub rule: Option<usize>,
     /// The backends the request would be spread over, weights as configured (weight 0 left out).
     pub backends: Vec<Candidate>,
+    /// The headers of meshroute's own answer when the matched rule's ResponseHeaderModifier
+    /// changes them, as `[name, value]` pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_headers: Option<Vec<(String, String)>>,
+}
+
+/// One header change, as Envoy applies them in order: `{"remove": NAME}`, `{"set": [NAME,
+/// VALUE]}` (replacing any value) or `{"add": [NAME, VALUE]}` (keeping any value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderChange {
+    Remove(String),
+    Set(String, String),
+    Add(String, String),
+}
+
+fn changes<'m>(edits: impl Iterator<Item = HeaderEdit<'m>>) -> Vec<HeaderChange> {
+    edits
+        .map(|edit| match edit {
+            HeaderEdit::Remove(name) => HeaderChange::Remove(name.to_owned()),
+            HeaderEdit::Set(name, value) => HeaderChange::Set(name.to_owned(), value.to_owned()),
+            HeaderEdit::Add(name, value) => HeaderChange::Add(name.to_owned(), value.to_owned()),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +90,13 @@ pub struct Candidate {
     /// Why this backend answers 500 (`BackendNotFound`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+    /// What happens to the request's headers on the way to this backend (its rule's
+    /// RequestHeaderModifier, then its own), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<HeaderChange>,
+    /// What happens to the headers of this backend's response before the client sees them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<HeaderChange>,
 }
 
 /// How the filter would route the request.
@@ -113,9 +145,19 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
     let request = Request { method, path_and_query: path, headers: &headers };
     let decide_with = |draw| decide(table, frontend, &request, draw, || content_type);
     // `None`: forwarded.
+    let mut modified_reply = false;
     let (reply, route, rule, backends): (Option<LocalReply>, _, _, _) = match decide_with(0) {
         Decision::PassThrough => {
-            (None, None, None, vec![Candidate { name, namespace, port: Some(port), weight: 1, unresolved: None }])
+            let passed = Candidate {
+                name,
+                namespace,
+                port: Some(port),
+                weight: 1,
+                unresolved: None,
+                request_headers: Vec::new(),
+                response_headers: Vec::new(),
+            };
+            (None, None, None, vec![passed])
         }
         Decision::LocalReply { cause: Cause::NoRoute, reply } => (Some(reply), None, None, Vec::new()),
         Decision::Forward(Forward { matched, .. })
@@ -133,22 +175,34 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         | Decision::Forward(_)
                         | Decision::LocalReply { cause: Cause::NoRoute | Cause::NoBackend(_), .. } => None,
                     };
+                    let (request_headers, response_headers) = match &decision {
+                        Decision::Forward(f) => (changes(f.request.headers.edits()), changes(f.response.headers.edits())),
+                        Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new()),
+                    };
                     let candidate = Candidate {
                         name: b.name.clone(),
                         namespace: b.namespace.clone(),
                         port: b.port,
                         weight: b.weight,
                         unresolved,
+                        request_headers,
+                        response_headers,
                     };
                     (candidate, decision)
                 })
                 .collect();
             let forwarded = shares.iter().any(|(_, decision)| matches!(decision, Decision::Forward(_)));
+            modified_reply = matched.rule.filters.response_headers.is_some();
             let reply = if forwarded { None } else { local_reply(decide_with(0)) };
             let route = format!("{}/{}", matched.route.namespace, matched.route.name);
             (reply, Some(route), Some(matched.rule_index), shares.into_iter().map(|(candidate, _)| candidate).collect())
         }
     };
+    // Shown where the rule's ResponseHeaderModifier had a say in them.
+    let reply_headers = reply
+        .as_ref()
+        .filter(|_| modified_reply)
+        .map(|r| r.headers.iter().map(|(n, v)| (n.clone().into_owned(), v.clone().into_owned())).collect());
     let (status, grpc_status) = match reply {
         None => (200, grpc_call.then_some(0)),
         Some(reply) => {
@@ -157,7 +211,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         }
     };
     let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
-    Ok(Explanation { status, grpc_status, route, rule, backends })
+    Ok(Explanation { status, grpc_status, route, rule, backends, reply_headers })
 }
 
 fn local_reply(decision: Decision<'_>) -> Option<LocalReply> {

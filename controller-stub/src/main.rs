@@ -20,6 +20,7 @@ mod publish;
 mod reader;
 mod resolve;
 mod route;
+mod route_filters;
 mod shadow;
 mod sync;
 mod syntax;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use meshroute_filter::document::{MatchDoc, ValueMatchDoc};
+use meshroute_filter::document::{FiltersDoc, MatchDoc, ValueMatchDoc};
 
 /// Where a resource or field was written: a path relative to the manifests directory and a
 /// 1-based line.
@@ -184,6 +184,8 @@ pub struct BackendRef {
     pub name: String,
     pub port: Option<u16>,
     pub weight: u32,
+    /// The backendRef's own `filters`.
+    pub filters: FiltersDoc,
     pub source: Source,
 }
 
@@ -202,6 +204,8 @@ pub struct HttpRule {
     /// As the filter reads them: the same types, already validated.
     pub matches: Vec<MatchDoc>,
     pub backend_refs: Vec<BackendRef>,
+    /// The rule's `filters`, as the filter reads them.
+    pub filters: FiltersDoc,
     pub source: Source,
 }
 
@@ -219,6 +223,8 @@ pub struct GrpcRule {
     /// ORed; empty means every call.
     pub matches: Vec<GrpcMatch>,
     pub backend_refs: Vec<BackendRef>,
+    /// The rule's `filters`, as the filter reads them.
+    pub filters: FiltersDoc,
     pub source: Source,
 }
 

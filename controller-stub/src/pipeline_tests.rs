@@ -26,7 +26,15 @@ fn ask(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Exp
 }
 
 fn backend(name: &str, weight: u32) -> Candidate {
-    Candidate { name: name.into(), namespace: "default".into(), port: Some(80), weight, unresolved: None }
+    Candidate {
+        name: name.into(),
+        namespace: "default".into(),
+        port: Some(80),
+        weight,
+        unresolved: None,
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
+    }
 }
 
 const SERVICES: &str = "\
@@ -367,7 +375,7 @@ fn ask_grpc(b: &Build, to: &str, call: &str, headers: &[&str]) -> crate::explain
 }
 
 fn grpc_backend(name: &str) -> Candidate {
-    Candidate { name: name.into(), namespace: "default".into(), port: Some(8080), weight: 1, unresolved: None }
+    Candidate { port: Some(8080), weight: 1, ..backend(name, 1) }
 }
 
 const ECHO: &str = "echo_basic.grpcecho.GrpcEcho";

@@ -330,3 +330,57 @@ fn a_broken_service_keeps_its_last_good_version() {
     let echo = next.manifests.services.iter().find(|s| s.meta.name == "echo").unwrap();
     assert!(echo.meta.last_good.is_some());
 }
+
+/// RequestHeaderModifier and ResponseHeaderModifier at rule and backendRef level: `explain`
+/// lists, per backend, the changes in the order they apply (the rule's, then the backendRef's).
+#[test]
+fn header_modifiers_show_in_explain_rule_then_backend() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Who, value: rule}], add: [{name: x-add, value: a}], remove: [x-gone]}
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-served-by, value: mesh}]}
+    backendRefs:
+    - name: v1
+      port: 80
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier: {set: [{name: x-who, value: v1}]}
+",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    let headers: Vec<String> = Vec::new();
+    let e = explain(&b, &Query { to: "echo", namespace: "default", method: "GET", path: "/", headers: &headers, grpc: None })
+        .unwrap();
+    let json = serde_json::to_value(&e.backends[0]).unwrap();
+    assert_eq!(
+        json["request_headers"],
+        serde_json::json!([{"remove": "x-gone"}, {"set": ["x-who", "rule"]}, {"add": ["x-add", "a"]}, {"set": ["x-who", "v1"]}])
+    );
+    assert_eq!(json["response_headers"], serde_json::json!([{"set": ["x-served-by", "mesh"]}]));
+}
+
+/// A matched rule's ResponseHeaderModifier applies to meshroute's own 500 for it.
+#[test]
+fn a_response_header_modifier_applies_to_the_rules_own_500() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {add: [{name: x-served-by, value: mesh}]}
+    backendRefs: [{name: nowhere, port: 80}]
+",
+    ));
+    let headers: Vec<String> = Vec::new();
+    let e = explain(&b, &Query { to: "echo", namespace: "default", method: "GET", path: "/", headers: &headers, grpc: None })
+        .unwrap();
+    assert_eq!(e.status, 500);
+    assert_eq!(
+        e.reply_headers,
+        Some(vec![("content-type".to_owned(), "text/plain".to_owned()), ("x-served-by".to_owned(), "mesh".to_owned())])
+    );
+}

@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 
-use meshroute_filter::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
+use meshroute_filter::document::{FiltersDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteKind, ValueMatchDoc, ValueMatchType};
 use meshroute_filter::matching::FullRegex;
 
 use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
 use crate::model::{BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source};
 use crate::reader::{join, Fields, Reader};
+use crate::route_filters::decode_filters;
 use crate::syntax;
 use crate::yaml::Node;
 
@@ -29,8 +30,8 @@ const VALUE_MATCH_TYPES: &[(&str, ValueMatchType)] =
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
 
 /// Fields of the Gateway API that meshroute does not implement yet: refused rather than
-/// silently ignored, so that no one believes a filter or a timeout is applied.
-const UNSUPPORTED_RULE_FIELDS: &[&str] = &["filters", "timeouts", "retry", "sessionPersistence"];
+/// silently ignored, so that no one believes a timeout is applied.
+const UNSUPPORTED_RULE_FIELDS: &[&str] = &["timeouts", "retry", "sessionPersistence"];
 
 pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<HttpRoute> {
     let spec_node = r.required(top, "spec", "")?;
@@ -39,7 +40,12 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
     let hostnames = hostnames(r, &spec);
     let mut rules = Vec::new();
     match spec.get("rules") {
-        None => rules.push(HttpRule { matches: vec![default_match()], backend_refs: Vec::new(), source: source(r, spec.line()) }),
+        None => rules.push(HttpRule {
+            matches: vec![default_match()],
+            backend_refs: Vec::new(),
+            filters: FiltersDoc::default(),
+            source: source(r, spec.line()),
+        }),
         Some(node) => {
             let items = r.list(node, "spec.rules", Some(MAX_RULES));
             let total: usize = items.iter().map(count_matches).sum();
@@ -73,8 +79,9 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                         matches
                     }
                 };
-                let backend_refs = backend_refs(r, &f, &path, &meta);
-                rules.push(HttpRule { matches, backend_refs, source: source(r, item.line) });
+                let filters = decode_filters(r, &f, &path, RouteKind::Http);
+                let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Http);
+                rules.push(HttpRule { matches, backend_refs, filters, source: source(r, item.line) });
             }
         }
     }
@@ -103,8 +110,9 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                     matches.extend(grpc_match(r, m, &format!("{mpath}[{j}]")));
                 }
             }
-            let backend_refs = backend_refs(r, &f, &path, &meta);
-            rules.push(GrpcRule { matches, backend_refs, source: source(r, item.line) });
+            let filters = decode_filters(r, &f, &path, RouteKind::Grpc);
+            let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Grpc);
+            rules.push(GrpcRule { matches, backend_refs, filters, source: source(r, item.line) });
         }
     }
     Some(GrpcRoute { meta, parent_refs, hostnames, rules })
@@ -230,7 +238,7 @@ fn name_field(r: &mut Reader<'_>, f: &Fields<'_>, path: &str) -> Option<String> 
     Some(name)
 }
 
-fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta) -> Vec<BackendRef> {
+fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta, route_kind: RouteKind) -> Vec<BackendRef> {
     let Some(node) = rule.get("backendRefs") else { return Vec::new() };
     let bpath = join(path, "backendRefs");
     let mut out = Vec::new();
@@ -239,7 +247,7 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta) 
         let Some(f) = r.fields(item, &path, &["group", "kind", "name", "namespace", "port", "weight", "filters"]) else {
             continue;
         };
-        unsupported(r, &f, &path, &["filters"]);
+        let filters = decode_filters(r, &f, &path, route_kind);
         let group = group_field(r, &f, &path, false).unwrap_or_default();
         let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Service".to_owned());
         let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());
@@ -253,7 +261,7 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta) 
             None => Some(1),
         };
         if let (Some(name), Some(weight)) = (name, weight) {
-            out.push(BackendRef { group, kind, namespace, name, port, weight, source: source(r, item.line) });
+            out.push(BackendRef { group, kind, namespace, name, port, weight, filters, source: source(r, item.line) });
         }
     }
     out

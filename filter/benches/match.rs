@@ -9,8 +9,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchDoc,
-    ValueMatchType, TABLE_VERSION,
+    BackendDoc, FiltersDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
+    ValueMatchDoc, ValueMatchType, TABLE_VERSION,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -31,6 +31,7 @@ fn backend(name: &str) -> BackendDoc {
         weight: 1,
         cluster: Some(format!("outbound|80||{name}.bench.svc.cluster.local")),
         unresolved: None,
+        filters: FiltersDoc::default(),
     }
 }
 
@@ -58,7 +59,7 @@ fn table(rules: usize) -> TableDocument {
                     grpc_method: None,
                 };
                 let backends = if rule.split { vec![backend("b1"), backend("b2")] } else { vec![backend("b1")] };
-                RuleDoc { matches: vec![matched], backends }
+                RuleDoc { matches: vec![matched], backends, filters: FiltersDoc::default() }
             })
             .collect();
         routes.push(RouteDoc {

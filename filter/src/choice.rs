@@ -1,6 +1,7 @@
 //! Weighted choice of a backendRef.
 
 use crate::document::BackendDoc;
+use crate::filters::RouteFilters;
 
 /// Gateway API upper bound for a backendRef weight.
 pub const MAX_WEIGHT: u32 = 1_000_000;
@@ -13,6 +14,8 @@ pub struct Backend {
     pub port: Option<u16>,
     pub weight: u32,
     pub target: BackendTarget,
+    /// The backendRef's own filters: applied to requests sent to it, after the rule's.
+    pub filters: RouteFilters,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +41,15 @@ impl Backend {
                 ))
             }
         };
-        Ok(Backend { name: doc.name.clone(), namespace: doc.namespace.clone(), port: doc.port, weight: doc.weight, target })
+        let filters = RouteFilters::compile(&doc.filters).map_err(|e| format!("backend {}/{}: {e}", doc.namespace, doc.name))?;
+        Ok(Backend {
+            name: doc.name.clone(),
+            namespace: doc.namespace.clone(),
+            port: doc.port,
+            weight: doc.weight,
+            target,
+            filters,
+        })
     }
 }
 
@@ -124,6 +135,7 @@ mod tests {
             port: Some(80),
             weight,
             target: BackendTarget::Cluster(name.into()),
+            filters: RouteFilters::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! for `meshroute explain`, which only apply or report it.
 
 use crate::choice::{Backend, BackendTarget};
+use crate::header_modifier::HeaderChanges;
 use crate::reply::{is_grpc_call, LocalReply, Refusal};
 use crate::request::Request;
 use crate::table::{Frontend, Matched, Outcome, RouteTable};
@@ -17,8 +18,7 @@ pub enum Decision<'t> {
     LocalReply { cause: Cause<'t>, reply: LocalReply },
 }
 
-/// A forwarded request: where it goes and what changes on the way. What the rule changes on
-/// the response (ResponseHeaderModifier) joins as a field beside `request_changes`.
+/// A forwarded request: where it goes and what changes on the way there and back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward<'t> {
     pub matched: Matched<'t>,
@@ -26,16 +26,25 @@ pub struct Forward<'t> {
     pub backend: &'t Backend,
     /// The Envoy cluster serving `backend`: the value of [`crate::SELECTION_HEADER`].
     pub cluster: &'t str,
-    pub request_changes: RequestChanges,
+    pub request: RequestChanges<'t>,
+    pub response: ResponseChanges<'t>,
 }
 
 /// What the matched rule and backendRef change on a forwarded request before it goes: the home
-/// of the HTTPRoute filters that act on the request (RequestHeaderModifier, URLRewrite,
-/// RequestMirror) and of the rule's timeouts. None is implemented yet, so nothing changes; the
-/// glue destructures it, so a new field does not compile until the glue applies it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RequestChanges {}
+/// of the filters that act on the request (RequestHeaderModifier; URLRewrite, RequestMirror and
+/// the rule's timeouts to come). The glue destructures it, so a new field does not compile
+/// until the glue applies it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestChanges<'t> {
+    pub headers: HeaderChanges<'t>,
+}
+
+/// What the matched rule and backendRef change on the response before the client sees it
+/// (ResponseHeaderModifier).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseChanges<'t> {
+    pub headers: HeaderChanges<'t>,
+}
 
 /// Why the filter answers a request itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +98,14 @@ pub fn decide<'t, C: AsRef<[u8]>>(
             None => Cause::NoBackend(matched),
             Some(backend) => match &backend.target {
                 BackendTarget::Cluster(cluster) => {
-                    return Decision::Forward(Forward { matched, backend, cluster, request_changes: RequestChanges::default() })
+                    let (rule, own) = (&matched.rule.filters, &backend.filters);
+                    let request = RequestChanges {
+                        headers: HeaderChanges { rule: rule.request_headers.as_ref(), backend: own.request_headers.as_ref() },
+                    };
+                    let response = ResponseChanges {
+                        headers: HeaderChanges { rule: rule.response_headers.as_ref(), backend: own.response_headers.as_ref() },
+                    };
+                    return Decision::Forward(Forward { matched, backend, cluster, request, response });
                 }
                 BackendTarget::Unresolved(reason) => Cause::Unresolved { matched, backend, reason },
             },
@@ -97,7 +113,11 @@ pub fn decide<'t, C: AsRef<[u8]>>(
     };
     let content_type = content_type();
     let grpc_call = is_grpc_call(content_type.as_ref().map(AsRef::as_ref));
-    Decision::LocalReply { reply: cause.refusal().reply(frontend.kind(), grpc_call), cause }
+    // A matched rule's ResponseHeaderModifier applies to its own refusals too.
+    let response_headers =
+        HeaderChanges { rule: cause.matched().and_then(|m| m.rule.filters.response_headers.as_ref()), backend: None };
+    let reply = cause.refusal().reply(frontend.kind(), grpc_call).with_header_changes(response_headers);
+    Decision::LocalReply { reply, cause }
 }
 
 #[cfg(test)]
@@ -183,7 +203,7 @@ mod tests {
         let cluster = |draw| match decide_at(&t, FRONTEND, "/split", draw, None) {
             Decision::Forward(forward) => {
                 assert_eq!((forward.matched.route.name.as_str(), forward.matched.rule_index), ("r", 0));
-                assert_eq!(forward.request_changes, RequestChanges::default());
+                assert_eq!((forward.request, forward.response), (RequestChanges::default(), ResponseChanges::default()));
                 forward.cluster
             }
             other => panic!("{other:?}"),

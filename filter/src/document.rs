@@ -61,6 +61,46 @@ pub struct RuleDoc {
     pub matches: Vec<MatchDoc>,
     #[serde(default)]
     pub backends: Vec<BackendDoc>,
+    /// The rule's filters, applied to every request it takes.
+    #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
+    pub filters: FiltersDoc,
+}
+
+/// A rule's or a backendRef's route filters (Gateway API `HTTPRouteFilter`, `GRPCRouteFilter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersDoc {
+    /// `RequestHeaderModifier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifierDoc>,
+    /// `ResponseHeaderModifier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifierDoc>,
+}
+
+impl FiltersDoc {
+    pub fn is_empty(&self) -> bool {
+        *self == FiltersDoc::default()
+    }
+}
+
+/// `HTTPHeaderFilter`: headers to set (replace), add (append) and remove, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderModifierDoc {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HeaderDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderDoc {
+    pub name: String,
+    pub value: String,
 }
 
 /// One entry of a rule's `matches`; its fields are ANDed.
@@ -140,4 +180,7 @@ pub struct BackendDoc {
     /// Why the reference does not resolve (`BackendNotFound`, `InvalidKind`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+    /// The backendRef's own filters, applied only to requests sent to it, after the rule's.
+    #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
+    pub filters: FiltersDoc,
 }

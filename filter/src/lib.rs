@@ -13,7 +13,9 @@
 pub mod choice;
 pub mod decision;
 pub mod document;
+pub mod filters;
 pub mod grpc;
+pub mod header_modifier;
 pub mod index;
 pub mod matching;
 pub mod precedence;

@@ -10,7 +10,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
-use crate::decision::{decide, Decision, Forward, RequestChanges};
+use crate::decision::{decide, Decision, Forward, RequestChanges, ResponseChanges};
+use crate::header_modifier::{HeaderEdit, HeaderModifier};
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
 use crate::table::RouteTable;
@@ -80,7 +81,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Exchange { table: self.table.clone(), rng: Rc::clone(&self.rng) }))
+        Some(Box::new(Exchange { table: self.table.clone(), rng: Rc::clone(&self.rng), response_headers: Vec::new() }))
     }
 }
 
@@ -88,6 +89,9 @@ impl RootContext for Root {
 struct Exchange {
     table: Option<Rc<RouteTable>>,
     rng: Rc<Cell<Rng>>,
+    /// The ResponseHeaderModifiers of the rule and backendRef the request went to, in order;
+    /// empty (and unallocated) for the many routes without one.
+    response_headers: Vec<HeaderModifier>,
 }
 
 impl Context for Exchange {}
@@ -133,14 +137,40 @@ impl HttpContext for Exchange {
         };
         match decide(&table, Some(frontend), &request, draw, content_type) {
             Decision::PassThrough => self.pass_through(),
-            // Nothing to change yet: this destructuring fails to compile once there is.
-            Decision::Forward(Forward { cluster, request_changes: RequestChanges {}, .. }) => {
+            // Every change named, so that a new one fails to compile until it is applied here.
+            Decision::Forward(Forward {
+                cluster,
+                request: RequestChanges { headers: request_headers },
+                response: ResponseChanges { headers: response_headers },
+                ..
+            }) => {
+                for edit in request_headers.edits() {
+                    match edit {
+                        HeaderEdit::Remove(name) => self.set_http_request_header(name, None),
+                        HeaderEdit::Set(name, value) => self.set_http_request_header(name, Some(value)),
+                        HeaderEdit::Add(name, value) => self.add_http_request_header(name, value),
+                    }
+                }
+                self.response_headers = response_headers.rule.into_iter().chain(response_headers.backend).cloned().collect();
                 // Replaces any copy the client sent.
                 self.set_http_request_header(SELECTION_HEADER, Some(cluster));
                 Action::Continue
             }
             Decision::LocalReply { reply, .. } => send_local_reply(&reply),
         }
+    }
+
+    /// The ResponseHeaderModifiers of the rule and backendRef the request went to; no host call
+    /// for a response without any.
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for edit in self.response_headers.iter().flat_map(HeaderModifier::edits) {
+            match edit {
+                HeaderEdit::Remove(name) => self.set_http_response_header(name, None),
+                HeaderEdit::Set(name, value) => self.set_http_response_header(name, Some(value)),
+                HeaderEdit::Add(name, value) => self.add_http_response_header(name, value),
+            }
+        }
+        Action::Continue
     }
 }
 
@@ -159,11 +189,11 @@ fn grpc_status_code(status: GrpcStatus) -> GrpcStatusCode {
 fn send_local_reply(reply: &LocalReply) -> Action {
     let sent = match reply.grpc_status {
         Some(status) => {
-            let metadata = reply.headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+            let metadata = reply.headers.iter().map(|(name, value)| (name.as_ref(), value.as_bytes())).collect();
             hostcalls::send_grpc_response(grpc_status_code(status), Some(&reply.body), metadata)
         }
         None => {
-            let headers = reply.headers.iter().map(|(name, value)| (*name, value.as_ref())).collect();
+            let headers = reply.headers.iter().map(|(name, value)| (name.as_ref(), value.as_ref())).collect();
             hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
         }
     };

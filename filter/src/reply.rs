@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use crate::document::RouteKind;
+use crate::header_modifier::HeaderChanges;
 
 /// Why a request is not forwarded, as far as the answer's status goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +67,9 @@ pub struct LocalReply {
     /// `grpc-status` of a gRPC answer; `None` for an HTTP answer.
     pub grpc_status: Option<GrpcStatus>,
     /// Response headers besides the status (an HTTP answer's `content-type`; a redirect's
-    /// `location`), or a gRPC answer's metadata.
-    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// `location`; what the matched rule's ResponseHeaderModifier sets), or a gRPC answer's
+    /// metadata.
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// The body of an HTTP answer; the `grpc-message` of a gRPC one.
     pub body: Cow<'static, str>,
     /// Whether the request is a gRPC call (see [`LocalReply::as_received`]).
@@ -102,7 +104,7 @@ impl Refusal {
         let http = |status, body| LocalReply {
             status,
             grpc_status: None,
-            headers: vec![("content-type", Cow::Borrowed("text/plain"))],
+            headers: vec![(Cow::Borrowed("content-type"), Cow::Borrowed("text/plain"))],
             body: Cow::Borrowed(body),
             grpc_call,
         };
@@ -143,7 +145,7 @@ mod tests {
     fn refusals_answer_in_the_frontends_terms() {
         let http = Refusal::NoRoute.reply(RouteKind::Http, false);
         assert_eq!((http.status, http.grpc_status), (404, None));
-        assert_eq!(http.headers, vec![("content-type", Cow::Borrowed("text/plain"))]);
+        assert_eq!(http.headers, vec![(Cow::Borrowed("content-type"), Cow::Borrowed("text/plain"))]);
         assert_eq!(Refusal::Unavailable.reply(RouteKind::Http, false).status, 500);
         let grpc = Refusal::NoRoute.reply(RouteKind::Grpc, true);
         assert_eq!((grpc.status, grpc.grpc_status), (200, Some(GrpcStatus::Unimplemented)));
@@ -163,5 +165,19 @@ mod tests {
         assert_eq!(plain, ReceivedStatus { status: 404, grpc_status: None });
         assert_eq!(GrpcStatus::from_http_status(503), GrpcStatus::Unavailable);
         assert_eq!(GrpcStatus::Unavailable.code(), 14);
+    }
+}
+
+impl LocalReply {
+    /// The reply with `changes` made to its headers, as they would be to a backend's response.
+    pub fn with_header_changes(mut self, changes: HeaderChanges<'_>) -> Self {
+        if changes.is_empty() {
+            return self;
+        }
+        let mut headers: Vec<(String, String)> =
+            self.headers.iter().map(|(n, v)| (n.clone().into_owned(), v.clone().into_owned())).collect();
+        changes.apply(&mut headers);
+        self.headers = headers.into_iter().map(|(n, v)| (Cow::Owned(n), Cow::Owned(v))).collect();
+        self
     }
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
+use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
 use crate::matching::{HttpMatch, Inputs};
@@ -144,6 +145,8 @@ pub struct Route {
 #[derive(Debug)]
 pub struct RouteRule {
     pub backends: BackendSet,
+    /// The rule's filters, for every request it takes.
+    pub filters: RouteFilters,
 }
 
 /// Which rule of the frontend's routes a request matched (see [`crate::decision`] for what
@@ -305,7 +308,8 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
                 .map(Backend::compile)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("rules[{i}]: {e}"))?;
-            Ok(RouteRule { backends: BackendSet::new(backends) })
+            let filters = RouteFilters::compile(&rule.filters).map_err(|e| format!("rules[{i}].filters: {e}"))?;
+            Ok(RouteRule { backends: BackendSet::new(backends), filters })
         })
         .collect::<Result<_, String>>()?;
     Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 
 use meshroute_filter::decision::{decide, Decision, Forward};
 use meshroute_filter::document::{
-    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
-    ValueMatchDoc, ValueMatchType,
+    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
+    TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -362,6 +362,7 @@ fn backends() -> impl Strategy<Value = Vec<BackendDoc>> {
                 weight,
                 cluster: resolved.then(|| format!("c{i}")),
                 unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
+                filters: FiltersDoc::default(),
             }
         });
     prop::collection::vec(backend, 0..4)
@@ -372,7 +373,8 @@ fn route(kind: RouteKind) -> impl Strategy<Value = RouteDoc> {
         RouteKind::Http => prop::collection::vec(http_match_doc(), 0..4).boxed(),
         RouteKind::Grpc => prop::collection::vec(grpc_match_doc(), 0..4).boxed(),
     };
-    let rule = (matches, backends()).prop_map(|(matches, backends)| RuleDoc { matches, backends });
+    let rule =
+        (matches, backends()).prop_map(|(matches, backends)| RuleDoc { matches, backends, filters: FiltersDoc::default() });
     (prop::collection::vec(rule, 1..4), prop::option::weighted(0.6, select(TIMESTAMPS))).prop_map(move |(rules, created)| {
         RouteDoc { kind, namespace: String::new(), name: String::new(), creation_timestamp: created.map(str::to_owned), rules }
     })

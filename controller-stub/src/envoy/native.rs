@@ -26,7 +26,8 @@
 use serde_json::{json, Value};
 
 use meshroute_filter::document::{
-    BackendDoc, GrpcMethodDoc, MatchDoc, PathMatchType, RouteKind, TableDocument, ValueMatchDoc, ValueMatchType,
+    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchType, RouteKind, TableDocument, ValueMatchDoc,
+    ValueMatchType,
 };
 use meshroute_filter::table::RouteTable;
 use meshroute_filter::SELECTION_HEADER;
@@ -90,6 +91,9 @@ pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> 
         "vhost_header": FRONTEND_HEADER,
         // Neither the frontend nor a client's selection header ever leaves Envoy.
         "request_headers_to_remove": [FRONTEND_HEADER, SELECTION_HEADER],
+        // A backendRef's header modifiers (on its weighted cluster) apply after its rule's (on
+        // the route), so the more specific wins, as in the filter.
+        "most_specific_header_mutations_wins": true,
         "virtual_hosts": virtual_hosts,
     }))
 }
@@ -123,17 +127,22 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             RouteKind::Http => http_match(matched),
             RouteKind::Grpc => grpc_match(matched),
         };
+        // The rule's filters belong to the route; a backendRef's to its cluster of the split.
+        let with_filters = |mut route: Value| {
+            header_mutations(&mut route, &rule.filters);
+            route
+        };
         match action(&rule.backends, grpc) {
-            Action::Route(action) => routes.push(json!({ "name": name, "match": route_match, "route": action })),
+            Action::Route(action) => routes.push(with_filters(json!({ "name": name, "match": route_match, "route": action }))),
             Action::Fail => {
                 if grpc {
-                    routes.push(json!({
+                    routes.push(with_filters(json!({
                         "name": format!("{name}/grpc"),
                         "match": with_grpc_content_type(&route_match),
                         "direct_response": { "status": 503 },
-                    }));
+                    })));
                 }
-                routes.push(json!({ "name": name, "match": route_match, "direct_response": { "status": 500 } }));
+                routes.push(with_filters(json!({ "name": name, "match": route_match, "direct_response": { "status": 500 } })));
             }
         }
     }
@@ -163,31 +172,65 @@ enum Action {
 }
 
 /// The route action for a rule's backends: one cluster, or a weighted split. Weight 0 is left
-/// out; unresolved backends share [`UNRESOLVED_CLUSTER`].
+/// out; unresolved backends share [`UNRESOLVED_CLUSTER`]. BackendRefs to one cluster with the
+/// same filters are one share; a backendRef with filters of its own always goes through
+/// `weighted_clusters`, where a cluster can carry them.
 fn action(backends: &[BackendDoc], grpc: bool) -> Action {
-    let mut shares: Vec<(String, u64)> = Vec::new();
+    let mut shares: Vec<(String, u64, &FiltersDoc)> = Vec::new();
     for backend in backends.iter().filter(|b| b.weight > 0) {
         let cluster = backend.cluster.clone().unwrap_or_else(|| UNRESOLVED_CLUSTER.to_owned());
-        match shares.iter_mut().find(|(known, _)| *known == cluster) {
-            Some((_, weight)) => *weight += u64::from(backend.weight),
-            None => shares.push((cluster, u64::from(backend.weight))),
+        match shares.iter_mut().find(|(known, _, filters)| *known == cluster && **filters == backend.filters) {
+            Some((_, weight, _)) => *weight += u64::from(backend.weight),
+            None => shares.push((cluster, u64::from(backend.weight), &backend.filters)),
         }
     }
     let not_found = if grpc { "SERVICE_UNAVAILABLE" } else { "INTERNAL_SERVER_ERROR" };
     let mut action = match shares.as_slice() {
         [] => return Action::Fail,
-        [(cluster, _)] => json!({ "cluster": cluster }),
+        [(cluster, _, filters)] if filters.is_empty() => json!({ "cluster": cluster }),
         shares => json!({
             "weighted_clusters": {
-                "clusters": shares.iter().map(|(name, weight)| json!({ "name": name, "weight": weight })).collect::<Vec<_>>(),
+                "clusters": shares
+                    .iter()
+                    .map(|(name, weight, filters)| {
+                        let mut share = json!({ "name": name, "weight": weight });
+                        header_mutations(&mut share, filters);
+                        share
+                    })
+                    .collect::<Vec<_>>(),
             }
         }),
     };
     action["timeout"] = json!("0s");
-    if shares.iter().any(|(cluster, _)| cluster == UNRESOLVED_CLUSTER) {
+    if shares.iter().any(|(cluster, _, _)| cluster == UNRESOLVED_CLUSTER) {
         action["cluster_not_found_response_code"] = json!(not_found);
     }
     Action::Route(action)
+}
+
+/// A rule's or backendRef's header modifiers as Envoy's header mutations on a route or a
+/// weighted cluster (the same four fields on both): `set` overwrites, `add` appends, `remove`
+/// removes, and Envoy removes before it adds, as the filter does.
+fn header_mutations(target: &mut Value, filters: &FiltersDoc) {
+    let mut put = |direction: &str, modifier: &Option<HeaderModifierDoc>| {
+        let Some(m) = modifier else { return };
+        let adds: Vec<Value> = m
+            .set
+            .iter()
+            .map(|h| (h, "OVERWRITE_IF_EXISTS_OR_ADD"))
+            .chain(m.add.iter().map(|h| (h, "APPEND_IF_EXISTS_OR_ADD")))
+            .map(|(h, action)| json!({ "header": { "key": h.name.to_ascii_lowercase(), "value": h.value }, "append_action": action }))
+            .collect();
+        if !adds.is_empty() {
+            target[format!("{direction}_headers_to_add")] = json!(adds);
+        }
+        if !m.remove.is_empty() {
+            let names: Vec<String> = m.remove.iter().map(|n| n.to_ascii_lowercase()).collect();
+            target[format!("{direction}_headers_to_remove")] = json!(names);
+        }
+    };
+    put("request", &filters.request_headers);
+    put("response", &filters.response_headers);
 }
 
 fn string_match(kind: ValueMatchType, value: &str) -> Value {
@@ -343,7 +386,7 @@ pub fn listeners(manifests: &Manifests, rds: &RdsSource) -> (Value, Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshroute_filter::document::{FrontendDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
+    use meshroute_filter::document::{FrontendDoc, HeaderDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
 
     fn backend(name: &str, weight: u32, cluster: Option<&str>) -> BackendDoc {
         BackendDoc {
@@ -353,6 +396,7 @@ mod tests {
             weight,
             cluster: cluster.map(Into::into),
             unresolved: cluster.is_none().then(|| "BackendNotFound".into()),
+            filters: FiltersDoc::default(),
         }
     }
 
@@ -398,8 +442,16 @@ mod tests {
     #[test]
     fn routes_follow_precedence_then_404_and_ports_without_routes_pass_through() {
         let rules = vec![
-            RuleDoc { matches: vec![path(PathMatchType::PathPrefix, "/v2/")], backends: vec![backend("v2", 1, Some("c2"))] },
-            RuleDoc { matches: vec![path(PathMatchType::Exact, "/v1")], backends: vec![backend("v1", 1, Some("c1"))] },
+            RuleDoc {
+                matches: vec![path(PathMatchType::PathPrefix, "/v2/")],
+                backends: vec![backend("v2", 1, Some("c2"))],
+                filters: FiltersDoc::default(),
+            },
+            RuleDoc {
+                matches: vec![path(PathMatchType::Exact, "/v1")],
+                backends: vec![backend("v1", 1, Some("c1"))],
+                filters: FiltersDoc::default(),
+            },
         ];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         assert_eq!(config["vhost_header"], FRONTEND_HEADER);
@@ -417,6 +469,7 @@ mod tests {
         let rules = vec![RuleDoc {
             matches: Vec::new(),
             backends: vec![backend("v1", 9, Some("c1")), backend("gone", 1, None), backend("off", 0, Some("c3"))],
+            filters: FiltersDoc::default(),
         }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         let route = &config["virtual_hosts"][0]["routes"][0];
@@ -430,7 +483,11 @@ mod tests {
 
     #[test]
     fn a_rule_without_backends_answers_500() {
-        let config = route_config_of(&at(), &table(vec![RuleDoc { matches: Vec::new(), backends: Vec::new() }])).unwrap();
+        let config = route_config_of(
+            &at(),
+            &table(vec![RuleDoc { matches: Vec::new(), backends: Vec::new(), filters: FiltersDoc::default() }]),
+        )
+        .unwrap();
         assert_eq!(config["virtual_hosts"][0]["routes"][0]["direct_response"]["status"], 500);
     }
 
@@ -470,5 +527,66 @@ mod tests {
             grpc_match(Some(&m(ValueMatchType::RegularExpression, None, Some("Echo.*")))),
             json!({ "safe_regex": { "regex": "/[^/]+/(?:Echo.*)" } })
         );
+    }
+
+    fn modifier(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> Option<HeaderModifierDoc> {
+        let header = |(name, value): &(&str, &str)| HeaderDoc { name: (*name).into(), value: (*value).into() };
+        Some(HeaderModifierDoc {
+            set: set.iter().map(header).collect(),
+            add: add.iter().map(header).collect(),
+            remove: remove.iter().map(|n| (*n).to_owned()).collect(),
+        })
+    }
+
+    /// The rule's header modifiers on the route, a backendRef's on its cluster of the split
+    /// (even a split of one), `set` overwriting and `add` appending; the more specific wins.
+    #[test]
+    fn header_modifiers_become_envoy_header_mutations() {
+        let mut v1 = backend("v1", 1, Some("c1"));
+        v1.filters.request_headers = modifier(&[("x-who", "v1")], &[], &[]);
+        let rules = vec![RuleDoc {
+            matches: Vec::new(),
+            backends: vec![v1],
+            filters: FiltersDoc {
+                request_headers: modifier(&[("X-Who", "rule")], &[("x-add", "a")], &["X-Gone"]),
+                response_headers: modifier(&[], &[("x-served-by", "mesh")], &[]),
+            },
+        }];
+        let config = route_config_of(&at(), &table(rules)).unwrap();
+        assert_eq!(config["most_specific_header_mutations_wins"], true);
+        let route = &config["virtual_hosts"][0]["routes"][0];
+        assert_eq!(
+            route["request_headers_to_add"],
+            json!([
+                { "header": { "key": "x-who", "value": "rule" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" },
+                { "header": { "key": "x-add", "value": "a" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" },
+            ])
+        );
+        assert_eq!(route["request_headers_to_remove"], json!(["x-gone"]));
+        assert_eq!(
+            route["response_headers_to_add"],
+            json!([{ "header": { "key": "x-served-by", "value": "mesh" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" }])
+        );
+        assert_eq!(
+            route["route"]["weighted_clusters"]["clusters"],
+            json!([{
+                "name": "c1",
+                "weight": 1,
+                "request_headers_to_add": [{ "header": { "key": "x-who", "value": "v1" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }],
+            }])
+        );
+    }
+
+    /// Two backendRefs to one cluster stay two shares when their filters differ.
+    #[test]
+    fn backends_with_different_filters_are_not_merged() {
+        let mut one = backend("v1", 1, Some("c1"));
+        one.filters.request_headers = modifier(&[("x-n", "1")], &[], &[]);
+        let mut two = backend("v1", 1, Some("c1"));
+        two.filters.request_headers = modifier(&[("x-n", "2")], &[], &[]);
+        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![one, two], filters: FiltersDoc::default() }];
+        let config = route_config_of(&at(), &table(rules)).unwrap();
+        let clusters = &config["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]["clusters"];
+        assert_eq!(clusters.as_array().map(Vec::len), Some(2));
     }
 }

@@ -27,6 +27,8 @@ mod reader;
 mod resolve;
 #[path = "../../../controller-stub/src/route.rs"]
 mod route;
+#[path = "../../../controller-stub/src/route_filters.rs"]
+mod route_filters;
 #[path = "../../../controller-stub/src/shadow.rs"]
 mod shadow;
 #[path = "../../../controller-stub/src/syntax.rs"]

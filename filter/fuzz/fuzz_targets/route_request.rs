@@ -7,6 +7,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use meshroute_filter::document::{
+    FiltersDoc,
     BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
     TableDocument, ValueMatchDoc, ValueMatchType,
 };
@@ -132,8 +133,10 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
                             weight: [0, 1, 7, 1_000_000][usize::from(weight) % 4],
                             cluster: resolved.then(|| format!("c{i}")),
                             unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
+                            filters: FiltersDoc::default(),
                         })
                         .collect(),
+                    filters: FiltersDoc::default(),
                 })
                 .collect(),
         })
