@@ -124,6 +124,20 @@ impl Refusal {
     }
 }
 
+impl LocalReply {
+    /// The reply with `changes` made to its headers, as they would be to a backend's response.
+    pub fn with_header_changes(mut self, changes: HeaderChanges<'_>) -> Self {
+        if changes.is_empty() {
+            return self;
+        }
+        let mut headers: Vec<(String, String)> =
+            self.headers.iter().map(|(n, v)| (n.clone().into_owned(), v.clone().into_owned())).collect();
+        changes.apply(&mut headers);
+        self.headers = headers.into_iter().map(|(n, v)| (Cow::Owned(n), Cow::Owned(v))).collect();
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,19 +179,5 @@ mod tests {
         assert_eq!(plain, ReceivedStatus { status: 404, grpc_status: None });
         assert_eq!(GrpcStatus::from_http_status(503), GrpcStatus::Unavailable);
         assert_eq!(GrpcStatus::Unavailable.code(), 14);
-    }
-}
-
-impl LocalReply {
-    /// The reply with `changes` made to its headers, as they would be to a backend's response.
-    pub fn with_header_changes(mut self, changes: HeaderChanges<'_>) -> Self {
-        if changes.is_empty() {
-            return self;
-        }
-        let mut headers: Vec<(String, String)> =
-            self.headers.iter().map(|(n, v)| (n.clone().into_owned(), v.clone().into_owned())).collect();
-        changes.apply(&mut headers);
-        self.headers = headers.into_iter().map(|(n, v)| (Cow::Owned(n), Cow::Owned(v))).collect();
-        self
     }
 }
