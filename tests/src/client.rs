@@ -72,10 +72,36 @@ pub struct Echo {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The values in a header as the test backends and [`Reply::headers`] report it, in order: one
+/// per line the header came on and one per comma-separated item of a line, since a proxy that
+/// adds a value to a header may put it on a line of its own (`old` and `new`) or fold it into
+/// the existing line (`old,new`); both give `["old", "new"]`. No header gives none. Only for
+/// values without commas of their own.
+pub fn header_values(reported: Option<&str>) -> Vec<String> {
+    reported.into_iter().flat_map(|text| text.split(',')).map(|value| value.trim().to_owned()).collect()
+}
+
 impl Reply {
     /// The value of a request header as the backend received it (names are lower case).
     pub fn seen_header(&self, name: &str) -> Option<&str> {
         self.echo.as_ref()?.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The values of a request header as the backend received it, whether on several lines or
+    /// folded onto one ([`header_values`]); none when the backend did not see it.
+    pub fn seen_header_values(&self, name: &str) -> Vec<String> {
+        header_values(self.seen_header(name))
+    }
+
+    /// The value of a response header as the client received it, repeated lines joined with `, `.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The values of a response header as the client received it, whether on several lines or
+    /// folded onto one ([`header_values`]); none when there was no such header.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        header_values(self.header(name))
     }
 
     /// A short label for counting outcomes: the backend's name, or `HTTP <status>` when no

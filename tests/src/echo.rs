@@ -5,6 +5,11 @@
 //! The answer is JSON, `{"backend": NAME, "method": ..., "path": PATH_WITH_QUERY, "headers":
 //! {name: value}}`, with the response header `x-echo-backend: NAME`. Header names are lower
 //! case; repeated headers are joined with `, `.
+//!
+//! A request may ask for response headers of its choosing, since a test of what a proxy does to
+//! response headers needs the backend to send some: each `x-echo-response-header: name=value`
+//! ([`RESPONSE_HEADER_REQUEST`]) adds `name: value` to the answer; an item that is not a valid
+//! `name=value` gets a 400 instead.
 
 use std::io;
 use std::sync::Arc;
@@ -13,11 +18,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::serve::{seen_headers, serve_connections};
+pub use crate::serve::RESPONSE_HEADER_REQUEST;
+use crate::serve::{requested_response_headers, seen_headers, serve_connections};
 
 /// The response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-echo-backend";
@@ -61,9 +67,82 @@ impl Backend {
             "path": path,
             "headers": headers,
         });
+        let requested = match requested_response_headers(&parts.headers) {
+            Ok(requested) => requested,
+            Err(why) => {
+                let mut response = Response::new(Full::new(Bytes::from(why)));
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                response.headers_mut().insert(BACKEND_HEADER, self.header.clone());
+                return response;
+            }
+        };
         let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
+        for (name, value) in requested {
+            response.headers_mut().append(name, value);
+        }
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response.headers_mut().insert(BACKEND_HEADER, self.header.clone());
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hyper::Method;
+
+    use super::*;
+    use crate::client::{HttpClient, Request};
+
+    async fn start(name: &str) -> std::net::SocketAddr {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        tokio::spawn(serve(name.to_owned(), listener));
+        address
+    }
+
+    fn get(address: std::net::SocketAddr, headers: &[(&str, &str)], http2: bool) -> Request {
+        Request {
+            method: Method::GET,
+            service: "echo".to_owned(),
+            address,
+            path: "/".to_owned(),
+            headers: headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
+            http2,
+        }
+    }
+
+    /// Each `x-echo-response-header: name=value`, on a line of its own or comma-separated, adds
+    /// that response header, repeated names on lines of their own; the answer is otherwise the
+    /// usual one.
+    #[tokio::test]
+    async fn a_request_chooses_response_headers() {
+        let address = start("echo-v1").await;
+        for http2 in [false, true] {
+            let request = get(
+                address,
+                &[(RESPONSE_HEADER_REQUEST, "x-one=1"), (RESPONSE_HEADER_REQUEST, "x-two=2, x-one=again, X-Upper=3")],
+                http2,
+            );
+            let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+            assert_eq!((reply.status, reply.backend.as_deref()), (200, Some("echo-v1")), "{request}: {reply}");
+            assert_eq!(reply.header_values("x-one"), ["1", "again"], "{request}: {:?}", reply.headers);
+            assert_eq!(reply.header("x-two"), Some("2"), "{request}: {:?}", reply.headers);
+            assert_eq!(reply.header("x-upper"), Some("3"), "{request}: {:?}", reply.headers);
+            assert!(reply.echo.is_some(), "{request}: {reply}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_response_header_request_gets_a_400() {
+        let address = start("echo-v1").await;
+        for item in ["no-equals-sign", "bad name=1", "=value"] {
+            let request = get(address, &[(RESPONSE_HEADER_REQUEST, item)], false);
+            let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+            assert_eq!((reply.status, reply.backend.as_deref()), (400, Some("echo-v1")), "{request}: {reply}");
+            assert!(reply.body.contains(RESPONSE_HEADER_REQUEST), "{request}: {reply}");
+        }
     }
 }

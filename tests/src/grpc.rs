@@ -7,6 +7,10 @@
 //! backend serves every method of the service, `EchoThree` included: routing, not the server,
 //! decides what is unimplemented. A method the service does not have is answered
 //! `UNIMPLEMENTED`, with that header.
+//!
+//! As the HTTP echo backend does, it adds the response headers a call asks for with
+//! `x-echo-response-header: name=value` metadata ([`crate::echo::RESPONSE_HEADER_REQUEST`]); an
+//! item that is not a valid `name=value` is answered `INVALID_ARGUMENT`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -28,7 +32,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
 use crate::echo::BACKEND_HEADER;
-use crate::serve::{seen_headers, serve_connections};
+use crate::serve::{requested_response_headers, seen_headers, serve_connections};
 
 /// The code generated from `proto/grpcecho.proto`.
 pub mod proto {
@@ -69,10 +73,17 @@ pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
             // Generated servers dispatch on the path but do not hand it on; the answers report it.
             let served = ServedMethod(request.uri().path().to_owned());
             request.extensions_mut().insert(served);
-            let mut response = match server.call(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
+            let requested = requested_response_headers(request.headers());
+            let mut response = match requested {
+                Ok(_) => match server.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                Err(ref why) => Status::invalid_argument(why.clone()).into_http(),
             };
+            for (name, value) in requested.into_iter().flatten() {
+                response.headers_mut().append(name, value);
+            }
             response.headers_mut().insert(BACKEND_HEADER, header);
             response
         }
@@ -345,4 +356,54 @@ fn length_prefixed(message: &EchoRequest) -> Bytes {
 /// The text of header `name`, if present.
 pub fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
+
+/// The values of header `name` on every line it came on, as [`crate::client::header_values`]
+/// counts them (a line folded as `old,new` gives two); none when it is absent. For the response
+/// metadata a client received: `header_values(response.metadata().as_ref(), name)`.
+pub fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|line| crate::client::header_values(Some(&String::from_utf8_lossy(line.as_bytes()))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::echo::RESPONSE_HEADER_REQUEST;
+
+    /// The gRPC echo backend reports the metadata it saw and adds the response headers a call
+    /// asks for; a malformed request for one is answered INVALID_ARGUMENT by the backend.
+    #[tokio::test]
+    async fn a_call_chooses_response_headers_and_sees_its_metadata() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        tokio::spawn(serve("grpc-v1".to_owned(), listener));
+        let channel = channel(&address.to_string()).unwrap_or_else(|error| panic!("{error}"));
+
+        let metadata = [
+            ("x-seen".to_owned(), "yes".to_owned()),
+            (RESPONSE_HEADER_REQUEST.to_owned(), "x-one=1".to_owned()),
+            (RESPONSE_HEADER_REQUEST.to_owned(), "x-one=again, x-two=2".to_owned()),
+        ];
+        let response =
+            unary(channel.clone(), "Echo", "hi", &metadata).await.unwrap_or_else(|status| panic!("Echo failed: {status:?}"));
+        assert_eq!(header_values(response.metadata().as_ref(), "x-one"), ["1", "again"], "{:?}", response.metadata());
+        assert_eq!(header_values(response.metadata().as_ref(), "x-two"), ["2"], "{:?}", response.metadata());
+        let answer = response.into_inner();
+        assert_eq!((answer.backend.as_str(), answer.message.as_str()), ("grpc-v1", "hi"), "{answer:?}");
+        assert_eq!(answer.metadata.get("x-seen").map(String::as_str), Some("yes"), "{answer:?}");
+
+        let bad = [(RESPONSE_HEADER_REQUEST.to_owned(), "no-equals-sign".to_owned())];
+        let status = match unary(channel, "Echo", "hi", &bad).await {
+            Ok(response) => panic!("expected INVALID_ARGUMENT, got {:?}", response.get_ref()),
+            Err(status) => status,
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(header_text(status.metadata().as_ref(), BACKEND_HEADER).as_deref(), Some("grpc-v1"), "{status:?}");
+    }
 }

@@ -947,6 +947,31 @@ impl GrpcCall<'_> {
         answer
     }
 
+    /// Makes the unary call and asserts that `backend` answered it, as [`GrpcCall::expect_backend`]
+    /// does, except that the metadata the backend saw is left for the test to check (a route that
+    /// modifies request headers changes it). Returns the whole response: the answer, and as its
+    /// metadata the response headers and trailers the client received.
+    #[track_caller]
+    pub fn expect_backend_response(self, backend: &str) -> tonic::Response<EchoResponse> {
+        let call = self.clone();
+        let response = match self.send() {
+            Ok(response) => response,
+            Err(status) => panic!("{call}: expected an answer from {backend}, got {}", describe_status(&status)),
+        };
+        let header = grpc::header_text(response.metadata().as_ref(), BACKEND_HEADER);
+        let answer = response.get_ref();
+        assert_eq!(answer.backend, backend, "{call}: expected an answer from {backend}, got {answer:?}");
+        assert_eq!(header.as_deref(), Some(backend), "{call}: response header {BACKEND_HEADER}");
+        assert_eq!(answer.method, call.method, "{call}: {backend} served another method: {answer:?}");
+        assert_eq!(answer.message, call.message, "{call}: {backend} saw another message");
+        assert_eq!(
+            answer.metadata.get(SELECTION_HEADER),
+            None,
+            "{call}: {backend} received the selection header {SELECTION_HEADER}"
+        );
+        response
+    }
+
     /// Makes the unary call and asserts that it failed with `code`, given by the proxy: no
     /// backend answered.
     #[track_caller]

@@ -1,5 +1,6 @@
 //! What the test backends share: accepting connections and serving each one with HTTP/1.1 or
-//! cleartext HTTP/2 (told apart per connection), and reporting the request headers a backend saw.
+//! cleartext HTTP/2 (told apart per connection), reporting the request headers a backend saw,
+//! and reading the response headers a request asks its backend to send.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -7,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -59,4 +60,25 @@ pub(crate) fn seen_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             .or_insert_with(|| value.into_owned());
     }
     seen
+}
+
+/// The request header through which a client asks a test backend to send response headers of
+/// its choosing: each `name=value` makes the backend add the response header `name: value`.
+/// Several may be given, on several lines or comma-separated on one line.
+pub const RESPONSE_HEADER_REQUEST: &str = "x-echo-response-header";
+
+/// The response headers that `headers` ask for through [`RESPONSE_HEADER_REQUEST`], in order;
+/// an error names the first item that is not a valid `name=value`.
+pub(crate) fn requested_response_headers(headers: &HeaderMap) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let mut requested = Vec::new();
+    for line in headers.get_all(RESPONSE_HEADER_REQUEST) {
+        let line = line.to_str().map_err(|_| format!("{RESPONSE_HEADER_REQUEST}: {line:?} is not text"))?;
+        for item in line.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            let parsed = item.split_once('=').and_then(|(name, value)| {
+                Some((HeaderName::from_bytes(name.trim().as_bytes()).ok()?, HeaderValue::from_str(value.trim()).ok()?))
+            });
+            requested.push(parsed.ok_or_else(|| format!("{RESPONSE_HEADER_REQUEST}: {item:?} is not a valid name=value"))?);
+        }
+    }
+    Ok(requested)
 }
