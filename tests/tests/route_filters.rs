@@ -422,6 +422,64 @@ spec:
     }
 }
 
+/// A split between a backendRef with filters of its own and one that does not resolve: the
+/// unresolved share answers 500 from the proxy with the rule's ResponseHeaderModifier applied,
+/// and the other share gets the rule's change and its own. 60 requests at 1:1: the odds that
+/// one share never comes up are 2 × 2^-60.
+#[test]
+fn response_header_modifier_applies_to_the_500_of_an_unresolved_share_of_a_split() {
+    let mesh = Mesh::builder("response_header_modifier_applies_to_the_500_of_an_unresolved_share")
+        .service("echo")
+        .service("echo-v1")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: half-broken
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  rules:
+  - filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        set:
+        - {name: x-route, value: half-broken}
+    backendRefs:
+    - name: echo-v1
+      port: 80
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - {name: x-backend, value: v1}
+    - {name: no-such-service, port: 80}
+"#,
+        )
+        .start();
+
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let reply = mesh.get("echo", "/").send();
+        assert_eq!(reply.header_values("x-route"), ["half-broken"], "{} {:?}", reply.status, reply.headers);
+        match reply.status {
+            200 => {
+                assert_eq!(reply.backend.as_deref(), Some("echo-v1"));
+                assert_eq!(reply.seen_header_values("x-backend"), ["v1"], "{:?}", reply.echo);
+                answered += 1;
+            }
+            500 => {
+                assert_eq!(reply.backend, None, "a 500 from the proxy, not a backend");
+                refused += 1;
+            }
+            other => panic!("status {other}: {:?}", reply.headers),
+        }
+    }
+    assert!(answered > 0 && refused > 0, "{answered} answered, {refused} refused");
+}
+
 /// A rule whose only backend does not resolve (a Service that does not exist) answers 500 from
 /// the proxy, and its ResponseHeaderModifier applies to that local answer too.
 #[test]

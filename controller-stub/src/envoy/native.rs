@@ -91,9 +91,6 @@ pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> 
         "vhost_header": FRONTEND_HEADER,
         // Neither the frontend nor a client's selection header ever leaves Envoy.
         "request_headers_to_remove": [FRONTEND_HEADER, SELECTION_HEADER],
-        // A backendRef's header modifiers (on its weighted cluster) apply after its rule's (on
-        // the route), so the more specific wins, as in the filter.
-        "most_specific_header_mutations_wins": true,
         "virtual_hosts": virtual_hosts,
     }))
 }
@@ -127,13 +124,19 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             RouteKind::Http => http_match(matched),
             RouteKind::Grpc => grpc_match(matched),
         };
-        // The rule's filters belong to the route; a backendRef's to its cluster of the split.
+        // The rule's header modifiers belong to the route, unless a backendRef has its own: then
+        // each cluster of the split carries both.
         let with_filters = |mut route: Value| {
-            header_mutations(&mut route, &rule.filters);
+            header_mutations(&mut route, &[&rule.filters]);
             route
         };
-        match action(&rule.backends, grpc) {
-            Action::Route(action) => routes.push(with_filters(json!({ "name": name, "match": route_match, "route": action }))),
+        match action(&rule.backends, &rule.filters, grpc) {
+            Action::Route { action, on_clusters: true } => {
+                routes.push(json!({ "name": name, "match": route_match, "route": action }))
+            }
+            Action::Route { action, on_clusters: false } => {
+                routes.push(with_filters(json!({ "name": name, "match": route_match, "route": action })))
+            }
             Action::Fail => {
                 if grpc {
                     routes.push(with_filters(json!({
@@ -166,7 +169,8 @@ fn with_grpc_content_type(route_match: &Value) -> Value {
 }
 
 enum Action {
-    Route(Value),
+    /// The route action; `on_clusters`: the header mutations are on its weighted clusters.
+    Route { action: Value, on_clusters: bool },
     /// No backend can take a request: all weights 0, or none at all.
     Fail,
 }
@@ -175,7 +179,7 @@ enum Action {
 /// out; unresolved backends share [`UNRESOLVED_CLUSTER`]. BackendRefs to one cluster with the
 /// same filters are one share; a backendRef with filters of its own always goes through
 /// `weighted_clusters`, where a cluster can carry them.
-fn action(backends: &[BackendDoc], grpc: bool) -> Action {
+fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
     let mut shares: Vec<(String, u64, &FiltersDoc)> = Vec::new();
     for backend in backends.iter().filter(|b| b.weight > 0) {
         let cluster = backend.cluster.clone().unwrap_or_else(|| UNRESOLVED_CLUSTER.to_owned());
@@ -185,16 +189,20 @@ fn action(backends: &[BackendDoc], grpc: bool) -> Action {
         }
     }
     let not_found = if grpc { "SERVICE_UNAVAILABLE" } else { "INTERNAL_SERVER_ERROR" };
+    // Envoy applies a route's header mutations after its weighted clusters' whatever
+    // `most_specific_header_mutations_wins` says (measured on 1.40.0), so where a backendRef has
+    // filters of its own, each cluster carries its rule's and its own, in the filter's order.
+    let on_clusters = shares.iter().any(|(_, _, filters)| !filters.is_empty());
     let mut action = match shares.as_slice() {
         [] => return Action::Fail,
-        [(cluster, _, filters)] if filters.is_empty() => json!({ "cluster": cluster }),
+        [(cluster, _, _)] if !on_clusters => json!({ "cluster": cluster }),
         shares => json!({
             "weighted_clusters": {
                 "clusters": shares
                     .iter()
                     .map(|(name, weight, filters)| {
                         let mut share = json!({ "name": name, "weight": weight });
-                        header_mutations(&mut share, filters);
+                        header_mutations(&mut share, &[rule, filters]);
                         share
                     })
                     .collect::<Vec<_>>(),
@@ -205,32 +213,46 @@ fn action(backends: &[BackendDoc], grpc: bool) -> Action {
     if shares.iter().any(|(cluster, _, _)| cluster == UNRESOLVED_CLUSTER) {
         action["cluster_not_found_response_code"] = json!(not_found);
     }
-    Action::Route(action)
+    Action::Route { action, on_clusters }
 }
 
-/// A rule's or backendRef's header modifiers as Envoy's header mutations on a route or a
-/// weighted cluster (the same four fields on both): `set` overwrites, `add` appends, `remove`
-/// removes, and Envoy removes before it adds, as the filter does.
-fn header_mutations(target: &mut Value, filters: &FiltersDoc) {
-    let mut put = |direction: &str, modifier: &Option<HeaderModifierDoc>| {
-        let Some(m) = modifier else { return };
-        let adds: Vec<Value> = m
-            .set
-            .iter()
-            .map(|h| (h, "OVERWRITE_IF_EXISTS_OR_ADD"))
-            .chain(m.add.iter().map(|h| (h, "APPEND_IF_EXISTS_OR_ADD")))
-            .map(|(h, action)| json!({ "header": { "key": h.name.to_ascii_lowercase(), "value": h.value }, "append_action": action }))
-            .collect();
+/// Header modifiers as Envoy's header mutations on a route or a weighted cluster (the same four
+/// fields on both): `layers` in the order the filter applies them (a rule's, then a
+/// backendRef's). `set` overwrites and `add` appends, in that order layer by layer; Envoy
+/// removes before it adds, so every removal goes first, and a header a later layer removes is
+/// not added by an earlier one: the result is what the filter's layer-by-layer edits give.
+fn header_mutations(target: &mut Value, layers: &[&FiltersDoc]) {
+    type Pick = fn(&FiltersDoc) -> Option<&HeaderModifierDoc>;
+    let directions: [(&str, Pick); 2] =
+        [("request", |f| f.request_headers.as_ref()), ("response", |f| f.response_headers.as_ref())];
+    for (direction, pick) in directions {
+        let modifiers: Vec<&HeaderModifierDoc> = layers.iter().filter_map(|f| pick(f)).collect();
+        let mut adds = Vec::new();
+        let mut removes: Vec<String> = Vec::new();
+        for (i, m) in modifiers.iter().enumerate() {
+            let removed_later =
+                |name: &str| modifiers.iter().skip(i + 1).any(|later| later.remove.iter().any(|r| r.eq_ignore_ascii_case(name)));
+            let entries = m
+                .set
+                .iter()
+                .map(|h| (h, "OVERWRITE_IF_EXISTS_OR_ADD"))
+                .chain(m.add.iter().map(|h| (h, "APPEND_IF_EXISTS_OR_ADD")));
+            for (h, action) in entries.filter(|(h, _)| !removed_later(&h.name)) {
+                adds.push(json!({ "header": { "key": h.name.to_ascii_lowercase(), "value": h.value }, "append_action": action }));
+            }
+            for name in m.remove.iter().map(|n| n.to_ascii_lowercase()) {
+                if !removes.contains(&name) {
+                    removes.push(name);
+                }
+            }
+        }
         if !adds.is_empty() {
             target[format!("{direction}_headers_to_add")] = json!(adds);
         }
-        if !m.remove.is_empty() {
-            let names: Vec<String> = m.remove.iter().map(|n| n.to_ascii_lowercase()).collect();
-            target[format!("{direction}_headers_to_remove")] = json!(names);
+        if !removes.is_empty() {
+            target[format!("{direction}_headers_to_remove")] = json!(removes);
         }
-    };
-    put("request", &filters.request_headers);
-    put("response", &filters.response_headers);
+    }
 }
 
 fn string_match(kind: ValueMatchType, value: &str) -> Value {
@@ -538,23 +560,20 @@ mod tests {
         })
     }
 
-    /// The rule's header modifiers on the route, a backendRef's on its cluster of the split
-    /// (even a split of one), `set` overwriting and `add` appending; the more specific wins.
+    /// The rule's header modifiers on the route; where a backendRef has its own, each cluster
+    /// of the split carries the rule's then its own (even a split of one), `set` overwriting and
+    /// `add` appending, so the more specific wins as in the filter.
     #[test]
     fn header_modifiers_become_envoy_header_mutations() {
-        let mut v1 = backend("v1", 1, Some("c1"));
-        v1.filters.request_headers = modifier(&[("x-who", "v1")], &[], &[]);
-        let rules = vec![RuleDoc {
-            matches: Vec::new(),
-            backends: vec![v1],
-            filters: FiltersDoc {
-                request_headers: modifier(&[("X-Who", "rule")], &[("x-add", "a")], &["X-Gone"]),
-                response_headers: modifier(&[], &[("x-served-by", "mesh")], &[]),
-            },
-        }];
+        let rule_filters = FiltersDoc {
+            request_headers: modifier(&[("X-Who", "rule")], &[("x-add", "a")], &["X-Gone"]),
+            response_headers: modifier(&[], &[("x-served-by", "mesh")], &[]),
+        };
+        let rules =
+            vec![RuleDoc { matches: Vec::new(), backends: vec![backend("v1", 1, Some("c1"))], filters: rule_filters.clone() }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
-        assert_eq!(config["most_specific_header_mutations_wins"], true);
         let route = &config["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["route"]["cluster"], "c1");
         assert_eq!(
             route["request_headers_to_add"],
             json!([
@@ -567,12 +586,25 @@ mod tests {
             route["response_headers_to_add"],
             json!([{ "header": { "key": "x-served-by", "value": "mesh" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" }])
         );
+
+        let mut v1 = backend("v1", 1, Some("c1"));
+        v1.filters.request_headers = modifier(&[("x-who", "v1")], &[], &["x-add"]);
+        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![v1], filters: rule_filters }];
+        let config = route_config_of(&at(), &table(rules)).unwrap();
+        let route = &config["virtual_hosts"][0]["routes"][0];
+        assert!(route["request_headers_to_add"].is_null() && route["response_headers_to_add"].is_null(), "{route}");
         assert_eq!(
             route["route"]["weighted_clusters"]["clusters"],
             json!([{
                 "name": "c1",
                 "weight": 1,
-                "request_headers_to_add": [{ "header": { "key": "x-who", "value": "v1" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" }],
+                // The rule's x-add is not added: the backendRef removes it after the rule adds it.
+                "request_headers_to_add": [
+                    { "header": { "key": "x-who", "value": "rule" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" },
+                    { "header": { "key": "x-who", "value": "v1" }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD" },
+                ],
+                "request_headers_to_remove": ["x-gone", "x-add"],
+                "response_headers_to_add": [{ "header": { "key": "x-served-by", "value": "mesh" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" }],
             }])
         );
     }
