@@ -255,10 +255,10 @@ fn unknown_field_with_near_miss_hint() {
 /// A filter type meshroute does not implement yet is refused on its `type`, never ignored.
 #[test]
 fn unsupported_filters_are_refused_not_ignored() {
-    let e = route_errors("  - filters:\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 301}\n");
+    let e = route_errors("  - filters:\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: v2, port: 80}}\n");
     assert_eq!(
         one(e),
-        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestRedirect is not supported by meshroute yet"
+        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestMirror is not supported by meshroute yet"
     );
 }
 

@@ -55,8 +55,8 @@ pub struct Explanation {
     pub rule: Option<usize>,
     /// The backends the request would be spread over, weights as configured (weight 0 left out).
     pub backends: Vec<Candidate>,
-    /// The headers of meshroute's own answer when the matched rule's ResponseHeaderModifier
-    /// changes them, as `[name, value]` pairs.
+    /// The headers of meshroute's own answer when the matched rule redirects (`location`) or its
+    /// ResponseHeaderModifier changes them, as `[name, value]` pairs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_headers: Option<Vec<(String, String)>>,
 }
@@ -90,6 +90,12 @@ pub struct Candidate {
     /// Why this backend answers 500 (`BackendNotFound`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+    /// The `:path` (with its query) this backend sees, when a URLRewrite changes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The `Host` this backend sees, when a URLRewrite changes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// What happens to the request's headers on the way to this backend (its rule's
     /// RequestHeaderModifier, then its own), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -143,7 +149,17 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
     let grpc_call = is_grpc_call(content_type.map(str::as_bytes));
     let grpc_frontend = frontend.is_some_and(|f| f.kind() == RouteKind::Grpc);
     let request = Request { method, path_and_query: path, headers: &headers };
-    let decide_with = |draw| decide(table, frontend, &request, draw, || content_type);
+    // What Envoy hands the filter: `:authority` is the Host header, which a client in the mesh
+    // sets to the name it dialled (`--to` as given, unless `-H 'Host: ...'` says otherwise).
+    let header = |name: &str| -> Option<String> {
+        let wanted = if name == ":authority" { "host" } else { name };
+        match headers.iter().find(|(n, _)| n == wanted) {
+            Some((_, value)) => Some(value.clone()),
+            None if name == ":authority" => Some(query.to.to_owned()),
+            None => None,
+        }
+    };
+    let decide_with = |draw| decide(table, frontend, &request, draw, header);
     // `None`: forwarded.
     let mut modified_reply = false;
     let (reply, route, rule, backends): (Option<LocalReply>, _, _, _) = match decide_with(0) {
@@ -154,12 +170,19 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                 port: Some(port),
                 weight: 1,
                 unresolved: None,
+                path: None,
+                host: None,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
             };
             (None, None, None, vec![passed])
         }
         Decision::LocalReply { cause: Cause::NoRoute, reply } => (Some(reply), None, None, Vec::new()),
+        Decision::LocalReply { cause: Cause::Redirect(matched), reply } => {
+            modified_reply = true;
+            let route = format!("{}/{}", matched.route.namespace, matched.route.name);
+            (Some(reply), Some(route), Some(matched.rule_index), Vec::new())
+        }
         Decision::Forward(Forward { matched, .. })
         | Decision::LocalReply { cause: Cause::NoBackend(matched) | Cause::Unresolved { matched, .. }, .. } => {
             // The decision for each share of the rule: forwarded as long as one share is.
@@ -173,11 +196,16 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         Decision::LocalReply { cause: Cause::Unresolved { reason, .. }, .. } => Some((*reason).to_owned()),
                         Decision::PassThrough
                         | Decision::Forward(_)
-                        | Decision::LocalReply { cause: Cause::NoRoute | Cause::NoBackend(_), .. } => None,
+                        | Decision::LocalReply { cause: Cause::NoRoute | Cause::Redirect(_) | Cause::NoBackend(_), .. } => None,
                     };
-                    let (request_headers, response_headers) = match &decision {
-                        Decision::Forward(f) => (changes(f.request.headers.edits()), changes(f.response.headers.edits())),
-                        Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new()),
+                    let (request_headers, response_headers, path, host) = match &decision {
+                        Decision::Forward(f) => (
+                            changes(f.request.headers.edits()),
+                            changes(f.response.headers.edits()),
+                            f.request.path.clone(),
+                            f.request.authority.map(str::to_owned),
+                        ),
+                        Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new(), None, None),
                     };
                     let candidate = Candidate {
                         name: b.name.clone(),
@@ -185,6 +213,8 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         port: b.port,
                         weight: b.weight,
                         unresolved,
+                        path,
+                        host,
                         request_headers,
                         response_headers,
                     };

@@ -32,6 +32,8 @@ fn backend(name: &str, weight: u32) -> Candidate {
         port: Some(80),
         weight,
         unresolved: None,
+        path: None,
+        host: None,
         request_headers: Vec::new(),
         response_headers: Vec::new(),
     }

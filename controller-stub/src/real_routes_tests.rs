@@ -384,3 +384,85 @@ fn a_response_header_modifier_applies_to_the_rules_own_500() {
         Some(vec![("content-type".to_owned(), "text/plain".to_owned()), ("x-served-by".to_owned(), "mesh".to_owned())])
     );
 }
+
+/// RequestRedirect: `explain` answers with the status and the whole `Location`, by the API's
+/// port rules (the Service port dialled is the listener port).
+#[test]
+fn redirects_explain_with_their_location() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo}",
+        "  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {hostname: example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}
+  - filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https}
+",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    let location = |to: &str, path: &str| {
+        let headers: Vec<String> = Vec::new();
+        let e = explain(&b, &Query { to, namespace: "default", method: "GET", path, headers: &headers, grpc: None }).unwrap();
+        let location = e.reply_headers.unwrap_or_default().into_iter().find(|(n, _)| n == "location").map(|(_, v)| v);
+        (e.status, location.unwrap_or_default())
+    };
+    assert_eq!(location("echo:8080", "/old/a?q=1"), (301, "http://example.com:8080/new/a?q=1".to_owned()));
+    assert_eq!(location("echo", "/old"), (301, "http://example.com/new".to_owned()));
+    assert_eq!(location("echo:8080", "/x"), (302, "https://echo/x".to_owned()));
+}
+
+/// URLRewrite: `explain` shows the path and Host the backend sees; a backendRef's rewrite wins
+/// over its rule's for the part it sets.
+#[test]
+fn rewrites_explain_with_the_path_and_host_the_backend_sees() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - matches: [{path: {type: PathPrefix, value: /prefix}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: rule.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs:
+    - name: v1
+      port: 80
+      filters:
+      - type: URLRewrite
+        urlRewrite: {hostname: v1.example.com}
+",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    let headers: Vec<String> = Vec::new();
+    let e = explain(
+        &b,
+        &Query { to: "echo", namespace: "default", method: "GET", path: "/prefix/one/two?x=1", headers: &headers, grpc: None },
+    )
+    .unwrap();
+    assert_eq!((e.backends[0].path.as_deref(), e.backends[0].host.as_deref()), (Some("/one/two?x=1"), Some("v1.example.com")));
+}
+
+/// The CRD's rules across a rule: a redirect takes no backendRefs, not both redirect and
+/// rewrite, ReplacePrefixMatch needs one PathPrefix match, no redirect on a backendRef.
+#[test]
+fn redirect_and_rewrite_rules_are_validated_as_the_crd_does() {
+    let errors = |rules: &str| -> Vec<String> {
+        let b = with_services(&route("r", "{group: \"\", kind: Service, name: echo, port: 80}", rules));
+        b.errors().map(|d| d.to_string()).collect()
+    };
+    let e =
+        errors("  - filters: [{type: RequestRedirect, requestRedirect: {port: 81}}]\n    backendRefs: [{name: v1, port: 80}]\n");
+    assert!(e.iter().any(|e| e.contains("takes no backendRefs")), "{e:#?}");
+    let e = errors(
+        "  - filters: [{type: RequestRedirect, requestRedirect: {port: 81}}, {type: URLRewrite, urlRewrite: {hostname: a.example}}]\n",
+    );
+    assert!(e.iter().any(|e| e.contains("not both")), "{e:#?}");
+    let e = errors(
+        "  - matches: [{path: {value: /a}}, {path: {value: /b}}]\n    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}]\n    backendRefs: [{name: v1, port: 80}]\n",
+    );
+    assert!(e.iter().any(|e| e.contains("exactly one match, and it must be a PathPrefix")), "{e:#?}");
+    let e = errors("  - backendRefs: [{name: v1, port: 80, filters: [{type: RequestRedirect, requestRedirect: {port: 81}}]}]\n");
+    assert!(e.iter().any(|e| e.contains("put it on the rule")), "{e:#?}");
+    let e = errors("  - filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]\n");
+    assert!(e.iter().any(|e| e.contains("304 is not one of 301, 302, 303, 307, 308")), "{e:#?}");
+}

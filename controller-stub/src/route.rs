@@ -11,7 +11,7 @@ use meshroute_filter::matching::FullRegex;
 use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
 use crate::model::{BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source};
 use crate::reader::{join, Fields, Reader};
-use crate::route_filters::decode_filters;
+use crate::route_filters::{check_rule, decode_filters, Level};
 use crate::syntax;
 use crate::yaml::Node;
 
@@ -79,8 +79,10 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                         matches
                     }
                 };
-                let filters = decode_filters(r, &f, &path, RouteKind::Http);
+                let filters = decode_filters(r, &f, &path, RouteKind::Http, Level::Rule);
                 let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Http);
+                let backend_filters: Vec<FiltersDoc> = backend_refs.iter().map(|b| b.filters.clone()).collect();
+                check_rule(r, item.line, &path, &filters, &backend_filters, &matches);
                 rules.push(HttpRule { matches, backend_refs, filters, source: source(r, item.line) });
             }
         }
@@ -110,7 +112,7 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                     matches.extend(grpc_match(r, m, &format!("{mpath}[{j}]")));
                 }
             }
-            let filters = decode_filters(r, &f, &path, RouteKind::Grpc);
+            let filters = decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule);
             let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Grpc);
             rules.push(GrpcRule { matches, backend_refs, filters, source: source(r, item.line) });
         }
@@ -247,7 +249,7 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta, 
         let Some(f) = r.fields(item, &path, &["group", "kind", "name", "namespace", "port", "weight", "filters"]) else {
             continue;
         };
-        let filters = decode_filters(r, &f, &path, route_kind);
+        let filters = decode_filters(r, &f, &path, route_kind, Level::BackendRef);
         let group = group_field(r, &f, &path, false).unwrap_or_default();
         let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Service".to_owned());
         let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());

@@ -3,7 +3,10 @@
 //! does not implement yet is refused with an error on its `type`, never ignored: no one should
 //! believe a redirect or a mirror is applied when it is not.
 
-use meshroute_filter::document::{FiltersDoc, HeaderDoc, HeaderModifierDoc, RouteKind};
+use meshroute_filter::document::{
+    FiltersDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc, RedirectDoc, RewriteDoc,
+    RouteKind,
+};
 
 use crate::reader::{join, Fields, Reader};
 use crate::syntax;
@@ -20,8 +23,8 @@ const HTTP_FILTERS: &[(&str, &str, Option<Kind>)] = &[
     ("RequestHeaderModifier", "requestHeaderModifier", Some(Kind::RequestHeaders)),
     ("ResponseHeaderModifier", "responseHeaderModifier", Some(Kind::ResponseHeaders)),
     ("RequestMirror", "requestMirror", None),
-    ("RequestRedirect", "requestRedirect", None),
-    ("URLRewrite", "urlRewrite", None),
+    ("RequestRedirect", "requestRedirect", Some(Kind::Redirect)),
+    ("URLRewrite", "urlRewrite", Some(Kind::Rewrite)),
     ("CORS", "cors", None),
     ("ExtensionRef", "extensionRef", None),
 ];
@@ -37,10 +40,19 @@ const GRPC_FILTERS: &[(&str, &str, Option<Kind>)] = &[
 enum Kind {
     RequestHeaders,
     ResponseHeaders,
+    Redirect,
+    Rewrite,
+}
+
+/// Where a `filters` list is: on a rule, or on one of its backendRefs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Rule,
+    BackendRef,
 }
 
 /// The `filters` field of `f` (a rule or a backendRef of a route of `kind`), at `path`.
-pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: RouteKind) -> FiltersDoc {
+pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: RouteKind, level: Level) -> FiltersDoc {
     let mut out = FiltersDoc::default();
     let Some(node) = f.get("filters") else { return out };
     let table = match kind {
@@ -69,17 +81,136 @@ pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: Rout
         };
         let Some(config) = r.required(&ff, field, &fpath) else { continue };
         let cpath = join(&fpath, field);
-        let slot = match implemented {
-            Kind::RequestHeaders => &mut out.request_headers,
-            Kind::ResponseHeaders => &mut out.response_headers,
+        if implemented == Kind::Redirect && level == Level::BackendRef {
+            r.error(
+                type_node.line,
+                &join(&fpath, "type"),
+                "RequestRedirect answers for the whole rule: put it on the rule, not on a backendRef",
+            );
+            continue;
+        }
+        let taken = match implemented {
+            Kind::RequestHeaders => out.request_headers.is_some(),
+            Kind::ResponseHeaders => out.response_headers.is_some(),
+            Kind::Redirect => out.redirect.is_some(),
+            Kind::Rewrite => out.rewrite.is_some(),
         };
-        if slot.is_some() {
+        if taken {
             r.error(type_node.line, &join(&fpath, "type"), format!("{type_name} filter cannot be repeated"));
             continue;
         }
-        *slot = header_modifier(r, config, &cpath);
+        match implemented {
+            Kind::RequestHeaders => out.request_headers = header_modifier(r, config, &cpath),
+            Kind::ResponseHeaders => out.response_headers = header_modifier(r, config, &cpath),
+            Kind::Redirect => out.redirect = redirect(r, config, &cpath),
+            Kind::Rewrite => out.rewrite = rewrite(r, config, &cpath),
+        }
     }
     out
+}
+
+/// The CRD's rules across one rule's filters, matches and backendRefs: a RequestRedirect takes
+/// no backendRefs and no URLRewrite beside it; `ReplacePrefixMatch` needs the rule to have
+/// exactly one match, a PathPrefix.
+pub fn check_rule(r: &mut Reader<'_>, line: usize, path: &str, rule: &FiltersDoc, backends: &[FiltersDoc], matches: &[MatchDoc]) {
+    if rule.redirect.is_some() && rule.rewrite.is_some() {
+        r.error(line, &join(path, "filters"), "may hold a RequestRedirect or a URLRewrite, not both");
+    }
+    if rule.redirect.is_some() && !backends.is_empty() {
+        r.error(line, &join(path, "backendRefs"), "a rule with a RequestRedirect filter answers itself and takes no backendRefs");
+    }
+    let prefix_modifier = |f: &FiltersDoc| {
+        let redirect = f.redirect.as_ref().and_then(|r| r.path.as_ref());
+        let rewrite = f.rewrite.as_ref().and_then(|r| r.path.as_ref());
+        redirect.into_iter().chain(rewrite).any(|p| matches!(p, PathModifierDoc::ReplacePrefixMatch(_)))
+    };
+    let one_prefix = matches!(matches, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, .. }), .. }]);
+    if (prefix_modifier(rule) || backends.iter().any(prefix_modifier)) && !one_prefix {
+        r.error(line, &join(path, "matches"), "ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix");
+    }
+}
+
+/// `HTTPRequestRedirectFilter`: `scheme` (http, https), `hostname`, `port`, `path`, `statusCode`
+/// (301, 302, 303, 307, 308; 302 when left out).
+fn redirect(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<RedirectDoc> {
+    let f = r.fields(node, path, &["scheme", "hostname", "path", "port", "statusCode"])?;
+    let scheme = f.get("scheme").and_then(|n| r.one_of(n, &join(path, "scheme"), &["http", "https"]));
+    let hostname = precise_hostname(r, &f, path);
+    let port = f.get("port").and_then(|n| r.port(n, &join(path, "port")));
+    let modifier = f.get("path").and_then(|n| path_modifier(r, n, &join(path, "path")));
+    let status_code = match f.get("statusCode") {
+        None => Some(302),
+        Some(n) => {
+            let spath = join(path, "statusCode");
+            r.int(n, &spath, 100, 599).and_then(|code| {
+                let code = u16::try_from(code).ok()?;
+                let ok = matches!(code, 301 | 302 | 303 | 307 | 308);
+                r.check(n.line, &spath, if ok { Ok(()) } else { Err(format!("{code} is not one of 301, 302, 303, 307, 308")) })
+                    .then_some(code)
+            })
+        }
+    };
+    let valid = (f.get("scheme").is_none() || scheme.is_some())
+        && (f.get("hostname").is_none() || hostname.is_some())
+        && (f.get("port").is_none() || port.is_some())
+        && (f.get("path").is_none() || modifier.is_some());
+    valid.then_some(RedirectDoc { scheme, hostname, port, path: modifier, status_code: status_code? })
+}
+
+/// `HTTPURLRewriteFilter`: `hostname` and `path`.
+fn rewrite(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<RewriteDoc> {
+    let f = r.fields(node, path, &["hostname", "path"])?;
+    let hostname = precise_hostname(r, &f, path);
+    let modifier = f.get("path").and_then(|n| path_modifier(r, n, &join(path, "path")));
+    let valid = (f.get("hostname").is_none() || hostname.is_some()) && (f.get("path").is_none() || modifier.is_some());
+    valid.then_some(RewriteDoc { hostname, path: modifier })
+}
+
+/// A `PreciseHostname`: a DNS name, no wildcard, no IP address.
+fn precise_hostname(r: &mut Reader<'_>, f: &Fields<'_>, path: &str) -> Option<String> {
+    let node = f.get("hostname")?;
+    let hpath = join(path, "hostname");
+    let host = r.string(node, &hpath)?;
+    let valid = if syntax::ip(&host).is_ok() || host.starts_with("*.") {
+        Err(format!("{host:?} is not a precise hostname (no IP address, no wildcard)"))
+    } else {
+        syntax::dns_subdomain(&host)
+    };
+    r.check(node.line, &hpath, valid).then_some(host)
+}
+
+/// `HTTPPathModifier`: `type` ReplaceFullPath with `replaceFullPath`, or ReplacePrefixMatch with
+/// `replacePrefixMatch` (which may be empty), each at most 1024 characters.
+fn path_modifier(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathModifierDoc> {
+    let f = r.fields(node, path, &["type", "replaceFullPath", "replacePrefixMatch"])?;
+    let type_node = r.required(&f, "type", path)?;
+    let full = r.choice(type_node, &join(path, "type"), &[("ReplaceFullPath", true), ("ReplacePrefixMatch", false)])?;
+    let (field, other) = if full { ("replaceFullPath", "replacePrefixMatch") } else { ("replacePrefixMatch", "replaceFullPath") };
+    if let Some(n) = f.get(other) {
+        r.error(
+            n.line,
+            &join(path, other),
+            format!("must not be set when type is {}", if full { "ReplaceFullPath" } else { "ReplacePrefixMatch" }),
+        );
+        return None;
+    }
+    let value_node = r.required(&f, field, path)?;
+    let vpath = join(path, field);
+    let value = r.string(value_node, &vpath)?;
+    let valid = if value.len() > 1024 {
+        Err("must be at most 1024 characters".to_owned())
+    } else if value.is_empty() && !full {
+        Ok(())
+    } else {
+        syntax::http_path(&value)
+    };
+    r.check(value_node.line, &vpath, valid).then(|| {
+        if full {
+            PathModifierDoc::ReplaceFullPath(value)
+        } else {
+            PathModifierDoc::ReplacePrefixMatch(value)
+        }
+    })
 }
 
 /// An `HTTPHeaderFilter`: `set` and `add` entries `{name, value}` with unique names (compared

@@ -27,7 +27,8 @@ pub enum BackendTarget {
 }
 
 impl Backend {
-    pub(crate) fn compile(doc: &BackendDoc) -> Result<Self, String> {
+    /// `prefix`: the rule's PathPrefix, as for [`RouteFilters::compile`].
+    pub(crate) fn compile(doc: &BackendDoc, prefix: Option<&str>) -> Result<Self, String> {
         if doc.weight > MAX_WEIGHT {
             return Err(format!("backend {}/{} weight {} is above {MAX_WEIGHT}", doc.namespace, doc.name, doc.weight));
         }
@@ -41,7 +42,8 @@ impl Backend {
                 ))
             }
         };
-        let filters = RouteFilters::compile(&doc.filters).map_err(|e| format!("backend {}/{}: {e}", doc.namespace, doc.name))?;
+        let filters =
+            RouteFilters::compile(&doc.filters, prefix).map_err(|e| format!("backend {}/{}: {e}", doc.namespace, doc.name))?;
         Ok(Backend {
             name: doc.name.clone(),
             namespace: doc.namespace.clone(),

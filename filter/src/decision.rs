@@ -2,10 +2,12 @@
 //! for `meshroute explain`, which only apply or report it.
 
 use crate::choice::{Backend, BackendTarget};
+use crate::filters::RouteFilters;
 use crate::header_modifier::HeaderChanges;
 use crate::reply::{is_grpc_call, LocalReply, Refusal};
 use crate::request::Request;
-use crate::table::{Frontend, Matched, Outcome, RouteTable};
+use crate::table::{Frontend, Matched, Outcome, RouteRule, RouteTable};
+use crate::url::{Origin, Rewrite};
 
 /// What happens to a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,9 +36,13 @@ pub struct Forward<'t> {
 /// of the filters that act on the request (RequestHeaderModifier; URLRewrite, RequestMirror and
 /// the rule's timeouts to come). The glue destructures it, so a new field does not compile
 /// until the glue applies it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestChanges<'t> {
     pub headers: HeaderChanges<'t>,
+    /// URLRewrite's new `:path` (query kept); the backendRef's rewrite, else the rule's.
+    pub path: Option<String>,
+    /// URLRewrite's new `:authority` (`Host`); the backendRef's, else the rule's.
+    pub authority: Option<&'t str>,
 }
 
 /// What the matched rule and backendRef change on the response before the client sees it
@@ -49,6 +55,8 @@ pub struct ResponseChanges<'t> {
 /// Why the filter answers a request itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cause<'t> {
+    /// The matched rule redirects (RequestRedirect): a 3xx with a `Location`.
+    Redirect(Matched<'t>),
     /// The Service port has routes and none matches.
     NoRoute,
     /// The matched rule has no backendRef with a weight above 0.
@@ -63,14 +71,7 @@ impl<'t> Cause<'t> {
     pub fn matched(&self) -> Option<Matched<'t>> {
         match *self {
             Cause::NoRoute => None,
-            Cause::NoBackend(matched) | Cause::Unresolved { matched, .. } => Some(matched),
-        }
-    }
-
-    fn refusal(&self) -> Refusal {
-        match self {
-            Cause::NoRoute => Refusal::NoRoute,
-            Cause::NoBackend(_) | Cause::Unresolved { .. } => Refusal::Unavailable,
+            Cause::Redirect(matched) | Cause::NoBackend(matched) | Cause::Unresolved { matched, .. } => Some(matched),
         }
     }
 }
@@ -78,29 +79,37 @@ impl<'t> Cause<'t> {
 /// Decides what happens to `request`, which arrived at `frontend` (`None`: a destination that
 /// is not a Service port with routes), given a uniformly random `draw` for the weighted choice.
 ///
-/// `content_type` yields the request's `content-type`; it is called only for a local reply,
-/// whose form depends on whether the request is a gRPC call. A closure rather than a value or
-/// a request-access trait: every other input is read before matching anyway (what the
-/// frontend's matches need, [`Frontend::inputs`]), and the closure keeps the one conditional
-/// read — a host call in the filter — off the path of a forwarded request.
+/// `header` reads a request header that routing does not (`content-type`, which decides
+/// whether a local reply is a gRPC one; `:authority` and `:scheme`, which a redirect keeps);
+/// it is called only for local replies. A closure rather than values or a request-access
+/// trait: every other input is read before matching anyway (what the frontend's matches and
+/// filters need, [`Frontend::inputs`]), and the closure keeps these conditional reads — host
+/// calls in the filter — off the path of a forwarded request.
 pub fn decide<'t, C: AsRef<[u8]>>(
     table: &'t RouteTable,
     frontend: Option<&'t Frontend>,
     request: &Request<'_>,
     draw: u64,
-    content_type: impl FnOnce() -> Option<C>,
+    header: impl Fn(&str) -> Option<C>,
 ) -> Decision<'t> {
     let Some(frontend) = frontend else { return Decision::PassThrough };
     let cause = match table.route(Some(frontend), request) {
         Outcome::PassThrough => return Decision::PassThrough,
         Outcome::NoMatch => Cause::NoRoute,
+        Outcome::Matched(matched) if matched.rule.filters.redirect.is_some() => Cause::Redirect(matched),
         Outcome::Matched(matched) => match matched.rule.backends.pick(draw) {
             None => Cause::NoBackend(matched),
             Some(backend) => match &backend.target {
                 BackendTarget::Cluster(cluster) => {
                     let (rule, own) = (&matched.rule.filters, &backend.filters);
+                    let rewrite = |part: fn(&Rewrite) -> bool| {
+                        own.rewrite.as_ref().filter(|r| part(r)).or(rule.rewrite.as_ref().filter(|r| part(r)))
+                    };
+                    let (path, query) = request.path_and_query();
                     let request = RequestChanges {
                         headers: HeaderChanges { rule: rule.request_headers.as_ref(), backend: own.request_headers.as_ref() },
+                        path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
+                        authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
                     };
                     let response = ResponseChanges {
                         headers: HeaderChanges { rule: rule.response_headers.as_ref(), backend: own.response_headers.as_ref() },
@@ -111,13 +120,30 @@ pub fn decide<'t, C: AsRef<[u8]>>(
             },
         },
     };
-    let content_type = content_type();
-    let grpc_call = is_grpc_call(content_type.as_ref().map(AsRef::as_ref));
-    // A matched rule's ResponseHeaderModifier applies to its own refusals too.
+    let text = |name: &str| header(name).and_then(|v| String::from_utf8(v.as_ref().to_vec()).ok());
+    let grpc_call = is_grpc_call(header("content-type").as_ref().map(AsRef::as_ref));
+    let reply = match cause {
+        Cause::Redirect(Matched { rule: RouteRule { filters: RouteFilters { redirect: Some(redirect), .. }, .. }, .. }) => {
+            let (path, query) = request.path_and_query();
+            let (scheme, authority) = (text(":scheme"), text(":authority"));
+            let origin = Origin {
+                scheme: scheme.as_deref().unwrap_or("http"),
+                authority: authority.as_deref().unwrap_or(""),
+                listener_port: frontend.port,
+                path,
+                query,
+            };
+            LocalReply::redirect(redirect.status, redirect.location(&origin), grpc_call)
+        }
+        Cause::NoRoute => Refusal::NoRoute.reply(frontend.kind(), grpc_call),
+        Cause::Redirect(_) | Cause::NoBackend(_) | Cause::Unresolved { .. } => {
+            Refusal::Unavailable.reply(frontend.kind(), grpc_call)
+        }
+    };
+    // A matched rule's ResponseHeaderModifier applies to its own answers too.
     let response_headers =
         HeaderChanges { rule: cause.matched().and_then(|m| m.rule.filters.response_headers.as_ref()), backend: None };
-    let reply = cause.refusal().reply(frontend.kind(), grpc_call).with_header_changes(response_headers);
-    Decision::LocalReply { reply, cause }
+    Decision::LocalReply { reply: reply.with_header_changes(response_headers), cause }
 }
 
 #[cfg(test)]
@@ -179,7 +205,9 @@ mod tests {
         content_type: Option<&str>,
     ) -> Decision<'t> {
         let request = Request { method: "POST", path_and_query: path, headers: &[] };
-        decide(table, table.frontend_at(destination), &request, draw, || content_type)
+        decide(table, table.frontend_at(destination), &request, draw, |name: &str| {
+            content_type.filter(|_| name == "content-type")
+        })
     }
 
     fn received(decision: &Decision<'_>) -> Option<ReceivedStatus> {
@@ -215,7 +243,7 @@ mod tests {
     fn content_type_is_read_only_for_a_local_reply() {
         let t = table("HTTPRoute");
         let request = Request { method: "GET", path_and_query: "/split", headers: &[] };
-        let forwarded = decide(&t, t.frontend_at(FRONTEND), &request, 0, || -> Option<&str> { panic!("read") });
+        let forwarded = decide(&t, t.frontend_at(FRONTEND), &request, 0, |name: &str| -> Option<&str> { panic!("read {name}") });
         assert!(matches!(forwarded, Decision::Forward(_)));
     }
 

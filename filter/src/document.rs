@@ -76,6 +76,45 @@ pub struct FiltersDoc {
     /// `ResponseHeaderModifier`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<HeaderModifierDoc>,
+    /// `RequestRedirect`: the filter answers with a redirect (a rule's, never a backendRef's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectDoc>,
+    /// `URLRewrite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<RewriteDoc>,
+}
+
+/// `HTTPRequestRedirectFilter`; what is left out keeps the request's (see [`crate::url`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifierDoc>,
+    /// 301, 302 (the API's default), 303, 307 or 308.
+    pub status_code: u16,
+}
+
+/// `HTTPURLRewriteFilter`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifierDoc>,
+}
+
+/// `HTTPPathModifier`. `ReplacePrefixMatch` replaces the PathPrefix of the rule's one match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathModifierDoc {
+    ReplaceFullPath(String),
+    ReplacePrefixMatch(String),
 }
 
 impl FiltersDoc {

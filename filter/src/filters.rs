@@ -4,6 +4,7 @@
 
 use crate::document::FiltersDoc;
 use crate::header_modifier::HeaderModifier;
+use crate::url::{Redirect, Rewrite};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteFilters {
@@ -11,16 +12,40 @@ pub struct RouteFilters {
     pub request_headers: Option<HeaderModifier>,
     /// `ResponseHeaderModifier`.
     pub response_headers: Option<HeaderModifier>,
+    /// `RequestRedirect`.
+    pub redirect: Option<Redirect>,
+    /// `URLRewrite`.
+    pub rewrite: Option<Rewrite>,
 }
 
 impl RouteFilters {
-    pub fn compile(doc: &FiltersDoc) -> Result<Self, String> {
+    /// `prefix`: the PathPrefix of the rule's one match, if that is all it matches (what
+    /// `ReplacePrefixMatch` replaces).
+    pub fn compile(doc: &FiltersDoc, prefix: Option<&str>) -> Result<Self, String> {
         let modifier = |doc: &Option<_>, what: &str| {
             doc.as_ref().map(HeaderModifier::compile).transpose().map_err(|e| format!("{what}: {e}"))
         };
         Ok(RouteFilters {
             request_headers: modifier(&doc.request_headers, "request_headers")?,
             response_headers: modifier(&doc.response_headers, "response_headers")?,
+            redirect: doc
+                .redirect
+                .as_ref()
+                .map(|r| Redirect::compile(r, prefix))
+                .transpose()
+                .map_err(|e| format!("redirect: {e}"))?,
+            rewrite: doc
+                .rewrite
+                .as_ref()
+                .map(|r| Rewrite::compile(r, prefix))
+                .transpose()
+                .map_err(|e| format!("rewrite: {e}"))?,
         })
+    }
+
+    /// Whether applying the filters needs the request's path and query: a redirect keeps them,
+    /// a path rewrite changes them.
+    pub fn read_path(&self) -> bool {
+        self.redirect.is_some() || self.rewrite.as_ref().is_some_and(|r| r.path.is_some())
     }
 }

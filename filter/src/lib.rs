@@ -22,6 +22,7 @@ pub mod precedence;
 pub mod reply;
 pub mod request;
 pub mod table;
+pub mod url;
 
 #[cfg(test)]
 mod precedence_tests;

@@ -130,20 +130,26 @@ impl HttpContext for Exchange {
         let draw = rng.next_u64();
         self.rng.set(rng);
         // Read only for a local reply; from the headers when they were read already.
-        let content_type = || match headers.iter().find(|(n, _)| n == "content-type") {
+        let header = |name: &str| match headers.iter().find(|(n, _)| n == name) {
             Some((_, value)) => Some(value.clone().into_bytes()),
             None if inputs.headers => None,
-            None => self.get_http_request_header_bytes("content-type"),
+            None => self.get_http_request_header_bytes(name),
         };
-        match decide(&table, Some(frontend), &request, draw, content_type) {
+        match decide(&table, Some(frontend), &request, draw, header) {
             Decision::PassThrough => self.pass_through(),
             // Every change named, so that a new one fails to compile until it is applied here.
             Decision::Forward(Forward {
                 cluster,
-                request: RequestChanges { headers: request_headers },
+                request: RequestChanges { headers: request_headers, path: new_path, authority },
                 response: ResponseChanges { headers: response_headers },
                 ..
             }) => {
+                if let Some(path) = new_path {
+                    self.set_http_request_header(":path", Some(&path));
+                }
+                if let Some(authority) = authority {
+                    self.set_http_request_header(":authority", Some(authority));
+                }
                 for edit in request_headers.edits() {
                     match edit {
                         HeaderEdit::Remove(name) => self.set_http_request_header(name, None),

@@ -52,7 +52,7 @@ fn winner(table: &RouteTable, method: &str, path: &str, headers: &[(&str, &str)]
 fn winner_at(table: &RouteTable, destination: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     let request = Request { method, path_and_query: path, headers: &headers };
-    match decide(table, table.frontend_at(destination), &request, 0, || None::<&str>) {
+    match decide(table, table.frontend_at(destination), &request, 0, |_: &str| None::<&str>) {
         Decision::PassThrough => "pass".into(),
         Decision::Forward(Forward { cluster, .. }) => cluster.into(),
         Decision::LocalReply { reply, .. } => reply.status.to_string(),
@@ -237,7 +237,7 @@ fn unresolved_backend_keeps_its_share_and_fails() {
     });
     let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
     let request = Request { method: "GET", path_and_query: "/", headers: &[] };
-    let decide = |draw| decide(&t, t.frontend_at(FRONTEND), &request, draw, || None::<&str>);
+    let decide = |draw| decide(&t, t.frontend_at(FRONTEND), &request, draw, |_: &str| None::<&str>);
     let Decision::Forward(Forward { matched, cluster: "good", .. }) = decide(0) else { panic!("not forwarded") };
     assert_eq!((matched.route.kind, matched.route.name.as_str(), matched.rule_index), (RouteKind::Http, "r", 0));
     let Decision::LocalReply { cause: Cause::Unresolved { backend, .. }, reply } = decide(1) else { panic!("forwarded") };

@@ -125,6 +125,18 @@ impl Refusal {
 }
 
 impl LocalReply {
+    /// A RequestRedirect's answer: `status` (3xx) with `location`, and no body. Sent as such to a
+    /// gRPC call too: a redirect is an HTTP answer.
+    pub fn redirect(status: u32, location: String, grpc_call: bool) -> Self {
+        LocalReply {
+            status,
+            grpc_status: None,
+            headers: vec![(Cow::Borrowed("location"), Cow::Owned(location))],
+            body: Cow::Borrowed(""),
+            grpc_call,
+        }
+    }
+
     /// The reply with `changes` made to its headers, as they would be to a backend's response.
     pub fn with_header_changes(mut self, changes: HeaderChanges<'_>) -> Self {
         if changes.is_empty() {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
-use crate::document::{MatchDoc, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
+use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
@@ -242,7 +242,14 @@ impl RouteTable {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }
             }
-            let inputs = read_inputs(&entries);
+            // What the matches read, and the path wherever a redirect or a rewrite needs it.
+            let filters_read_path = front
+                .routes
+                .iter()
+                .filter_map(|&r| routes.get(r))
+                .flat_map(|route| &route.rules)
+                .any(|rule| rule.filters.read_path() || rule.backends.all().iter().any(|b| b.filters.read_path()));
+            let inputs = read_inputs(&entries).union(Inputs { path: filters_read_path, ..Inputs::default() });
             let index = EntryIndex::new(entries.iter().map(|entry| entry.matcher.index_key()));
             frontends.push(Frontend {
                 namespace: front.namespace.clone(),
@@ -296,19 +303,34 @@ fn read_inputs(entries: &[MatchEntry]) -> Inputs {
     entries.iter().fold(Inputs::default(), |inputs, entry| inputs.union(entry.matcher.inputs()))
 }
 
+/// The PathPrefix of an HTTPRoute rule whose one match is a PathPrefix: what `ReplacePrefixMatch`
+/// replaces.
+fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
+    match (kind, matches) {
+        (RouteKind::Http, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value }), .. }]) => {
+            Some(value.as_str())
+        }
+        _ => None,
+    }
+}
+
 fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
     let rules = doc
         .rules
         .iter()
         .enumerate()
         .map(|(i, rule)| {
+            let prefix = only_prefix(doc.kind, &rule.matches);
             let backends = rule
                 .backends
                 .iter()
-                .map(Backend::compile)
+                .map(|b| Backend::compile(b, prefix))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("rules[{i}]: {e}"))?;
-            let filters = RouteFilters::compile(&rule.filters).map_err(|e| format!("rules[{i}].filters: {e}"))?;
+            let filters = RouteFilters::compile(&rule.filters, prefix).map_err(|e| format!("rules[{i}].filters: {e}"))?;
+            if filters.redirect.is_some() && !rule.backends.is_empty() {
+                return Err(format!("rules[{i}]: a rule with a redirect has no backends"));
+            }
             Ok(RouteRule { backends: BackendSet::new(backends), filters })
         })
         .collect::<Result<_, String>>()?;

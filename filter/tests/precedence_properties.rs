@@ -509,7 +509,7 @@ proptest! {
             if let (Outcome::Matched(_), Expected::Matched { namespace, name, rule: index }) = (outcome, &expected) {
                 let doc_rule = &doc.routes.iter().find(|d| &d.namespace == namespace && &d.name == name).unwrap().rules[*index];
                 for &draw in &draws {
-                    let decision = decide(&table, table.frontend_at(&r.destination), &request, draw, || None::<&str>);
+                    let decision = decide(&table, table.frontend_at(&r.destination), &request, draw, |_: &str| None::<&str>);
                     let cluster = match decision {
                         Decision::Forward(Forward { cluster, .. }) => Some(cluster.to_owned()),
                         Decision::PassThrough | Decision::LocalReply { .. } => None,

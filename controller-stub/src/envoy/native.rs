@@ -568,6 +568,7 @@ mod tests {
         let rule_filters = FiltersDoc {
             request_headers: modifier(&[("X-Who", "rule")], &[("x-add", "a")], &["X-Gone"]),
             response_headers: modifier(&[], &[("x-served-by", "mesh")], &[]),
+            ..FiltersDoc::default()
         };
         let rules =
             vec![RuleDoc { matches: Vec::new(), backends: vec![backend("v1", 1, Some("c1"))], filters: rule_filters.clone() }];
