@@ -204,13 +204,8 @@ fn path_modifier(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<PathModi
     } else {
         syntax::http_path(&value)
     };
-    r.check(value_node.line, &vpath, valid).then(|| {
-        if full {
-            PathModifierDoc::ReplaceFullPath(value)
-        } else {
-            PathModifierDoc::ReplacePrefixMatch(value)
-        }
-    })
+    let modifier = if full { PathModifierDoc::ReplaceFullPath(value) } else { PathModifierDoc::ReplacePrefixMatch(value) };
+    r.check(value_node.line, &vpath, valid).then_some(modifier)
 }
 
 /// An `HTTPHeaderFilter`: `set` and `add` entries `{name, value}` with unique names (compared
