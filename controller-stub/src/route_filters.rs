@@ -124,6 +124,17 @@ pub fn check_rule(r: &mut Reader<'_>, line: usize, path: &str, rule: &FiltersDoc
         let rewrite = f.rewrite.as_ref().and_then(|r| r.path.as_ref());
         redirect.into_iter().chain(rewrite).any(|p| matches!(p, PathModifierDoc::ReplacePrefixMatch(_)))
     };
+    // Envoy's own routes rewrite the path per route, not per backend of a split.
+    let path_of = |f: &FiltersDoc| f.rewrite.as_ref().and_then(|r| r.path.clone());
+    let effective: Vec<Option<PathModifierDoc>> = backends.iter().map(|b| path_of(b).or_else(|| path_of(rule))).collect();
+    if backends.iter().any(|b| path_of(b).is_some()) && effective.windows(2).any(|pair| pair[0] != pair[1]) {
+        r.warning(
+            line,
+            &join(path, "backendRefs"),
+            "its backendRefs rewrite the path differently: the filter applies each one's, but Envoy's own routes \
+             (sync --mode native) rewrite a path per rule, and apply the rule's (or none)",
+        );
+    }
     let one_prefix = matches!(matches, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, .. }), .. }]);
     if (prefix_modifier(rule) || backends.iter().any(prefix_modifier)) && !one_prefix {
         r.error(line, &join(path, "matches"), "ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix");

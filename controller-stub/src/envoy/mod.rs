@@ -120,7 +120,8 @@ pub fn render_native(
         ),
         &native::route_configuration(manifests, table)?,
     )?;
-    let source = native::RdsSource { path: text(&rds_path)?, watched_dir: out_text };
+    let source =
+        native::RdsSource { path: text(&rds_path)?, watched_dir: out_text, strip_host_port: native::strips_host_port(table) };
     let (listener_doc, warnings) = native::listeners(manifests, &source);
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {

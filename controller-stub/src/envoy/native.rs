@@ -26,8 +26,8 @@
 use serde_json::{json, Value};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchType, RouteKind, TableDocument, ValueMatchDoc,
-    ValueMatchType,
+    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc,
+    RedirectDoc, RouteKind, TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::table::RouteTable;
 use meshroute_filter::SELECTION_HEADER;
@@ -50,6 +50,8 @@ const GRPC_CONTENT_TYPE: &str = "application/grpc([+;].*)?";
 pub struct RdsSource<'a> {
     pub path: &'a str,
     pub watched_dir: &'a str,
+    /// Whether the routes need the Lua filter ([`strips_host_port`]).
+    pub strip_host_port: bool,
 }
 
 /// Why a table cannot be expressed natively: it does not compile (the filter would refuse it
@@ -75,7 +77,7 @@ pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> 
                 table.frontends.iter().find(|f| f.port == at.port && f.addresses.iter().any(|a| same_ip(a, &at.ip)));
             let frontend = frontend_doc.and_then(|f| compiled.frontend_of(&f.namespace, &f.name, f.port));
             let routes = match frontend {
-                Some(frontend) => frontend_routes(table, frontend),
+                Some(frontend) => frontend_routes(table, frontend, at.port),
                 None => vec![json!({
                     "name": "pass-through",
                     "match": { "prefix": "/" },
@@ -103,7 +105,7 @@ fn same_ip(a: &str, b: &str) -> bool {
 }
 
 /// A frontend's routes, most specific first, then the 404 for everything else.
-fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Frontend) -> Vec<Value> {
+fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Frontend, listener_port: u16) -> Vec<Value> {
     let grpc = frontend.kind() == RouteKind::Grpc;
     let mut routes = Vec::new();
     for at in frontend.precedence_order() {
@@ -130,12 +132,16 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             header_mutations(&mut route, &[&rule.filters]);
             route
         };
+        let prefix = only_prefix(route.kind, &rule.matches);
+        if let Some(redirect) = &rule.filters.redirect {
+            routes.push(with_filters(redirect_route(name, route_match, redirect, prefix, listener_port)));
+            continue;
+        }
         match action(&rule.backends, &rule.filters, grpc) {
-            Action::Route { action, on_clusters: true } => {
-                routes.push(json!({ "name": name, "match": route_match, "route": action }))
-            }
-            Action::Route { action, on_clusters: false } => {
-                routes.push(with_filters(json!({ "name": name, "match": route_match, "route": action })))
+            Action::Route { mut action, on_clusters } => {
+                rewrite(&mut action, &rule.filters, &rule.backends, prefix);
+                let route = json!({ "name": name, "match": route_match, "route": action });
+                routes.push(if on_clusters { route } else { with_filters(route) });
             }
             Action::Fail => {
                 if grpc {
@@ -193,6 +199,7 @@ fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
     // `most_specific_header_mutations_wins` says (measured on 1.40.0), so where a backendRef has
     // filters of its own, each cluster carries its rule's and its own, in the filter's order.
     let on_clusters = shares.iter().any(|(_, _, filters)| !filters.is_empty());
+    // A backendRef's own filters need its cluster of a split, even a split of one.
     let mut action = match shares.as_slice() {
         [] => return Action::Fail,
         [(cluster, _, _)] if !on_clusters => json!({ "cluster": cluster }),
@@ -203,6 +210,9 @@ fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
                     .map(|(name, weight, filters)| {
                         let mut share = json!({ "name": name, "weight": weight });
                         header_mutations(&mut share, &[rule, filters]);
+                        if let Some(host) = filters.rewrite.as_ref().and_then(|r| r.hostname.as_ref()) {
+                            share["host_rewrite_literal"] = json!(host);
+                        }
                         share
                     })
                     .collect::<Vec<_>>(),
@@ -214,6 +224,141 @@ fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
         action["cluster_not_found_response_code"] = json!(not_found);
     }
     Action::Route { action, on_clusters }
+}
+
+/// The PathPrefix of an HTTPRoute rule whose one match is a PathPrefix: what
+/// `ReplacePrefixMatch` replaces (the CRD allows it on no other rule).
+fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
+    match (kind, matches) {
+        (RouteKind::Http, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value }), .. }]) => {
+            Some(value.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// RequestRedirect as Envoy's redirect action, measured on Envoy 1.40.0: the scheme is always
+/// written (else a client's `x-forwarded-proto` would choose it); Envoy takes the port from the
+/// Host header, never from the listener, so the port the API prescribes is written unless it
+/// is the scheme's default; the status is always given (Envoy's default is 301, the API's 302).
+/// A Location without a port still needs the request's Host without its own port, which no
+/// redirect field does: those routes strip it first ([`STRIP_HOST_PORT`]).
+fn redirect_route(name: String, route_match: Value, redirect: &RedirectDoc, prefix: Option<&str>, listener_port: u16) -> Value {
+    let scheme = redirect.scheme.as_deref().unwrap_or("http");
+    let default = default_port(scheme);
+    let port = match (redirect.port, &redirect.scheme) {
+        (Some(port), _) => port,
+        (None, Some(_)) => default.unwrap_or(listener_port),
+        (None, None) => listener_port,
+    };
+    let code = match redirect.status_code {
+        301 => "MOVED_PERMANENTLY",
+        303 => "SEE_OTHER",
+        307 => "TEMPORARY_REDIRECT",
+        308 => "PERMANENT_REDIRECT",
+        _ => "FOUND",
+    };
+    let mut action = json!({ "response_code": code, "scheme_redirect": scheme });
+    if let Some(host) = &redirect.hostname {
+        action["host_redirect"] = json!(host);
+    }
+    if Some(port) != default {
+        action["port_redirect"] = json!(port);
+    }
+    match &redirect.path {
+        None => {}
+        Some(PathModifierDoc::ReplaceFullPath(path)) => action["path_redirect"] = json!(path),
+        Some(PathModifierDoc::ReplacePrefixMatch(replacement)) => {
+            if let Some(regex_rewrite) = prefix_regex(prefix.unwrap_or("/"), replacement) {
+                action["regex_rewrite"] = regex_rewrite;
+            }
+        }
+    }
+    let mut route = json!({ "name": name, "match": route_match, "redirect": action });
+    if redirect.hostname.is_none() && Some(port) == default {
+        route["typed_per_filter_config"] = json!({ LUA_FILTER: {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+            "source_code": { "inline_string": STRIP_HOST_PORT },
+        }});
+    }
+    route
+}
+
+/// Whether a table's native routes may need [`STRIP_HOST_PORT`] (a redirect that keeps the
+/// request's host), so that the listeners carry the Lua filter it runs in; only then, since
+/// even an idle filter costs a little on every request.
+pub fn strips_host_port(table: &TableDocument) -> bool {
+    table.routes.iter().flat_map(|r| &r.rules).filter_map(|rule| rule.filters.redirect.as_ref()).any(|r| r.hostname.is_none())
+}
+
+/// The HTTP filter that runs [`STRIP_HOST_PORT`] on the routes that carry it; a no-op elsewhere.
+pub const LUA_FILTER: &str = "envoy.filters.http.lua";
+
+/// Drops the port from `:authority` before a redirect that must not write one.
+const STRIP_HOST_PORT: &str = "function envoy_on_request(h)
+  local host = h:headers():get(\":authority\")
+  if host ~= nil then
+    local stripped = string.gsub(host, \":%d+$\", \"\")
+    if stripped ~= host then h:headers():replace(\":authority\", stripped) end
+  end
+end
+";
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// `ReplacePrefixMatch` as a `regex_rewrite` of the path alone (the query is kept), measured
+/// right on every row of the API's table where `prefix_rewrite` gets trailing slashes wrong.
+/// `None` when nothing changes (the root prefix replaced by nothing).
+fn prefix_regex(prefix: &str, replacement: &str) -> Option<Value> {
+    let (prefix, replacement) = (prefix.trim_end_matches('/'), replacement.trim_end_matches('/'));
+    let substitution_of = |r: &str| r.replace('\\', "\\\\");
+    let (regex, substitution) = match (prefix.is_empty(), replacement.is_empty()) {
+        (true, true) => return None,
+        (true, false) => ("^(/.*)?$".to_owned(), format!("{}\\1", substitution_of(replacement))),
+        (false, false) => (format!("^{}(/.*)?$", regex_escape(prefix)), format!("{}\\1", substitution_of(replacement))),
+        (false, true) => (format!("^{}(?:/(.*))?$", regex_escape(prefix)), "/\\1".to_owned()),
+    };
+    Some(json!({ "pattern": { "regex": regex }, "substitution": substitution }))
+}
+
+/// URLRewrite on a route action: the rule's hostname (a backendRef's own goes on its weighted
+/// cluster), and the path. Envoy rewrites a path per route, not per cluster: the path is the one
+/// every share would get (a backendRef's own, else the rule's); where they differ, the rule's
+/// applies, and `check` warns about it.
+fn rewrite(action: &mut Value, rule: &FiltersDoc, backends: &[BackendDoc], prefix: Option<&str>) {
+    fn path_of(f: &FiltersDoc) -> Option<&PathModifierDoc> {
+        f.rewrite.as_ref().and_then(|r| r.path.as_ref())
+    }
+    if let Some(host) = rule.rewrite.as_ref().and_then(|r| r.hostname.as_ref()) {
+        action["host_rewrite_literal"] = json!(host);
+    }
+    let paths: Vec<Option<&PathModifierDoc>> =
+        backends.iter().filter(|b| b.weight > 0).map(|b| path_of(&b.filters).or(path_of(rule))).collect();
+    let path = match paths.first() {
+        Some(first) if paths.iter().all(|p| p == first) => *first,
+        _ => path_of(rule),
+    };
+    if let Some(path) = path {
+        path_rewrite(action, path, prefix);
+    }
+}
+
+fn path_rewrite(action: &mut Value, path: &PathModifierDoc, prefix: Option<&str>) {
+    let regex_rewrite = match path {
+        PathModifierDoc::ReplaceFullPath(full) => {
+            Some(json!({ "pattern": { "regex": "^/.*$" }, "substitution": full.replace('\\', "\\\\") }))
+        }
+        PathModifierDoc::ReplacePrefixMatch(replacement) => prefix_regex(prefix.unwrap_or("/"), replacement),
+    };
+    if let Some(regex_rewrite) = regex_rewrite {
+        action["regex_rewrite"] = regex_rewrite;
+    }
 }
 
 /// Header modifiers as Envoy's header mutations on a route or a weighted cluster (the same four
@@ -352,6 +497,18 @@ fn regex_escape(text: &str) -> String {
 
 /// The connection manager of a native listener: name the frontend, then route by RDS.
 pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
+    let mut http_filters = Vec::new();
+    if rds.strip_host_port {
+        // Idle except on the redirect routes that carry its code (`typed_per_filter_config`).
+        http_filters.push(json!({
+            "name": LUA_FILTER,
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua" },
+        }));
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+    }));
     json!({
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -379,10 +536,7 @@ pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
                     "path_config_source": { "path": rds.path, "watched_directory": { "path": rds.watched_dir } },
                 },
             },
-            "http_filters": [{
-                "name": "envoy.filters.http.router",
-                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
-            }],
+            "http_filters": http_filters,
         }
     })
 }
