@@ -264,4 +264,39 @@ mod tests {
         let lines: Vec<&str> = head.lines().filter(|line| line.to_ascii_lowercase().starts_with("x-env:")).collect();
         assert_eq!(lines, ["X-Env: prod", "X-Env: canary"], "request head:\n{head}");
     }
+
+    /// A redirect comes back to the test as it is, status and Location, and is not followed:
+    /// the tests of RequestRedirect assert on the proxy's own answer. The server answers one
+    /// request and then stops listening, so a client that followed the redirect would get no
+    /// answer at all.
+    #[tokio::test]
+    async fn a_redirect_is_returned_not_followed() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        let location = format!("http://{address}/elsewhere");
+        let answer = format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap_or_else(|error| panic!("accept: {error}"));
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).await.unwrap_or_else(|error| panic!("read: {error}"));
+                assert!(n > 0, "the client closed before the end of its request head");
+                head.extend_from_slice(&buffer[..n]);
+            }
+            let _ = stream.write_all(answer.as_bytes()).await;
+            drop(listener);
+        });
+        let request = Request {
+            method: Method::GET,
+            service: "raw".to_owned(),
+            address,
+            path: "/first".to_owned(),
+            headers: Vec::new(),
+            http2: false,
+        };
+        let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+        assert_eq!((reply.status, reply.header("location")), (302, Some(location.as_str())), "{request}: {reply}");
+        server.await.unwrap_or_else(|error| panic!("{error}"));
+    }
 }

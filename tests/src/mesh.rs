@@ -726,6 +726,41 @@ impl Call<'_> {
     /// [`Call::expect_backend`] does for one.
     #[track_caller]
     pub fn expect_one_of(self, backends: &[&str]) -> Reply {
+        let path = self.request.path.clone();
+        self.expect_answer(backends, &path)
+    }
+
+    /// Sends the request and asserts that `backend` answered it at `path` (with its query
+    /// string) rather than at the path that was sent, as a route that rewrites the path makes it;
+    /// otherwise unchanged, as [`Call::expect_backend`] checks.
+    #[track_caller]
+    pub fn expect_backend_at(self, backend: &str, path: &str) -> Reply {
+        self.expect_answer(&[backend], path)
+    }
+
+    /// Sends the request and asserts that the proxy answered it itself with the redirect
+    /// `status` and exactly `location` as its `Location` header: no backend answered.
+    #[track_caller]
+    pub fn expect_redirect(self, status: u16, location: &str) -> Reply {
+        let request = self.request.clone();
+        let reply = self.send();
+        let got = reply.header("location");
+        assert!(
+            reply.backend.is_none() && reply.echo.is_none(),
+            "{request}: expected a {status} redirect to {location} from the proxy, but a backend answered: {reply}"
+        );
+        assert_eq!(
+            reply.status, status,
+            "{request}: expected a {status} redirect to {location}, got {reply} with Location {got:?}"
+        );
+        assert_eq!(got, Some(location), "{request}: the Location of the {status} redirect");
+        reply
+    }
+
+    /// One of `backends` answered with status 200, having seen `path`, the request's method
+    /// and no selection header.
+    #[track_caller]
+    fn expect_answer(self, backends: &[&str], path: &str) -> Reply {
         let request = self.request.clone();
         let reply = self.send();
         let expected = backends.join(" or ");
@@ -737,7 +772,7 @@ impl Call<'_> {
             }
             _ => panic!("{request}: expected an answer from {expected}, got {reply}"),
         };
-        assert_eq!(echo.path, request.path, "{request}: {} saw another path", echo.backend);
+        assert_eq!(echo.path, path, "{request}: the path {} saw", echo.backend);
         assert_eq!(echo.method, request.method.as_str(), "{request}: {} saw another method", echo.backend);
         assert_eq!(
             reply.seen_header(SELECTION_HEADER),
