@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     for frontend in table.frontends() {
         for (method, path) in [("GET", "/"), ("POST", "/pkg.Svc/Method?x=1"), ("GET", "/a/b/../c?q=%zz&q=2#f"), ("", "")] {
             let request = Request { method, path_and_query: path, headers: &headers };
-            let _ = decide(&table, Some(frontend), &request, u64::MAX, || Some("application/grpc"));
+            let _ = decide(&table, Some(frontend), &request, u64::MAX, |_: &str| Some("application/grpc"));
         }
     }
 });
