@@ -508,23 +508,11 @@ spec:
     }
 }
 
-/// A backendRef's URLRewrite applies only to the requests sent to that backend: a rule on
-/// PathPrefix /api split 1:1 over echo-v1 (rewritten to /v1, Host v1.example.com) and echo-v2
-/// (to /v2, Host v2.example.com). Every answer from echo-v1 saw its rewrite and every answer
-/// from echo-v2 its own. Both must answer at least once in 50 requests: at 1:1 the chance that
-/// one never does is 2 × 2^-50 = 2^-49, so this cannot flake in practice.
-///
-/// Envoy's own routes rewrite a path per route, never per cluster of a split: in native mode
-/// each backend still gets its own Host, the path is left as it is (the rule rewrites none),
-/// and `meshroute check` says so rather than let the modes differ silently.
-#[test]
-fn backend_ref_url_rewrite_applies_only_to_requests_sent_to_that_backend() {
-    let mesh = Mesh::builder("backend_ref_url_rewrite_applies_only_to_requests_sent_to_that_backend")
-        .service("echo")
-        .service("echo-v1")
-        .service("echo-v2")
-        .routes(
-            r#"
+/// A rule on PathPrefix /api of the Service `echo`, split 1:1 over echo-v1 and echo-v2, each
+/// backendRef with the URLRewrite `v1_rewrite` and `v2_rewrite` (YAML flow style).
+fn split_rewrite_route(v1_rewrite: &str, v2_rewrite: &str) -> String {
+    format!(
+        r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -532,60 +520,100 @@ metadata:
   namespace: default
 spec:
   parentRefs:
-  - {group: "", kind: Service, name: echo, port: 80}
+  - {{group: "", kind: Service, name: echo, port: 80}}
   rules:
   - matches:
-    - path: {type: PathPrefix, value: /api}
+    - path: {{type: PathPrefix, value: /api}}
     backendRefs:
     - name: echo-v1
       port: 80
       weight: 1
       filters:
       - type: URLRewrite
-        urlRewrite:
-          hostname: v1.example.com
-          path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}
+        urlRewrite: {v1_rewrite}
     - name: echo-v2
       port: 80
       weight: 1
       filters:
       - type: URLRewrite
-        urlRewrite:
-          hostname: v2.example.com
-          path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}
-"#,
-        )
-        .start();
+        urlRewrite: {v2_rewrite}
+"#
+    )
+}
 
+/// Sends `/api/items?page=2` to `echo` 50 times, alternating HTTP/1.1 and h2c, and asserts
+/// that every answer came from a backend of `expected` (`(backend, path, host)`: the path and
+/// Host that backend must see, `None` for the Host the client sent: `echo` over HTTP/1.1, the
+/// address dialled over h2c) and saw exactly those, and that both backends answered. At
+/// 1:1 the chance that one of two never answers in 50 requests is 2 × 2^-50 = 2^-49, so this
+/// cannot flake in practice.
+#[track_caller]
+fn assert_each_backend_sees_its_own_rewrite(mesh: &Mesh, expected: [(&str, &str, Option<&str>); 2]) {
     const REQUESTS: usize = 50;
-    let (mut from_v1, mut from_v2) = (0, 0);
+    let mut answered = [0usize; 2];
     for i in 0..REQUESTS {
         let http2 = i % 2 == 1;
-        let reply = get(&mesh, "echo", "/api/items?page=2", http2).send();
-        let native = mesh.mode() == Mode::Native;
-        let (expected_path, expected_host) = match reply.backend.as_deref() {
-            Some("echo-v1") if reply.status == 200 => {
-                from_v1 += 1;
-                (if native { "/api/items?page=2" } else { "/v1/items?page=2" }, "v1.example.com")
-            }
-            Some("echo-v2") if reply.status == 200 => {
-                from_v2 += 1;
-                (if native { "/api/items?page=2" } else { "/v2/items?page=2" }, "v2.example.com")
-            }
-            _ => panic!("request {i} (h2c: {http2}): expected an answer from echo-v1 or echo-v2, got {reply}"),
+        let reply = get(mesh, "echo", "/api/items?page=2", http2).send();
+        let found = expected.iter().position(|(backend, _, _)| reply.status == 200 && reply.backend.as_deref() == Some(*backend));
+        let Some(which) = found else {
+            panic!("request {i} (h2c: {http2}): expected an answer from echo-v1 or echo-v2, got {reply}")
         };
-        let echo = reply.echo.as_ref().map(|echo| (echo.path.as_str(), echo.headers.get("host").map(String::as_str)));
-        assert_eq!(
-            echo,
-            Some((expected_path, Some(expected_host))),
-            "request {i} (h2c: {http2}): path and Host {} saw",
-            reply.outcome()
-        );
+        answered[which] += 1;
+        let (backend, path, host) = &expected[which];
+        let host = match host {
+            Some(host) => (*host).to_owned(),
+            None if http2 => mesh.address_of("echo:80"),
+            None => "echo".to_owned(),
+        };
+        let seen = reply.echo.as_ref().map(|echo| (echo.path.as_str(), echo.headers.get("host").map(String::as_str)));
+        assert_eq!(seen, Some((*path, Some(host.as_str()))), "request {i} (h2c: {http2}): the path and Host {backend} saw");
     }
     assert!(
-        from_v1 > 0 && from_v2 > 0,
-        "both backends should answer some of {REQUESTS} requests split 1:1: echo-v1 {from_v1}, echo-v2 {from_v2}"
+        answered[0] > 0 && answered[1] > 0,
+        "both backends should answer some of {REQUESTS} requests split 1:1: {} {}, {} {}",
+        expected[0].0,
+        answered[0],
+        expected[1].0,
+        answered[1]
     );
+}
+
+/// A backendRef's URLRewrite `hostname` applies only to the requests sent to that backend:
+/// echo-v1 sees Host v1.example.com and echo-v2 v2.example.com, both the path as it was sent.
+#[test]
+fn backend_ref_url_rewrite_hostname_applies_only_to_requests_sent_to_that_backend() {
+    let mesh = Mesh::builder("backend_ref_url_rewrite_hostname_applies_only_to_requests_sent_to_that_backend")
+        .service("echo")
+        .service("echo-v1")
+        .service("echo-v2")
+        .routes(&split_rewrite_route("{hostname: v1.example.com}", "{hostname: v2.example.com}"))
+        .start();
+    assert_each_backend_sees_its_own_rewrite(
+        &mesh,
+        [("echo-v1", "/api/items?page=2", Some("v1.example.com")), ("echo-v2", "/api/items?page=2", Some("v2.example.com"))],
+    );
+}
+
+/// A backendRef's URLRewrite `path` applies only to the requests sent to that backend: the
+/// prefix /api becomes /v1 for echo-v1 and /v2 for echo-v2; the Host is the client's.
+///
+/// Envoy's own router rewrites a path per route, never per cluster of a split: in native mode
+/// the path is left as it is (the rule rewrites none), and `meshroute check` says so rather than
+/// let the modes differ silently.
+#[test]
+fn backend_ref_url_rewrite_path_applies_only_to_requests_sent_to_that_backend() {
+    let mesh = Mesh::builder("backend_ref_url_rewrite_path_applies_only_to_requests_sent_to_that_backend")
+        .service("echo")
+        .service("echo-v1")
+        .service("echo-v2")
+        .routes(&split_rewrite_route(
+            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}",
+            "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}",
+        ))
+        .start();
+    let native = mesh.mode() == Mode::Native;
+    let (v1, v2) = if native { ("/api/items?page=2", "/api/items?page=2") } else { ("/v1/items?page=2", "/v2/items?page=2") };
+    assert_each_backend_sees_its_own_rewrite(&mesh, [("echo-v1", v1, None), ("echo-v2", v2, None)]);
     let (code, text) = mesh.check(false);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("its backendRefs rewrite the path differently") && text.contains("--mode native"), "{text}");
