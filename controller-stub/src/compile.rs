@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RouteDoc, RouteKind, RuleDoc, TableDocument, ValueMatchType,
-    TABLE_VERSION,
+    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RetryDoc, RouteDoc, RouteKind, RuleDoc, TableDocument,
+    TimeoutsDoc, ValueMatchType, TABLE_VERSION,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta};
@@ -21,7 +21,16 @@ struct Compiled<'m> {
     kind: RouteKind,
     meta: &'m Meta,
     /// Each rule's matches, backendRefs and filters.
-    rules: Vec<(Vec<MatchDoc>, &'m [BackendRef], &'m FiltersDoc)>,
+    rules: Vec<CompiledRule<'m>>,
+}
+
+/// One rule as the table sees it: its matches, backendRefs, filters, timeouts and retry.
+struct CompiledRule<'m> {
+    matches: Vec<MatchDoc>,
+    backend_refs: &'m [BackendRef],
+    filters: &'m FiltersDoc,
+    timeouts: Option<&'m TimeoutsDoc>,
+    retry: Option<&'m RetryDoc>,
 }
 
 /// The table for every route attached somewhere.
@@ -70,7 +79,17 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
         RouteKind::Http => m.http_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
             kind: RouteKind::Http,
             meta: &r.meta,
-            rules: r.rules.iter().map(|rule| (rule.matches.clone(), rule.backend_refs.as_slice(), &rule.filters)).collect(),
+            rules: r
+                .rules
+                .iter()
+                .map(|rule| CompiledRule {
+                    matches: rule.matches.clone(),
+                    backend_refs: &rule.backend_refs,
+                    filters: &rule.filters,
+                    timeouts: rule.timeouts.as_ref(),
+                    retry: rule.retry.as_ref(),
+                })
+                .collect(),
         }),
         RouteKind::Grpc => m.grpc_routes.iter().find(|r| named(&r.meta)).map(|r| Compiled {
             kind: RouteKind::Grpc,
@@ -78,7 +97,13 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
             rules: r
                 .rules
                 .iter()
-                .map(|rule| (rule.matches.iter().map(grpc_match_doc).collect(), rule.backend_refs.as_slice(), &rule.filters))
+                .map(|rule| CompiledRule {
+                    matches: rule.matches.iter().map(grpc_match_doc).collect(),
+                    backend_refs: &rule.backend_refs,
+                    filters: &rule.filters,
+                    timeouts: None,
+                    retry: None,
+                })
                 .collect(),
         }),
     }
@@ -101,10 +126,13 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
     let rules = route
         .rules
         .iter()
-        .map(|(matches, backend_refs, filters)| RuleDoc {
-            matches: matches.clone(),
-            filters: (*filters).clone(),
-            backends: backend_refs
+        .map(|rule| RuleDoc {
+            matches: rule.matches.clone(),
+            filters: rule.filters.clone(),
+            timeouts: rule.timeouts.cloned(),
+            retry: rule.retry.cloned(),
+            backends: rule
+                .backend_refs
                 .iter()
                 .map(|b| {
                     let (cluster, unresolved) = match resolve_backend(m, route.kind, b) {

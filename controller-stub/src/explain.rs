@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use meshroute_filter::decision::{decide, Cause, Decision, Forward};
 use meshroute_filter::document::RouteKind;
 use meshroute_filter::header_modifier::HeaderEdit;
+use meshroute_filter::policy::RequestPolicy;
 use meshroute_filter::reply::{is_grpc_call, LocalReply};
 use meshroute_filter::request::Request;
 use serde::Serialize;
@@ -59,6 +60,9 @@ pub struct Explanation {
     /// ResponseHeaderModifier changes them, as `[name, value]` pairs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_headers: Option<Vec<(String, String)>>,
+    /// The matched rule's timeouts (milliseconds, 0 for none) and retries, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RequestPolicy>,
 }
 
 /// One header change, as Envoy applies them in order: `{"remove": NAME}`, `{"set": [NAME,
@@ -162,6 +166,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
     let decide_with = |draw| decide(table, frontend, &request, draw, header);
     // `None`: forwarded.
     let mut modified_reply = false;
+    let mut policy = None;
     let (reply, route, rule, backends): (Option<LocalReply>, _, _, _) = match decide_with(0) {
         Decision::PassThrough => {
             let passed = Candidate {
@@ -223,6 +228,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                 .collect();
             let forwarded = shares.iter().any(|(_, decision)| matches!(decision, Decision::Forward(_)));
             modified_reply = matched.rule.filters.response_headers.is_some();
+            policy = Some(matched.rule.policy.clone()).filter(|p| !p.is_empty());
             let reply = if forwarded { None } else { local_reply(decide_with(0)) };
             let route = format!("{}/{}", matched.route.namespace, matched.route.name);
             (reply, Some(route), Some(matched.rule_index), shares.into_iter().map(|(candidate, _)| candidate).collect())
@@ -241,7 +247,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         }
     };
     let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
-    Ok(Explanation { status, grpc_status, route, rule, backends, reply_headers })
+    Ok(Explanation { status, grpc_status, route, rule, backends, reply_headers, policy })
 }
 
 fn local_reply(decision: Decision<'_>) -> Option<LocalReply> {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use meshroute_filter::document::{FiltersDoc, MatchDoc, ValueMatchDoc};
+use meshroute_filter::document::{FiltersDoc, MatchDoc, RetryDoc, TimeoutsDoc, ValueMatchDoc};
 
 /// Where a resource or field was written: a path relative to the manifests directory and a
 /// 1-based line.
@@ -206,6 +206,8 @@ pub struct HttpRule {
     pub backend_refs: Vec<BackendRef>,
     /// The rule's `filters`, as the filter reads them.
     pub filters: FiltersDoc,
+    pub timeouts: Option<TimeoutsDoc>,
+    pub retry: Option<RetryDoc>,
     pub source: Source,
 }
 

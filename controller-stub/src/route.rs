@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use meshroute_filter::document::{FiltersDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteKind, ValueMatchDoc, ValueMatchType};
+use meshroute_filter::document::{
+    FiltersDoc, MatchDoc, PathMatchDoc, PathMatchType, RetryDoc, RouteKind, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
+};
 use meshroute_filter::matching::FullRegex;
 
 use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
@@ -31,7 +33,7 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 
 /// Fields of the Gateway API that meshroute does not implement yet: refused rather than
 /// silently ignored, so that no one believes a timeout is applied.
-const UNSUPPORTED_RULE_FIELDS: &[&str] = &["timeouts", "retry", "sessionPersistence"];
+const UNSUPPORTED_RULE_FIELDS: &[&str] = &["sessionPersistence"];
 
 pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Option<HttpRoute> {
     let spec_node = r.required(top, "spec", "")?;
@@ -44,6 +46,8 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             matches: vec![default_match()],
             backend_refs: Vec::new(),
             filters: FiltersDoc::default(),
+            timeouts: None,
+            retry: None,
             source: source(r, spec.line()),
         }),
         Some(node) => {
@@ -83,7 +87,9 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                 let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Http);
                 let backend_filters: Vec<FiltersDoc> = backend_refs.iter().map(|b| b.filters.clone()).collect();
                 check_rule(r, item.line, &path, &filters, &backend_filters, &matches);
-                rules.push(HttpRule { matches, backend_refs, filters, source: source(r, item.line) });
+                let timeouts = f.get("timeouts").and_then(|n| timeouts(r, n, &join(&path, "timeouts")));
+                let retry = f.get("retry").and_then(|n| retry(r, n, &join(&path, "retry")));
+                rules.push(HttpRule { matches, backend_refs, filters, timeouts, retry, source: source(r, item.line) });
             }
         }
     }
@@ -118,6 +124,75 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
         }
     }
     Some(GrpcRoute { meta, parent_refs, hostnames, rules })
+}
+
+/// `HTTPRouteTimeouts` (GEP-1742): `request` (the whole request, retries included) and
+/// `backendRequest` (each attempt), which may not be longer unless `request` is `0s`.
+fn timeouts(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<TimeoutsDoc> {
+    let f = r.fields(node, path, &["request", "backendRequest"])?;
+    let mut duration = |key: &str| -> Result<Option<u64>, ()> {
+        let Some(n) = f.get(key) else { return Ok(None) };
+        let dpath = join(path, key);
+        let text = r.string(n, &dpath).ok_or(())?;
+        match syntax::gateway_duration(&text) {
+            Ok(ms) => Ok(Some(ms)),
+            Err(message) => {
+                r.error(n.line, &dpath, message);
+                Err(())
+            }
+        }
+    };
+    let (request_ms, backend_request_ms) = (duration("request").ok()?, duration("backendRequest").ok()?);
+    if let (Some(request), Some(backend)) = (request_ms, backend_request_ms) {
+        if request != 0 && backend > request {
+            r.error(f.line(), &join(path, "backendRequest"), "backendRequest timeout cannot be longer than request timeout");
+            return None;
+        }
+    }
+    Some(TimeoutsDoc { request_ms, backend_request_ms })
+}
+
+/// `HTTPRouteRetry` (GEP-1731): `codes` (400–599), `attempts` (retries after the first try; 1
+/// when left out, Envoy's default), `backoff` (a duration).
+fn retry(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<RetryDoc> {
+    let f = r.fields(node, path, &["codes", "attempts", "backoff"])?;
+    let mut ok = true;
+    let mut codes = Vec::new();
+    if let Some(list) = f.get("codes") {
+        let cpath = join(path, "codes");
+        for (i, item) in r.list(list, &cpath, None).iter().enumerate() {
+            match r.int(item, &format!("{cpath}[{i}]"), 400, 599).and_then(|c| u16::try_from(c).ok()) {
+                Some(code) => codes.push(code),
+                None => ok = false,
+            }
+        }
+    }
+    let attempts = match f.get("attempts") {
+        None => Some(1),
+        Some(n) => r.int(n, &join(path, "attempts"), 0, i64::from(u32::MAX)).and_then(|a| u32::try_from(a).ok()),
+    };
+    let backoff_ms = match f.get("backoff") {
+        None => Some(None),
+        Some(n) => {
+            let bpath = join(path, "backoff");
+            r.string(n, &bpath).and_then(|text| match syntax::gateway_duration(&text) {
+                Ok(ms) => Some(Some(ms)),
+                Err(message) => {
+                    r.error(n.line, &bpath, message);
+                    None
+                }
+            })
+        }
+    };
+    if backoff_ms.flatten().is_some() {
+        r.note(
+            f.line(),
+            &join(path, "backoff"),
+            "Envoy's back-off is jittered from 0 and guarantees no minimum wait: Envoy's own routes (sync --mode native) \
+             take backoff as its base interval, the filter's requests keep Envoy's default (25 ms)",
+        );
+    }
+    ok.then_some(RetryDoc { codes, attempts: attempts?, backoff_ms: backoff_ms? })
 }
 
 fn source(r: &Reader<'_>, line: usize) -> Source {

@@ -220,6 +220,40 @@ pub fn nearest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
         .map(|(_, c)| c)
 }
 
+/// A Gateway API `Duration` (GEP-2257): one to four `<number><unit>` parts, numbers of at most
+/// five digits, units `h`, `m`, `s`, `ms` (`1h30m`, `500ms`, `0s`); in milliseconds.
+pub fn gateway_duration(value: &str) -> Result<u64, String> {
+    let bad = || format!("{value:?} is not a duration like 500ms, 10s or 1h30m (GEP-2257)");
+    let mut rest = value;
+    let (mut total, mut parts) = (0u64, 0);
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 5 {
+            return Err(bad());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit_ms, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('s') {
+            (1_000, 1)
+        } else {
+            return Err(bad());
+        };
+        rest = &rest[len..];
+        total += number * unit_ms;
+        parts += 1;
+    }
+    if parts == 0 || parts > 4 {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +360,15 @@ mod tests {
         assert_eq!(nearest("backendRef", &["matches", "backendRefs", "filters"]), Some("backendRefs"));
         assert_eq!(nearest("Matches", &["matches", "backendRefs"]), Some("matches"));
         assert_eq!(nearest("zzz", &["matches", "backendRefs"]), None);
+    }
+
+    #[test]
+    fn durations_follow_gep_2257() {
+        for (text, ms) in [("500ms", 500), ("10s", 10_000), ("1h30m", 5_400_000), ("0s", 0), ("1m1s1ms", 61_001)] {
+            assert_eq!(gateway_duration(text), Ok(ms), "{text}");
+        }
+        for bad in ["", "1", "1.5s", "123456s", "1d", "-1s", "1s1s1s1s1s", "s"] {
+            assert!(gateway_duration(bad).is_err(), "{bad}");
+        }
     }
 }

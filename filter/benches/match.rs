@@ -59,7 +59,7 @@ fn table(rules: usize) -> TableDocument {
                     grpc_method: None,
                 };
                 let backends = if rule.split { vec![backend("b1"), backend("b2")] } else { vec![backend("b1")] };
-                RuleDoc { matches: vec![matched], backends, filters: FiltersDoc::default() }
+                RuleDoc { matches: vec![matched], backends, ..RuleDoc::default() }
             })
             .collect();
         routes.push(RouteDoc {

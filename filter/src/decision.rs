@@ -4,6 +4,7 @@
 use crate::choice::{Backend, BackendTarget};
 use crate::filters::RouteFilters;
 use crate::header_modifier::HeaderChanges;
+use crate::policy::RequestPolicy;
 use crate::reply::{is_grpc_call, LocalReply, Refusal};
 use crate::request::Request;
 use crate::table::{Frontend, Matched, Outcome, RouteRule, RouteTable};
@@ -43,6 +44,8 @@ pub struct RequestChanges<'t> {
     pub path: Option<String>,
     /// URLRewrite's new `:authority` (`Host`); the backendRef's, else the rule's.
     pub authority: Option<&'t str>,
+    /// The rule's timeouts and retries, for Envoy's router; `None` when it has none.
+    pub policy: Option<&'t RequestPolicy>,
 }
 
 /// What the matched rule and backendRef change on the response before the client sees it
@@ -110,6 +113,7 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                         headers: HeaderChanges { rule: rule.request_headers.as_ref(), backend: own.request_headers.as_ref() },
                         path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
                         authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
+                        policy: Some(&matched.rule.policy).filter(|p| !p.is_empty()),
                     };
                     let response = ResponseChanges {
                         headers: HeaderChanges { rule: rule.response_headers.as_ref(), backend: own.response_headers.as_ref() },

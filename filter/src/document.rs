@@ -53,7 +53,7 @@ pub struct RouteDoc {
     pub rules: Vec<RuleDoc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     /// ORed; empty means "every request" (HTTPRoute: PathPrefix `/`).
@@ -64,6 +64,33 @@ pub struct RuleDoc {
     /// The rule's filters, applied to every request it takes.
     #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
     pub filters: FiltersDoc,
+    /// `timeouts` (GEP-1742).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TimeoutsDoc>,
+    /// `retry` (GEP-1731).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDoc>,
+}
+
+/// `HTTPRouteTimeouts`, in milliseconds; 0 means no timeout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request_ms: Option<u64>,
+}
+
+/// `HTTPRouteRetry`: the status codes retried, how many retries, the back-off in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDoc {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
 }
 
 /// A rule's or a backendRef's route filters (Gateway API `HTTPRouteFilter`, `GRPCRouteFilter`).

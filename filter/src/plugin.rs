@@ -12,6 +12,7 @@ use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 use crate::choice::Rng;
 use crate::decision::{decide, Decision, Forward, RequestChanges, ResponseChanges};
 use crate::header_modifier::{HeaderEdit, HeaderModifier};
+use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
 use crate::table::RouteTable;
@@ -140,10 +141,18 @@ impl HttpContext for Exchange {
             // Every change named, so that a new one fails to compile until it is applied here.
             Decision::Forward(Forward {
                 cluster,
-                request: RequestChanges { headers: request_headers, path: new_path, authority },
+                request: RequestChanges { headers: request_headers, path: new_path, authority, policy },
                 response: ResponseChanges { headers: response_headers },
                 ..
             }) => {
+                if let Some(policy) = policy {
+                    for name in ROUTER_CONTROL_HEADERS {
+                        self.set_http_request_header(name, None);
+                    }
+                    for (name, value) in policy.router_headers() {
+                        self.set_http_request_header(name, Some(&value));
+                    }
+                }
                 if let Some(path) = new_path {
                     self.set_http_request_header(":path", Some(&path));
                 }

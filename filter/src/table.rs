@@ -12,6 +12,7 @@ use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
 use crate::matching::{HttpMatch, Inputs};
+use crate::policy::RequestPolicy;
 use crate::precedence::{self, Specificity};
 use crate::request::Request;
 
@@ -147,6 +148,8 @@ pub struct RouteRule {
     pub backends: BackendSet,
     /// The rule's filters, for every request it takes.
     pub filters: RouteFilters,
+    /// Its timeouts and retries.
+    pub policy: RequestPolicy,
 }
 
 /// Which rule of the frontend's routes a request matched (see [`crate::decision`] for what
@@ -331,7 +334,9 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
             if filters.redirect.is_some() && !rule.backends.is_empty() {
                 return Err(format!("rules[{i}]: a rule with a redirect has no backends"));
             }
-            Ok(RouteRule { backends: BackendSet::new(backends), filters })
+            let policy =
+                RequestPolicy::compile(rule.timeouts.as_ref(), rule.retry.as_ref()).map_err(|e| format!("rules[{i}]: {e}"))?;
+            Ok(RouteRule { backends: BackendSet::new(backends), filters, policy })
         })
         .collect::<Result<_, String>>()?;
     Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })

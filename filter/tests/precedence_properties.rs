@@ -373,8 +373,7 @@ fn route(kind: RouteKind) -> impl Strategy<Value = RouteDoc> {
         RouteKind::Http => prop::collection::vec(http_match_doc(), 0..4).boxed(),
         RouteKind::Grpc => prop::collection::vec(grpc_match_doc(), 0..4).boxed(),
     };
-    let rule =
-        (matches, backends()).prop_map(|(matches, backends)| RuleDoc { matches, backends, filters: FiltersDoc::default() });
+    let rule = (matches, backends()).prop_map(|(matches, backends)| RuleDoc { matches, backends, ..RuleDoc::default() });
     (prop::collection::vec(rule, 1..4), prop::option::weighted(0.6, select(TIMESTAMPS))).prop_map(move |(rules, created)| {
         RouteDoc { kind, namespace: String::new(), name: String::new(), creation_timestamp: created.map(str::to_owned), rules }
     })

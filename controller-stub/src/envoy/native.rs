@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use meshroute_filter::document::{
     BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc,
-    RedirectDoc, RouteKind, TableDocument, ValueMatchDoc, ValueMatchType,
+    RedirectDoc, RetryDoc, RouteKind, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::table::RouteTable;
 use meshroute_filter::SELECTION_HEADER;
@@ -140,6 +140,7 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
         match action(&rule.backends, &rule.filters, grpc) {
             Action::Route { mut action, on_clusters } => {
                 rewrite(&mut action, &rule.filters, &rule.backends, prefix);
+                timeouts_and_retry(&mut action, rule.timeouts.as_ref(), rule.retry.as_ref());
                 let route = json!({ "name": name, "match": route_match, "route": action });
                 routes.push(if on_clusters { route } else { with_filters(route) });
             }
@@ -325,6 +326,32 @@ fn prefix_regex(prefix: &str, replacement: &str) -> Option<Value> {
         (false, true) => (format!("^{}(?:/(.*))?$", regex_escape(prefix)), "/\\1".to_owned()),
     };
     Some(json!({ "pattern": { "regex": regex }, "substitution": substitution }))
+}
+
+/// `timeouts` and `retry` as the route's own `timeout` (the whole request; `0s`, none, when the
+/// rule sets none) and `retry_policy`: listed status codes only, `attempts` retries, each try
+/// bounded by `backendRequest`, `backoff` as Envoy's base interval (jittered from 0: no minimum).
+fn timeouts_and_retry(action: &mut Value, timeouts: Option<&TimeoutsDoc>, retry: Option<&RetryDoc>) {
+    let seconds = |ms: u64| format!("{}.{:03}s", ms / 1000, ms % 1000);
+    if let Some(ms) = timeouts.and_then(|t| t.request_ms) {
+        action["timeout"] = json!(seconds(ms));
+    }
+    let per_try = timeouts.and_then(|t| t.backend_request_ms).filter(|&ms| ms > 0);
+    if retry.is_none() && per_try.is_none() {
+        return;
+    }
+    let mut policy = json!({ "num_retries": retry.map_or(0, |r| r.attempts) });
+    if let Some(retry) = retry.filter(|r| !r.codes.is_empty()) {
+        policy["retry_on"] = json!("retriable-status-codes");
+        policy["retriable_status_codes"] = json!(retry.codes);
+    }
+    if let Some(ms) = per_try {
+        policy["per_try_timeout"] = json!(seconds(ms));
+    }
+    if let Some(ms) = retry.and_then(|r| r.backoff_ms).filter(|&ms| ms > 0) {
+        policy["retry_back_off"] = json!({ "base_interval": seconds(ms), "max_interval": seconds(ms * 10) });
+    }
+    action["retry_policy"] = policy;
 }
 
 /// URLRewrite on a route action: the rule's hostname (a backendRef's own goes on its weighted
@@ -621,12 +648,12 @@ mod tests {
             RuleDoc {
                 matches: vec![path(PathMatchType::PathPrefix, "/v2/")],
                 backends: vec![backend("v2", 1, Some("c2"))],
-                filters: FiltersDoc::default(),
+                ..RuleDoc::default()
             },
             RuleDoc {
                 matches: vec![path(PathMatchType::Exact, "/v1")],
                 backends: vec![backend("v1", 1, Some("c1"))],
-                filters: FiltersDoc::default(),
+                ..RuleDoc::default()
             },
         ];
         let config = route_config_of(&at(), &table(rules)).unwrap();
@@ -645,7 +672,7 @@ mod tests {
         let rules = vec![RuleDoc {
             matches: Vec::new(),
             backends: vec![backend("v1", 9, Some("c1")), backend("gone", 1, None), backend("off", 0, Some("c3"))],
-            filters: FiltersDoc::default(),
+            ..RuleDoc::default()
         }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         let route = &config["virtual_hosts"][0]["routes"][0];
@@ -659,11 +686,9 @@ mod tests {
 
     #[test]
     fn a_rule_without_backends_answers_500() {
-        let config = route_config_of(
-            &at(),
-            &table(vec![RuleDoc { matches: Vec::new(), backends: Vec::new(), filters: FiltersDoc::default() }]),
-        )
-        .unwrap();
+        let config =
+            route_config_of(&at(), &table(vec![RuleDoc { matches: Vec::new(), backends: Vec::new(), ..RuleDoc::default() }]))
+                .unwrap();
         assert_eq!(config["virtual_hosts"][0]["routes"][0]["direct_response"]["status"], 500);
     }
 
@@ -724,8 +749,12 @@ mod tests {
             response_headers: modifier(&[], &[("x-served-by", "mesh")], &[]),
             ..FiltersDoc::default()
         };
-        let rules =
-            vec![RuleDoc { matches: Vec::new(), backends: vec![backend("v1", 1, Some("c1"))], filters: rule_filters.clone() }];
+        let rules = vec![RuleDoc {
+            matches: Vec::new(),
+            backends: vec![backend("v1", 1, Some("c1"))],
+            filters: rule_filters.clone(),
+            ..RuleDoc::default()
+        }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         let route = &config["virtual_hosts"][0]["routes"][0];
         assert_eq!(route["route"]["cluster"], "c1");
@@ -744,7 +773,7 @@ mod tests {
 
         let mut v1 = backend("v1", 1, Some("c1"));
         v1.filters.request_headers = modifier(&[("x-who", "v1")], &[], &["x-add"]);
-        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![v1], filters: rule_filters }];
+        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![v1], filters: rule_filters, ..RuleDoc::default() }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         let route = &config["virtual_hosts"][0]["routes"][0];
         assert!(route["request_headers_to_add"].is_null() && route["response_headers_to_add"].is_null(), "{route}");
@@ -771,7 +800,7 @@ mod tests {
         one.filters.request_headers = modifier(&[("x-n", "1")], &[], &[]);
         let mut two = backend("v1", 1, Some("c1"));
         two.filters.request_headers = modifier(&[("x-n", "2")], &[], &[]);
-        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![one, two], filters: FiltersDoc::default() }];
+        let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![one, two], ..RuleDoc::default() }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         let clusters = &config["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]["clusters"];
         assert_eq!(clusters.as_array().map(Vec::len), Some(2));

@@ -136,7 +136,7 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
                             filters: FiltersDoc::default(),
                         })
                         .collect(),
-                    filters: FiltersDoc::default(),
+                    ..RuleDoc::default()
                 })
                 .collect(),
         })
