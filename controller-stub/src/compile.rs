@@ -26,6 +26,7 @@ struct Compiled<'m> {
 
 /// One rule as the table sees it: its matches, backendRefs, filters, timeouts and retry.
 struct CompiledRule<'m> {
+    name: Option<&'m String>,
     matches: Vec<MatchDoc>,
     backend_refs: &'m [BackendRef],
     filters: &'m FiltersDoc,
@@ -83,6 +84,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                 .rules
                 .iter()
                 .map(|rule| CompiledRule {
+                    name: rule.name.as_ref(),
                     matches: rule.matches.clone(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
@@ -98,6 +100,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                 .rules
                 .iter()
                 .map(|rule| CompiledRule {
+                    name: rule.name.as_ref(),
                     matches: rule.matches.iter().map(grpc_match_doc).collect(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
@@ -127,6 +130,7 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
         .rules
         .iter()
         .map(|rule| RuleDoc {
+            name: rule.name.cloned(),
             matches: rule.matches.clone(),
             filters: rule.filters.clone(),
             timeouts: rule.timeouts.cloned(),

@@ -54,6 +54,9 @@ pub struct Explanation {
     pub route: Option<String>,
     /// Index of the matched rule in its route.
     pub rule: Option<usize>,
+    /// The matched rule's `name`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
     /// The backends the request would be spread over, weights as configured (weight 0 left out).
     pub backends: Vec<Candidate>,
     /// The headers of meshroute's own answer when the matched rule redirects (`location`) or its
@@ -167,6 +170,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
     // `None`: forwarded.
     let mut modified_reply = false;
     let mut policy = None;
+    let mut rule_name = None;
     let (reply, route, rule, backends): (Option<LocalReply>, _, _, _) = match decide_with(0) {
         Decision::PassThrough => {
             let passed = Candidate {
@@ -185,6 +189,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         Decision::LocalReply { cause: Cause::NoRoute, reply } => (Some(reply), None, None, Vec::new()),
         Decision::LocalReply { cause: Cause::Redirect(matched), reply } => {
             modified_reply = true;
+            rule_name = matched.rule.name.clone();
             let route = format!("{}/{}", matched.route.namespace, matched.route.name);
             (Some(reply), Some(route), Some(matched.rule_index), Vec::new())
         }
@@ -229,6 +234,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
             let forwarded = shares.iter().any(|(_, decision)| matches!(decision, Decision::Forward(_)));
             modified_reply = matched.rule.filters.response_headers.is_some();
             policy = Some(matched.rule.policy.clone()).filter(|p| !p.is_empty());
+            rule_name = matched.rule.name.clone();
             let reply = if forwarded { None } else { local_reply(decide_with(0)) };
             let route = format!("{}/{}", matched.route.namespace, matched.route.name);
             (reply, Some(route), Some(matched.rule_index), shares.into_iter().map(|(candidate, _)| candidate).collect())
@@ -247,7 +253,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         }
     };
     let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
-    Ok(Explanation { status, grpc_status, route, rule, backends, reply_headers, policy })
+    Ok(Explanation { status, grpc_status, route, rule, rule_name, backends, reply_headers, policy })
 }
 
 fn local_reply(decision: Decision<'_>) -> Option<LocalReply> {

@@ -201,6 +201,8 @@ pub struct HttpRoute {
 
 #[derive(Debug, Clone)]
 pub struct HttpRule {
+    /// `name`, when the rule has one.
+    pub name: Option<String>,
     /// As the filter reads them: the same types, already validated.
     pub matches: Vec<MatchDoc>,
     pub backend_refs: Vec<BackendRef>,
@@ -222,6 +224,8 @@ pub struct GrpcRoute {
 
 #[derive(Debug, Clone)]
 pub struct GrpcRule {
+    /// `name`, when the rule has one.
+    pub name: Option<String>,
     /// ORed; empty means every call.
     pub matches: Vec<GrpcMatch>,
     pub backend_refs: Vec<BackendRef>,

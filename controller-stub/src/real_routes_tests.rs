@@ -466,3 +466,28 @@ fn redirect_and_rewrite_rules_are_validated_as_the_crd_does() {
     let e = errors("  - filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]\n");
     assert!(e.iter().any(|e| e.contains("304 is not one of 301, 302, 303, 307, 308")), "{e:#?}");
 }
+
+/// A rule's `name` is kept and shown by `explain`; two rules of one route may not share one.
+#[test]
+fn named_rules_show_in_explain_and_must_be_unique() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - name: canary\n    matches: [{headers: [{name: x-canary, value: \"yes\"}]}]\n    backendRefs: [{name: v2, port: 80}]\n  - name: stable\n    backendRefs: [{name: v1, port: 80}]\n",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    let ask = |headers: &[&str]| {
+        let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+        explain(&b, &Query { to: "echo", namespace: "default", method: "GET", path: "/", headers: &headers, grpc: None })
+            .unwrap()
+            .rule_name
+    };
+    assert_eq!(ask(&["x-canary: yes"]).as_deref(), Some("canary"));
+    assert_eq!(ask(&[]).as_deref(), Some("stable"));
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - name: same\n    backendRefs: [{name: v2, port: 80}]\n  - name: same\n    backendRefs: [{name: v1, port: 80}]\n",
+    ));
+    assert!(b.errors().any(|e| e.to_string().contains("\"same\" is already the name of spec.rules[0]")), "{:#?}", b.diagnostics);
+}

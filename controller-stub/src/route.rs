@@ -43,6 +43,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
     let mut rules = Vec::new();
     match spec.get("rules") {
         None => rules.push(HttpRule {
+            name: None,
             matches: vec![default_match()],
             backend_refs: Vec::new(),
             filters: FiltersDoc::default(),
@@ -70,7 +71,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                 ) else {
                     continue;
                 };
-                rule_name(r, &f, &path, i, &mut names);
+                let name = rule_name(r, &f, &path, i, &mut names);
                 unsupported(r, &f, &path, UNSUPPORTED_RULE_FIELDS);
                 let matches = match f.get("matches") {
                     None => vec![default_match()],
@@ -89,7 +90,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                 check_rule(r, item.line, &path, &filters, &backend_filters, &matches);
                 let timeouts = f.get("timeouts").and_then(|n| timeouts(r, n, &join(&path, "timeouts")));
                 let retry = f.get("retry").and_then(|n| retry(r, n, &join(&path, "retry")));
-                rules.push(HttpRule { matches, backend_refs, filters, timeouts, retry, source: source(r, item.line) });
+                rules.push(HttpRule { name, matches, backend_refs, filters, timeouts, retry, source: source(r, item.line) });
             }
         }
     }
@@ -109,7 +110,7 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             let Some(f) = r.fields(item, &path, &["name", "matches", "backendRefs", "filters", "sessionPersistence"]) else {
                 continue;
             };
-            rule_name(r, &f, &path, i, &mut names);
+            let name = rule_name(r, &f, &path, i, &mut names);
             unsupported(r, &f, &path, UNSUPPORTED_RULE_FIELDS);
             let mut matches = Vec::new();
             if let Some(list) = f.get("matches") {
@@ -120,7 +121,7 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             }
             let filters = decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule);
             let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Grpc);
-            rules.push(GrpcRule { matches, backend_refs, filters, source: source(r, item.line) });
+            rules.push(GrpcRule { name, matches, backend_refs, filters, source: source(r, item.line) });
         }
     }
     Some(GrpcRoute { meta, parent_refs, hostnames, rules })
@@ -223,15 +224,19 @@ fn unsupported(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, keys: &[&str]) {
     }
 }
 
-fn rule_name(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, index: usize, names: &mut HashMap<String, usize>) {
-    let Some(node) = f.get("name") else { return };
+/// `rules[].name` (a `SectionName`: a DNS subdomain), unique within the route.
+fn rule_name(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, index: usize, names: &mut HashMap<String, usize>) -> Option<String> {
+    let node = f.get("name")?;
     let npath = join(path, "name");
-    let Some(name) = r.string(node, &npath) else { return };
-    if r.check(node.line, &npath, syntax::dns_subdomain(&name)) {
-        if let Some(first) = names.insert(name.clone(), index) {
-            r.error(node.line, &npath, format!("{name:?} is already the name of spec.rules[{first}]; rule names must be unique"));
-        }
+    let name = r.string(node, &npath)?;
+    if !r.check(node.line, &npath, syntax::dns_subdomain(&name)) {
+        return None;
     }
+    if let Some(first) = names.insert(name.clone(), index) {
+        r.error(node.line, &npath, format!("{name:?} is already the name of spec.rules[{first}]; rule names must be unique"));
+        return None;
+    }
+    Some(name)
 }
 
 fn hostnames(r: &mut Reader<'_>, spec: &Fields<'_>) -> Vec<String> {

@@ -56,6 +56,9 @@ pub struct RouteDoc {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
+    /// `name` (a rule's SectionName), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// ORed; empty means "every request" (HTTPRoute: PathPrefix `/`).
     #[serde(default)]
     pub matches: Vec<MatchDoc>,

@@ -145,6 +145,8 @@ pub struct Route {
 
 #[derive(Debug)]
 pub struct RouteRule {
+    /// `name`, when the rule has one.
+    pub name: Option<String>,
     pub backends: BackendSet,
     /// The rule's filters, for every request it takes.
     pub filters: RouteFilters,
@@ -336,7 +338,7 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
             }
             let policy =
                 RequestPolicy::compile(rule.timeouts.as_ref(), rule.retry.as_ref()).map_err(|e| format!("rules[{i}]: {e}"))?;
-            Ok(RouteRule { backends: BackendSet::new(backends), filters, policy })
+            Ok(RouteRule { name: rule.name.clone(), backends: BackendSet::new(backends), filters, policy })
         })
         .collect::<Result<_, String>>()?;
     Ok(Route { kind: doc.kind, namespace: doc.namespace.clone(), name: doc.name.clone(), rules })
