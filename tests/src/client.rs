@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::echo::BACKEND_HEADER;
+use crate::echo::{ATTEMPTS_HEADER, BACKEND_HEADER};
 use crate::serve::seen_headers;
 
 /// No answer within this long means the system under test hung; it is not a timing assertion.
@@ -70,6 +70,10 @@ pub struct Echo {
     pub method: String,
     pub path: String,
     pub headers: BTreeMap<String, String>,
+    /// The tries the backend has seen for the request's `x-echo-attempt-key`, this one included;
+    /// none without a key.
+    #[serde(default)]
+    pub attempts: Option<u64>,
 }
 
 /// The values in a header as the test backends and [`Reply::headers`] report it, in order: one
@@ -102,6 +106,13 @@ impl Reply {
     /// folded onto one ([`header_values`]); none when there was no such header.
     pub fn header_values(&self, name: &str) -> Vec<String> {
         header_values(self.header(name))
+    }
+
+    /// The `x-echo-attempts` response header: how many tries of the request's
+    /// `x-echo-attempt-key` the backend that answered has seen, this one included (whatever the
+    /// status); none when no backend answered or the request had no key.
+    pub fn attempts(&self) -> Option<u64> {
+        self.header(ATTEMPTS_HEADER)?.parse().ok()
     }
 
     /// A short label for counting outcomes: the backend's name, or `HTTP <status>` when no

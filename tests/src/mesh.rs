@@ -715,6 +715,36 @@ impl Call<'_> {
         }
     }
 
+    /// Sends the request and returns the reply with the time it took, from just before the
+    /// request is handed to the client (a connection may still have to be opened) to the end of
+    /// the answer's body: never shorter than what the proxy spent on the request.
+    #[track_caller]
+    pub fn send_timed(self) -> (Reply, Duration) {
+        let Call { mesh, request } = self;
+        let started = Instant::now();
+        let result = mesh.runtime.block_on(mesh.client.send(&request));
+        let elapsed = started.elapsed();
+        match result {
+            Ok(reply) => (reply, elapsed),
+            Err(error) => panic!("{request}: no HTTP answer: {error}"),
+        }
+    }
+
+    /// Sends the request and asserts that `backend` itself answered it with `status` (its
+    /// `x-echo-backend` header and report are on the answer): the status is the backend's,
+    /// passed on by the proxy, not one the proxy made up.
+    #[track_caller]
+    pub fn expect_backend_status(self, backend: &str, status: u16) -> Reply {
+        let request = self.request.clone();
+        let reply = self.send();
+        let from = reply.echo.as_ref().map(|echo| echo.backend.as_str());
+        assert!(
+            reply.status == status && reply.backend.as_deref() == Some(backend) && from == Some(backend),
+            "{request}: expected status {status} from backend {backend}, got {reply}"
+        );
+        reply
+    }
+
     /// Sends the request and asserts that `backend` answered it, unchanged: status 200, the
     /// backend saw the method and path that were sent, and it did not see the selection header.
     #[track_caller]
