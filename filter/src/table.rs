@@ -309,8 +309,8 @@ fn read_inputs(entries: &[MatchEntry]) -> Inputs {
 }
 
 /// The PathPrefix of an HTTPRoute rule whose one match is a PathPrefix: what `ReplacePrefixMatch`
-/// replaces.
-fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
+/// replaces (the CRD allows it on no other rule).
+pub fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
     match (kind, matches) {
         (RouteKind::Http, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value }), .. }]) => {
             Some(value.as_str())

@@ -152,7 +152,8 @@ impl Rewrite {
     }
 }
 
-fn default_port(scheme: &str) -> Option<u16> {
+/// The well-known port of `http` (80) and `https` (443).
+pub fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
         "https" => Some(443),

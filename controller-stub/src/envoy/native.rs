@@ -26,10 +26,11 @@
 use serde_json::{json, Value};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc,
-    RedirectDoc, RetryDoc, RouteKind, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
+    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchType, PathModifierDoc, RedirectDoc, RetryDoc,
+    RouteKind, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
-use meshroute_filter::table::RouteTable;
+use meshroute_filter::table::{only_prefix, RouteTable};
+use meshroute_filter::url::default_port;
 use meshroute_filter::SELECTION_HEADER;
 
 use super::listeners::{listener_addresses, listener_name, ListenerAddress};
@@ -227,17 +228,6 @@ fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
     Action::Route { action, on_clusters }
 }
 
-/// The PathPrefix of an HTTPRoute rule whose one match is a PathPrefix: what
-/// `ReplacePrefixMatch` replaces (the CRD allows it on no other rule).
-fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
-    match (kind, matches) {
-        (RouteKind::Http, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, value }), .. }]) => {
-            Some(value.as_str())
-        }
-        _ => None,
-    }
-}
-
 /// RequestRedirect as Envoy's redirect action, measured on Envoy 1.40.0: the scheme is always
 /// written (else a client's `x-forwarded-proto` would choose it); Envoy takes the port from the
 /// Host header, never from the listener, so the port the API prescribes is written unless it
@@ -304,14 +294,6 @@ const STRIP_HOST_PORT: &str = "function envoy_on_request(h)
   end
 end
 ";
-
-fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    }
-}
 
 /// `ReplacePrefixMatch` as a `regex_rewrite` of the path alone (the query is kept), measured
 /// right on every row of the API's table where `prefix_rewrite` gets trailing slashes wrong.
