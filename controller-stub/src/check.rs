@@ -67,6 +67,12 @@ pub fn status_text(b: &Build) -> String {
                     let _ = writeln!(text, "  parent Service {}/{}{port}", parent.namespace, parent.name);
                     let _ = writeln!(text, "    {}", condition("Accepted", accepted));
                     let _ = writeln!(text, "    {}", condition("ResolvedRefs", resolved_refs));
+                    if !status.dropped.is_empty() && accepted.status {
+                        let why: Vec<String> =
+                            status.dropped.iter().map(|(i, why)| format!("spec.rules[{i}] dropped: {why}")).collect();
+                        let partly = Condition { status: true, reason: "UnsupportedValue", message: why.join("; ") };
+                        let _ = writeln!(text, "    {}", condition("PartiallyInvalid", &partly));
+                    }
                 }
             }
         }

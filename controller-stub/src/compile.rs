@@ -27,6 +27,8 @@ struct Compiled<'m> {
 /// One rule as the table sees it: its matches, backendRefs, filters, timeouts and retry.
 struct CompiledRule<'m> {
     name: Option<&'m String>,
+    /// Dropped (a filter meshroute does not implement): it keeps its matches and answers 500.
+    dropped: bool,
     matches: Vec<MatchDoc>,
     backend_refs: &'m [BackendRef],
     filters: &'m FiltersDoc,
@@ -85,6 +87,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                 .iter()
                 .map(|rule| CompiledRule {
                     name: rule.name.as_ref(),
+                    dropped: rule.dropped.is_some(),
                     matches: rule.matches.clone(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
@@ -101,6 +104,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                 .iter()
                 .map(|rule| CompiledRule {
                     name: rule.name.as_ref(),
+                    dropped: rule.dropped.is_some(),
                     matches: rule.matches.iter().map(grpc_match_doc).collect(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
@@ -129,31 +133,36 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
     let rules = route
         .rules
         .iter()
-        .map(|rule| RuleDoc {
-            name: rule.name.cloned(),
-            matches: rule.matches.clone(),
-            filters: rule.filters.clone(),
-            timeouts: rule.timeouts.cloned(),
-            retry: rule.retry.cloned(),
-            backends: rule
-                .backend_refs
-                .iter()
-                .map(|b| {
-                    let (cluster, unresolved) = match resolve_backend(m, route.kind, b) {
-                        Ok(cluster) => (Some(cluster), None),
-                        Err((reason, _)) => (None, Some(reason.to_owned())),
-                    };
-                    BackendDoc {
-                        name: b.name.clone(),
-                        namespace: b.namespace.clone(),
-                        port: b.port,
-                        weight: b.weight,
-                        cluster,
-                        unresolved,
-                        filters: b.filters.clone(),
-                    }
-                })
-                .collect(),
+        .map(|rule| {
+            if rule.dropped {
+                return RuleDoc { name: rule.name.cloned(), matches: rule.matches.clone(), ..RuleDoc::default() };
+            }
+            RuleDoc {
+                name: rule.name.cloned(),
+                matches: rule.matches.clone(),
+                filters: rule.filters.clone(),
+                timeouts: rule.timeouts.cloned(),
+                retry: rule.retry.cloned(),
+                backends: rule
+                    .backend_refs
+                    .iter()
+                    .map(|b| {
+                        let (cluster, unresolved) = match resolve_backend(m, route.kind, b) {
+                            Ok(cluster) => (Some(cluster), None),
+                            Err((reason, _)) => (None, Some(reason.to_owned())),
+                        };
+                        BackendDoc {
+                            name: b.name.clone(),
+                            namespace: b.namespace.clone(),
+                            port: b.port,
+                            weight: b.weight,
+                            cluster,
+                            unresolved,
+                            filters: b.filters.clone(),
+                        }
+                    })
+                    .collect(),
+            }
         })
         .collect();
     RouteDoc {

@@ -252,13 +252,15 @@ fn unknown_field_with_near_miss_hint() {
     );
 }
 
-/// A filter type meshroute does not implement yet is refused on its `type`, never ignored.
+/// A filter type meshroute does not implement yet is never ignored: a warning on its `type`
+/// says its rule is dropped.
 #[test]
-fn unsupported_filters_are_refused_not_ignored() {
+fn unsupported_filters_drop_their_rule_with_a_warning() {
     let e = route_errors("  - filters:\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: v2, port: 80}}\n");
     assert_eq!(
         one(e),
-        "routes/echo.yaml:12: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestMirror is not supported by meshroute yet"
+        "routes/echo.yaml:12: warning: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestMirror is not supported by meshroute yet: \
+         the rule is dropped and the requests it would take get 500"
     );
 }
 

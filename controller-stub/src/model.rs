@@ -186,6 +186,8 @@ pub struct BackendRef {
     pub weight: u32,
     /// The backendRef's own `filters`.
     pub filters: FiltersDoc,
+    /// A filter of a type meshroute does not implement: its rule is dropped.
+    pub dropped: Option<String>,
     pub source: Source,
 }
 
@@ -210,6 +212,9 @@ pub struct HttpRule {
     pub filters: FiltersDoc,
     pub timeouts: Option<TimeoutsDoc>,
     pub retry: Option<RetryDoc>,
+    /// Why the rule is dropped (a filter of a type meshroute does not implement): it then takes
+    /// its requests and answers 500.
+    pub dropped: Option<String>,
     pub source: Source,
 }
 
@@ -231,6 +236,8 @@ pub struct GrpcRule {
     pub backend_refs: Vec<BackendRef>,
     /// The rule's `filters`, as the filter reads them.
     pub filters: FiltersDoc,
+    /// As [`HttpRule::dropped`].
+    pub dropped: Option<String>,
     pub source: Source,
 }
 

@@ -491,3 +491,33 @@ fn named_rules_show_in_explain_and_must_be_unique() {
     ));
     assert!(b.errors().any(|e| e.to_string().contains("\"same\" is already the name of spec.rules[0]")), "{:#?}", b.diagnostics);
 }
+
+/// A filter meshroute does not implement drops its rule, as the API prescribes for a partly
+/// invalid route: the rule still takes its requests and answers 500, the route's other rules
+/// are served, and the status says PartiallyInvalid; a route left with no rule is not accepted.
+#[test]
+fn an_unsupported_filter_drops_its_rule_and_the_rest_is_served() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - matches: [{path: {value: /mirrored}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 80}}}]
+    backendRefs: [{name: v1, port: 80}]
+  - backendRefs: [{name: v2, port: 80}]
+",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    assert_eq!(goes(&b, "echo", "/mirrored/x", &[]), "500");
+    assert_eq!(goes(&b, "echo", "/other", &[]), "v2");
+    assert_eq!(b.statuses[0].dropped.len(), 1);
+    let text = crate::check::status_text(&b);
+    assert!(text.contains("PartiallyInvalid: True (UnsupportedValue): spec.rules[0] dropped"), "{text}");
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - filters: [{type: CORS, cors: {allowOrigins: [\"*\"]}}]\n    backendRefs: [{name: v1, port: 80}]\n",
+    ));
+    let ParentStatus::Mesh { accepted, .. } = &b.statuses[0].parents[0] else { panic!() };
+    assert_eq!((accepted.status, accepted.reason), (false, "UnsupportedValue"));
+    assert_eq!(goes(&b, "echo", "/", &[]), "echo", "nothing attached: echo passes through");
+}

@@ -63,6 +63,9 @@ pub struct RouteStatus {
     pub unresolved: Vec<Unresolved>,
     /// `spec.hostnames`, which a Service parent ignores.
     pub hostnames: Vec<String>,
+    /// Rules dropped for a filter meshroute does not implement, by index, with why: the
+    /// Gateway API's `PartiallyInvalid` condition (reason `UnsupportedValue`).
+    pub dropped: Vec<(usize, String)>,
 }
 
 impl RouteStatus {
@@ -96,12 +99,14 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
         .http_routes
         .iter()
         .map(|r| {
+            let dropped = r.rules.iter().enumerate().filter_map(|(i, rule)| Some((i, rule.dropped.clone()?))).collect();
             route_status(
                 m,
                 RouteKind::Http,
                 &r.meta,
                 &r.parent_refs,
                 &r.hostnames,
+                dropped,
                 r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
             )
         })
@@ -110,12 +115,14 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
         .grpc_routes
         .iter()
         .map(|r| {
+            let dropped = r.rules.iter().enumerate().filter_map(|(i, rule)| Some((i, rule.dropped.clone()?))).collect();
             route_status(
                 m,
                 RouteKind::Grpc,
                 &r.meta,
                 &r.parent_refs,
                 &r.hostnames,
+                dropped,
                 r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
             )
         })
@@ -186,10 +193,16 @@ fn route_status<'r>(
     meta: &Meta,
     parents: &[ParentRef],
     hostnames: &[String],
+    dropped: Vec<(usize, String)>,
     rules: impl Iterator<Item = &'r [BackendRef]>,
 ) -> RouteStatus {
     let mut unresolved = Vec::new();
+    let mut rule_count = 0;
     for (rule, backends) in rules.enumerate() {
+        rule_count += 1;
+        if dropped.iter().any(|(i, _)| *i == rule) {
+            continue;
+        }
         for (backend, b) in backends.iter().enumerate() {
             if let Err((reason, message)) = resolve_backend(m, kind, b) {
                 unresolved.push(Unresolved { rule, backend, reason, message, weight: b.weight, source: b.source.clone() });
@@ -213,7 +226,12 @@ fn route_status<'r>(
             if !is_core_service(&parent.group, &parent.kind) {
                 return ParentStatus::NotMesh { parent: parent.clone() };
             }
-            let (accepted, ports) = accept(m, kind, &meta.namespace, parent);
+            let (accepted, ports) = if rule_count > 0 && dropped.len() == rule_count {
+                let why: Vec<&str> = dropped.iter().map(|(_, why)| why.as_str()).collect();
+                (Condition::failed("UnsupportedValue", format!("every rule is dropped: {}", why.join("; "))), Vec::new())
+            } else {
+                accept(m, kind, &meta.namespace, parent)
+            };
             ParentStatus::Mesh {
                 parent: parent.clone(),
                 accepted,
@@ -223,7 +241,7 @@ fn route_status<'r>(
             }
         })
         .collect();
-    RouteStatus { kind, meta: meta.clone(), parents, unresolved, hostnames: hostnames.to_vec() }
+    RouteStatus { kind, meta: meta.clone(), parents, unresolved, hostnames: hostnames.to_vec(), dropped }
 }
 
 /// Whether a reference names a Kubernetes Service (`group: ""` or `core`, `kind: Service`).

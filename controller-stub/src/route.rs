@@ -49,6 +49,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             filters: FiltersDoc::default(),
             timeouts: None,
             retry: None,
+            dropped: None,
             source: source(r, spec.line()),
         }),
         Some(node) => {
@@ -84,13 +85,23 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                         matches
                     }
                 };
-                let filters = decode_filters(r, &f, &path, RouteKind::Http, Level::Rule);
+                let (filters, dropped) = decode_filters(r, &f, &path, RouteKind::Http, Level::Rule);
                 let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Http);
+                let dropped = dropped.or_else(|| backend_refs.iter().find_map(|b| b.dropped.clone()));
                 let backend_filters: Vec<FiltersDoc> = backend_refs.iter().map(|b| b.filters.clone()).collect();
                 check_rule(r, item.line, &path, &filters, &backend_filters, &matches);
                 let timeouts = f.get("timeouts").and_then(|n| timeouts(r, n, &join(&path, "timeouts")));
                 let retry = f.get("retry").and_then(|n| retry(r, n, &join(&path, "retry")));
-                rules.push(HttpRule { name, matches, backend_refs, filters, timeouts, retry, source: source(r, item.line) });
+                rules.push(HttpRule {
+                    name,
+                    matches,
+                    backend_refs,
+                    filters,
+                    timeouts,
+                    retry,
+                    dropped,
+                    source: source(r, item.line),
+                });
             }
         }
     }
@@ -119,9 +130,10 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                     matches.extend(grpc_match(r, m, &format!("{mpath}[{j}]")));
                 }
             }
-            let filters = decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule);
+            let (filters, dropped) = decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule);
             let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Grpc);
-            rules.push(GrpcRule { name, matches, backend_refs, filters, source: source(r, item.line) });
+            let dropped = dropped.or_else(|| backend_refs.iter().find_map(|b| b.dropped.clone()));
+            rules.push(GrpcRule { name, matches, backend_refs, filters, dropped, source: source(r, item.line) });
         }
     }
     Some(GrpcRoute { meta, parent_refs, hostnames, rules })
@@ -329,7 +341,7 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta, 
         let Some(f) = r.fields(item, &path, &["group", "kind", "name", "namespace", "port", "weight", "filters"]) else {
             continue;
         };
-        let filters = decode_filters(r, &f, &path, route_kind, Level::BackendRef);
+        let (filters, dropped) = decode_filters(r, &f, &path, route_kind, Level::BackendRef);
         let group = group_field(r, &f, &path, false).unwrap_or_default();
         let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Service".to_owned());
         let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());
@@ -343,7 +355,7 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta, 
             None => Some(1),
         };
         if let (Some(name), Some(weight)) = (name, weight) {
-            out.push(BackendRef { group, kind, namespace, name, port, weight, filters, source: source(r, item.line) });
+            out.push(BackendRef { group, kind, namespace, name, port, weight, filters, dropped, source: source(r, item.line) });
         }
     }
     out

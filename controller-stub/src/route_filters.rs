@@ -1,7 +1,7 @@
 //! The `filters` of a rule or a backendRef (`HTTPRouteFilter`, `GRPCRouteFilter`), validated as
 //! the Gateway API CRDs validate them, into the table's [`FiltersDoc`]. A filter type meshroute
-//! does not implement yet is refused with an error on its `type`, never ignored: no one should
-//! believe a redirect or a mirror is applied when it is not.
+//! does not implement yet is never ignored: its rule is dropped, with a warning on its `type`
+//! (see [`decode_filters`]); no one should believe a mirror is applied when it is not.
 
 use meshroute_filter::document::{
     FiltersDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc, RedirectDoc, RewriteDoc,
@@ -51,10 +51,22 @@ pub enum Level {
     BackendRef,
 }
 
-/// The `filters` field of `f` (a rule or a backendRef of a route of `kind`), at `path`.
-pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: RouteKind, level: Level) -> FiltersDoc {
+/// The `filters` field of `f` (a rule or a backendRef of a route of `kind`), at `path`, and why
+/// the rule must be dropped when a filter is of a type meshroute does not implement.
+///
+/// Such a filter is not an error that rejects the route: as the Gateway API prescribes for a
+/// route that is partly invalid, its rule is dropped (requests it would take get 500, never a
+/// backend), the route's other rules are served and its status says `PartiallyInvalid`.
+pub fn decode_filters(
+    r: &mut Reader<'_>,
+    f: &Fields<'_>,
+    path: &str,
+    kind: RouteKind,
+    level: Level,
+) -> (FiltersDoc, Option<String>) {
     let mut out = FiltersDoc::default();
-    let Some(node) = f.get("filters") else { return out };
+    let mut dropped = None;
+    let Some(node) = f.get("filters") else { return (out, dropped) };
     let table = match kind {
         RouteKind::Http => HTTP_FILTERS,
         RouteKind::Grpc => GRPC_FILTERS,
@@ -76,7 +88,15 @@ pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: Rout
             }
         }
         let Some(implemented) = implemented else {
-            r.error(type_node.line, &join(&fpath, "type"), format!("{type_name} is not supported by meshroute yet"));
+            let why = format!("{} {type_name} is not supported by meshroute yet", join(&fpath, "type"));
+            r.warning(
+                type_node.line,
+                &join(&fpath, "type"),
+                format!(
+                    "{type_name} is not supported by meshroute yet: the rule is dropped and the requests it would take get 500"
+                ),
+            );
+            dropped.get_or_insert(why);
             continue;
         };
         let Some(config) = r.required(&ff, field, &fpath) else { continue };
@@ -106,7 +126,7 @@ pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: Rout
             Kind::Rewrite => out.rewrite = rewrite(r, config, &cpath),
         }
     }
-    out
+    (out, dropped)
 }
 
 /// The CRD's rules across one rule's filters, matches and backendRefs: a RequestRedirect takes
