@@ -535,6 +535,8 @@ def main():
     p.add_argument("--sizes", default="10,100,1000,10000")
     p.add_argument("--services", type=int, default=1000, help="Services of 2 rules each in the last set (0: none); local mode keeps the table once per listener, so 10,000 needs more than 24 GiB")
     p.add_argument("--pairs", type=int, default=30, help="rounds per set")
+    p.add_argument("--header-modifier", action="store_true",
+                   help="add the smallest set again with a RequestHeaderModifier on every rule: what such a rule costs")
     p.add_argument("--requests", type=int, default=20000, help="requests per measured run")
     p.add_argument("--warm", type=int, default=2000, help="requests before each measured run")
     p.add_argument("--restart-every", type=int, default=10)
@@ -565,6 +567,9 @@ def main():
                 time.sleep(0.05)
         info = machine()
         sets = [(f"{int(n):,} rules", ["--rules", n]) for n in args.sizes.split(",") if n]
+        if args.header_modifier and sets:
+            name, gen = sets[0]
+            sets.insert(1, (f"{name}, header modifier", [*gen, "--header-modifier"]))
         if args.services:
             sets.append((f"{args.services:,} Services × 2", ["--services", str(args.services)]))
         results = [bench_set(name, gen, args, work) for name, gen in sets]

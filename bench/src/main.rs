@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 mod routeset;
 
 const USAGE: &str = "usage:
-  meshroute-bench gen (--rules N | --services N) [--no-routes] --upstream IP:PORT --out DIR
+  meshroute-bench gen (--rules N | --services N) [--no-routes] [--header-modifier] --upstream IP:PORT --out DIR
   meshroute-bench load --requests FILE --net A.B --count N [--connections C] [--rate PER_SECOND]";
 
 /// Rules per HTTPRoute (the Gateway API allows 16).
@@ -53,6 +53,8 @@ struct Options {
     rules: Option<usize>,
     services: Option<usize>,
     no_routes: bool,
+    /// Every rule also sets a request header (RequestHeaderModifier): what such a rule costs.
+    header_modifier: bool,
     upstream: Option<SocketAddr>,
     out: Option<PathBuf>,
     requests: Option<PathBuf>,
@@ -69,6 +71,10 @@ impl Options {
         while let Some(flag) = args.next() {
             if flag == "--no-routes" {
                 options.no_routes = true;
+                continue;
+            }
+            if flag == "--header-modifier" {
+                options.header_modifier = true;
                 continue;
             }
             let Some(value) = args.next() else { fail(&format!("{flag} needs a value")) };
@@ -109,7 +115,7 @@ fn service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
     );
 }
 
-fn rule_yaml(out: &mut String, rule: &routeset::Rule) {
+fn rule_yaml(out: &mut String, rule: &routeset::Rule, header_modifier: bool) {
     let kind = match rule.path_kind {
         routeset::PathKind::Exact => "Exact",
         routeset::PathKind::Prefix => "PathPrefix",
@@ -125,20 +131,23 @@ fn rule_yaml(out: &mut String, rule: &routeset::Rule) {
     if let Some((name, value)) = &rule.query {
         let _ = write!(out, "      queryParams:\n      - name: {name}\n        value: \"{value}\"\n");
     }
+    if header_modifier {
+        out.push_str("    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set:\n        - {name: x-bench, value: modified}\n");
+    }
     out.push_str("    backendRefs:\n    - name: b1\n      port: 80\n");
     if rule.split {
         out.push_str("    - name: b2\n      port: 80\n");
     }
 }
 
-fn route_yaml(out: &mut String, name: &str, parent: &str, rules: &[routeset::Rule]) {
+fn route_yaml(out: &mut String, name: &str, parent: &str, rules: &[routeset::Rule], header_modifier: bool) {
     let _ = write!(
         out,
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: {name}\n  namespace: bench\n  creationTimestamp: \"2024-01-01T00:00:00Z\"\n\
          spec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: {parent}\n    port: 80\n  rules:\n"
     );
     for rule in rules {
-        rule_yaml(out, rule);
+        rule_yaml(out, rule, header_modifier);
     }
     out.push_str("---\n");
 }
@@ -175,7 +184,7 @@ fn generate(options: &Options) -> Result<(), String> {
             service(&mut services, "svc", &format!("{NET}.0.1"), upstream);
             let all: Vec<routeset::Rule> = (0..rules).map(routeset::rule).collect();
             for (chunk, first) in all.chunks(RULES_PER_ROUTE).zip((0..).step_by(RULES_PER_ROUTE)) {
-                route_yaml(&mut routes, &format!("r{first:05}"), "svc", chunk);
+                route_yaml(&mut routes, &format!("r{first:05}"), "svc", chunk, options.header_modifier);
             }
             let mut order: Vec<usize> = (0..rules).collect();
             shuffle(&mut order);
@@ -190,7 +199,7 @@ fn generate(options: &Options) -> Result<(), String> {
                 let ip = format!("{NET}.{}.{}", 1 + j / 250, 1 + j % 250);
                 service(&mut services, &name, &ip, upstream);
                 let pair = [routeset::rule(2 * j), routeset::rule(2 * j + 1)];
-                route_yaml(&mut routes, &name, &name, &pair);
+                route_yaml(&mut routes, &name, &name, &pair, options.header_modifier);
                 order.push((format!("{ip}:80"), pair, j));
             }
             shuffle(&mut order);
