@@ -120,10 +120,10 @@ pub fn decode_filters(
             continue;
         }
         match implemented {
-            Kind::RequestHeaders => out.request_headers = header_modifier(r, config, &cpath),
-            Kind::ResponseHeaders => out.response_headers = header_modifier(r, config, &cpath),
-            Kind::Redirect => out.redirect = redirect(r, config, &cpath),
-            Kind::Rewrite => out.rewrite = rewrite(r, config, &cpath),
+            Kind::RequestHeaders => out.request_headers = header_modifier(r, config, &cpath).map(Box::new),
+            Kind::ResponseHeaders => out.response_headers = header_modifier(r, config, &cpath).map(Box::new),
+            Kind::Redirect => out.redirect = redirect(r, config, &cpath).map(Box::new),
+            Kind::Rewrite => out.rewrite = rewrite(r, config, &cpath).map(Box::new),
         }
     }
     (out, dropped)

@@ -110,13 +110,16 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                     };
                     let (path, query) = request.path_and_query();
                     let request = RequestChanges {
-                        headers: HeaderChanges { rule: rule.request_headers.as_ref(), backend: own.request_headers.as_ref() },
+                        headers: HeaderChanges { rule: rule.request_headers.as_deref(), backend: own.request_headers.as_deref() },
                         path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
                         authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
                         policy: Some(&matched.rule.policy).filter(|p| !p.is_empty()),
                     };
                     let response = ResponseChanges {
-                        headers: HeaderChanges { rule: rule.response_headers.as_ref(), backend: own.response_headers.as_ref() },
+                        headers: HeaderChanges {
+                            rule: rule.response_headers.as_deref(),
+                            backend: own.response_headers.as_deref(),
+                        },
                     };
                     return Decision::Forward(Forward { matched, backend, cluster, request, response });
                 }
@@ -146,7 +149,7 @@ pub fn decide<'t, C: AsRef<[u8]>>(
     };
     // A matched rule's ResponseHeaderModifier applies to its own answers too.
     let response_headers =
-        HeaderChanges { rule: cause.matched().and_then(|m| m.rule.filters.response_headers.as_ref()), backend: None };
+        HeaderChanges { rule: cause.matched().and_then(|m| m.rule.filters.response_headers.as_deref()), backend: None };
     Decision::LocalReply { reply: reply.with_header_changes(response_headers), cause }
 }
 

@@ -96,22 +96,23 @@ pub struct RetryDoc {
     pub backoff_ms: Option<u64>,
 }
 
-/// A rule's or a backendRef's route filters (Gateway API `HTTPRouteFilter`, `GRPCRouteFilter`).
+/// A rule's or a backendRef's route filters (Gateway API `HTTPRouteFilter`, `GRPCRouteFilter`),
+/// each boxed: most rules and backends have none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FiltersDoc {
     /// `RequestHeaderModifier`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_headers: Option<HeaderModifierDoc>,
+    pub request_headers: Option<Box<HeaderModifierDoc>>,
     /// `ResponseHeaderModifier`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_headers: Option<HeaderModifierDoc>,
+    pub response_headers: Option<Box<HeaderModifierDoc>>,
     /// `RequestRedirect`: the filter answers with a redirect (a rule's, never a backendRef's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<RedirectDoc>,
+    pub redirect: Option<Box<RedirectDoc>>,
     /// `URLRewrite`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<RewriteDoc>,
+    pub rewrite: Option<Box<RewriteDoc>>,
 }
 
 /// `HTTPRequestRedirectFilter`; what is left out keeps the request's (see [`crate::url`]).

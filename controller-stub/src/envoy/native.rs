@@ -378,7 +378,7 @@ fn path_rewrite(action: &mut Value, path: &PathModifierDoc, prefix: Option<&str>
 fn header_mutations(target: &mut Value, layers: &[&FiltersDoc]) {
     type Pick = fn(&FiltersDoc) -> Option<&HeaderModifierDoc>;
     let directions: [(&str, Pick); 2] =
-        [("request", |f| f.request_headers.as_ref()), ("response", |f| f.response_headers.as_ref())];
+        [("request", |f| f.request_headers.as_deref()), ("response", |f| f.response_headers.as_deref())];
     for (direction, pick) in directions {
         let modifiers: Vec<&HeaderModifierDoc> = layers.iter().filter_map(|f| pick(f)).collect();
         let mut adds = Vec::new();
@@ -712,13 +712,13 @@ mod tests {
         );
     }
 
-    fn modifier(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> Option<HeaderModifierDoc> {
+    fn modifier(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> Option<Box<HeaderModifierDoc>> {
         let header = |(name, value): &(&str, &str)| HeaderDoc { name: (*name).into(), value: (*value).into() };
-        Some(HeaderModifierDoc {
+        Some(Box::new(HeaderModifierDoc {
             set: set.iter().map(header).collect(),
             add: add.iter().map(header).collect(),
             remove: remove.iter().map(|n| (*n).to_owned()).collect(),
-        })
+        }))
     }
 
     /// The rule's header modifiers on the route; where a backendRef has its own, each cluster
