@@ -92,8 +92,10 @@ soak: setup build
 		--test swaps --test memory -- --nocapture --test-threads 1
 
 # Formatting (rustfmt.toml), then clippy with warnings as errors, natively and for the module
-# Envoy loads (the filter denies unwrap, expect and panic outside tests).
+# Envoy loads (the filter denies unwrap, expect and panic outside tests). A minimal rustup
+# profile lacks rustfmt and clippy: they are added first (quick when already installed).
 lint: rust-targets
+	rustup component add rustfmt clippy
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshroute-filter --target wasm32-wasip1 -- -D warnings
