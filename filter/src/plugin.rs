@@ -1,5 +1,6 @@
 //! The proxy-wasm glue: read the request in as few host calls as possible, ask the core
-//! ([`crate::decision::decide`]), apply its decision with one write.
+//! ([`crate::decision::decide`]), apply its decision: one write for a plain forward, one more
+//! per change the matched rule's filters make.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -102,7 +103,9 @@ impl HttpContext for Exchange {
     /// costs two (where it goes, and dropping a client's selection header); a routed request
     /// costs two plus what its frontend's matches read — nothing for a rule without matches,
     /// `:path` and `:method` one call each, every header in one call when headers are matched;
-    /// a local reply reads `content-type` too (one call, unless every header was read).
+    /// a local reply reads `content-type` too (one call, unless every header was read). The
+    /// matched rule's filters cost one call per header they change, per rewritten `:path` or
+    /// `:authority`, and per router control header of its timeouts and retries.
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(table) = self.table.clone() else { return self.pass_through() };
         let destination = self.get_property(vec!["destination", "address"]);
