@@ -26,6 +26,7 @@ const HTTP_FILTERS: &[(&str, &str, Option<Kind>)] = &[
     ("RequestRedirect", "requestRedirect", Some(Kind::Redirect)),
     ("URLRewrite", "urlRewrite", Some(Kind::Rewrite)),
     ("CORS", "cors", None),
+    ("ExternalAuth", "externalAuth", None),
     ("ExtensionRef", "extensionRef", None),
 ];
 
