@@ -141,8 +141,8 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
                 name: rule.name.cloned(),
                 matches: rule.matches.clone(),
                 filters: rule.filters.clone(),
-                timeouts: rule.timeouts.cloned(),
-                retry: rule.retry.cloned(),
+                timeouts: rule.timeouts.cloned().map(Box::new),
+                retry: rule.retry.cloned().map(Box::new),
                 backends: rule
                     .backend_refs
                     .iter()

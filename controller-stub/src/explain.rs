@@ -233,7 +233,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                 .collect();
             let forwarded = shares.iter().any(|(_, decision)| matches!(decision, Decision::Forward(_)));
             modified_reply = matched.rule.filters.response_headers.is_some();
-            policy = Some(matched.rule.policy.clone()).filter(|p| !p.is_empty());
+            policy = matched.rule.policy.as_deref().cloned();
             rule_name = matched.rule.name.clone();
             let reply = if forwarded { None } else { local_reply(decide_with(0)) };
             let route = format!("{}/{}", matched.route.namespace, matched.route.name);

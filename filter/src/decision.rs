@@ -113,7 +113,7 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                         headers: HeaderChanges { rule: rule.request_headers.as_deref(), backend: own.request_headers.as_deref() },
                         path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
                         authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
-                        policy: Some(&matched.rule.policy).filter(|p| !p.is_empty()),
+                        policy: matched.rule.policy.as_deref(),
                     };
                     let response = ResponseChanges {
                         headers: HeaderChanges {

@@ -67,12 +67,12 @@ pub struct RuleDoc {
     /// The rule's filters, applied to every request it takes.
     #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
     pub filters: FiltersDoc,
-    /// `timeouts` (GEP-1742).
+    /// `timeouts` (GEP-1742); boxed, as most rules have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeouts: Option<TimeoutsDoc>,
-    /// `retry` (GEP-1731).
+    pub timeouts: Option<Box<TimeoutsDoc>>,
+    /// `retry` (GEP-1731); boxed, as most rules have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryDoc>,
+    pub retry: Option<Box<RetryDoc>>,
 }
 
 /// `HTTPRouteTimeouts`, in milliseconds; 0 means no timeout.

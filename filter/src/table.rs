@@ -150,8 +150,8 @@ pub struct RouteRule {
     pub backends: BackendSet,
     /// The rule's filters, for every request it takes.
     pub filters: RouteFilters,
-    /// Its timeouts and retries.
-    pub policy: RequestPolicy,
+    /// Its timeouts and retries, when it has any.
+    pub policy: Option<Box<RequestPolicy>>,
 }
 
 /// Which rule of the frontend's routes a request matched (see [`crate::decision`] for what
@@ -336,8 +336,10 @@ fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
             if filters.redirect.is_some() && !rule.backends.is_empty() {
                 return Err(format!("rules[{i}]: a rule with a redirect has no backends"));
             }
-            let policy =
-                RequestPolicy::compile(rule.timeouts.as_ref(), rule.retry.as_ref()).map_err(|e| format!("rules[{i}]: {e}"))?;
+            // Boxed, and only when there is one: most rules have none.
+            let policy = RequestPolicy::compile(rule.timeouts.as_deref(), rule.retry.as_deref())
+                .map_err(|e| format!("rules[{i}]: {e}"))?;
+            let policy = (!policy.is_empty()).then(|| Box::new(policy));
             Ok(RouteRule { name: rule.name.clone(), backends: BackendSet::new(backends), filters, policy })
         })
         .collect::<Result<_, String>>()?;

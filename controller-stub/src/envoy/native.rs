@@ -141,7 +141,7 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
         match action(&rule.backends, &rule.filters, grpc) {
             Action::Route { mut action, on_clusters } => {
                 rewrite(&mut action, &rule.filters, &rule.backends, prefix);
-                timeouts_and_retry(&mut action, rule.timeouts.as_ref(), rule.retry.as_ref());
+                timeouts_and_retry(&mut action, rule.timeouts.as_deref(), rule.retry.as_deref());
                 let route = json!({ "name": name, "match": route_match, "route": action });
                 routes.push(if on_clusters { route } else { with_filters(route) });
             }
