@@ -4,9 +4,10 @@
 //! (see [`decode_filters`]); no one should believe a mirror is applied when it is not.
 
 use meshroute_filter::document::{
-    FiltersDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathMatchDoc, PathMatchType, PathModifierDoc, RedirectDoc, RewriteDoc,
-    RouteKind,
+    FiltersDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathModifierDoc, RedirectDoc, RewriteDoc, RouteKind,
 };
+
+use meshroute_filter::table::only_prefix;
 
 use crate::reader::{join, Fields, Reader};
 use crate::syntax;
@@ -156,7 +157,7 @@ pub fn check_rule(r: &mut Reader<'_>, line: usize, path: &str, rule: &FiltersDoc
              (sync --mode native) rewrite a path per rule, and apply the rule's (or none)",
         );
     }
-    let one_prefix = matches!(matches, [MatchDoc { path: Some(PathMatchDoc { kind: PathMatchType::PathPrefix, .. }), .. }]);
+    let one_prefix = only_prefix(RouteKind::Http, matches).is_some();
     if (prefix_modifier(rule) || backends.iter().any(prefix_modifier)) && !one_prefix {
         r.error(line, &join(path, "matches"), "ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix");
     }

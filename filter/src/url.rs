@@ -116,11 +116,7 @@ impl Redirect {
             Some(hostname) => hostname.as_str(),
             None => host_of(origin.authority),
         };
-        let port = match (self.port, &self.scheme) {
-            (Some(port), _) => port,
-            (None, Some(scheme)) => default_port(scheme).unwrap_or(origin.listener_port),
-            (None, None) => origin.listener_port,
-        };
+        let port = redirect_port(self.scheme.as_deref(), self.port, origin.listener_port);
         let path = match &self.path {
             Some(modifier) => modifier.apply(origin.path),
             None => origin.path.to_owned(),
@@ -149,6 +145,17 @@ impl Rewrite {
     /// The `:path` (query kept) the backend sees, if the path is rewritten.
     pub fn path_and_query(&self, path: &str, query: &str) -> Option<String> {
         self.path.as_ref().map(|modifier| with_query(modifier.apply(path), query))
+    }
+}
+
+/// The port of a redirect's `Location` (HTTPRequestRedirectFilter): the filter's `port`, else
+/// the well-known port of its `scheme` when it sets one, else the listener port (in the mesh,
+/// the Service port the client dialled).
+pub fn redirect_port(scheme: Option<&str>, port: Option<u16>, listener_port: u16) -> u16 {
+    match (port, scheme) {
+        (Some(port), _) => port,
+        (None, Some(scheme)) => default_port(scheme).unwrap_or(listener_port),
+        (None, None) => listener_port,
     }
 }
 

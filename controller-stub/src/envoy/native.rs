@@ -30,7 +30,7 @@ use meshroute_filter::document::{
     RouteKind, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::table::{only_prefix, RouteTable};
-use meshroute_filter::url::default_port;
+use meshroute_filter::url::{default_port, redirect_port};
 use meshroute_filter::SELECTION_HEADER;
 
 use super::listeners::{listener_addresses, listener_name, ListenerAddress};
@@ -237,11 +237,7 @@ fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
 fn redirect_route(name: String, route_match: Value, redirect: &RedirectDoc, prefix: Option<&str>, listener_port: u16) -> Value {
     let scheme = redirect.scheme.as_deref().unwrap_or("http");
     let default = default_port(scheme);
-    let port = match (redirect.port, &redirect.scheme) {
-        (Some(port), _) => port,
-        (None, Some(_)) => default.unwrap_or(listener_port),
-        (None, None) => listener_port,
-    };
+    let port = redirect_port(redirect.scheme.as_deref(), redirect.port, listener_port);
     let code = match redirect.status_code {
         301 => "MOVED_PERMANENTLY",
         303 => "SEE_OTHER",
