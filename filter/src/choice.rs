@@ -16,6 +16,9 @@ pub struct Backend {
     pub target: BackendTarget,
     /// The backendRef's own filters: applied to requests sent to it, after the rule's.
     pub filters: RouteFilters,
+    /// The table's [`crate::mirror::MirrorSet`] of the rule's and this backendRef's mirrors,
+    /// when they have any.
+    pub mirror_set: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +54,7 @@ impl Backend {
             weight: doc.weight,
             target,
             filters,
+            mirror_set: None,
         })
     }
 }
@@ -138,6 +142,7 @@ mod tests {
             weight,
             target: BackendTarget::Cluster(name.into()),
             filters: RouteFilters::default(),
+            mirror_set: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::choice::{Backend, BackendTarget};
 use crate::filters::RouteFilters;
 use crate::header_modifier::HeaderChanges;
+use crate::mirror::MirrorChoice;
 use crate::policy::RequestPolicy;
 use crate::reply::{is_grpc_call, LocalReply, Refusal};
 use crate::request::Request;
@@ -34,8 +35,8 @@ pub struct Forward<'t> {
 }
 
 /// What the matched rule and backendRef change on a forwarded request before it goes: the home
-/// of the filters that act on the request (RequestHeaderModifier; URLRewrite, RequestMirror and
-/// the rule's timeouts to come). The glue destructures it, so a new field does not compile
+/// of the filters that act on the request (RequestHeaderModifier, URLRewrite, RequestMirror)
+/// and of the rule's timeouts and retries. The glue destructures it, so a new field does not compile
 /// until the glue applies it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestChanges<'t> {
@@ -46,6 +47,8 @@ pub struct RequestChanges<'t> {
     pub authority: Option<&'t str>,
     /// The rule's timeouts and retries, for Envoy's router; `None` when it has none.
     pub policy: Option<&'t RequestPolicy>,
+    /// The rule's and then the backendRef's RequestMirrors.
+    pub mirror: MirrorChoice<'t>,
 }
 
 /// What the matched rule and backendRef change on the response before the client sees it
@@ -114,6 +117,11 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                         path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
                         authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
                         policy: matched.rule.policy.as_deref(),
+                        mirror: match backend.mirror_set.and_then(|i| table.mirror_sets().get(i)) {
+                            Some(set) => MirrorChoice::Set(set),
+                            None if table.mirror_sets().is_empty() => MirrorChoice::None,
+                            None => MirrorChoice::Clear,
+                        },
                     };
                     let response = ResponseChanges {
                         headers: HeaderChanges {
@@ -308,6 +316,42 @@ mod tests {
         assert_eq!(received(&no_route), Some(ReceivedStatus { status: 200, grpc_status: Some(GrpcStatus::Unimplemented) }));
         let unavailable = decide_at(&t, FRONTEND, "/none", 0, GRPC);
         assert_eq!(received(&unavailable), Some(ReceivedStatus { status: 200, grpc_status: Some(GrpcStatus::Unknown) }));
+    }
+
+    /// Rule 0 mirrors to `m` and its backendRef `b` also to `n`; rule 1 mirrors nothing.
+    #[test]
+    fn a_forward_selects_the_mirror_set_of_its_rule_and_backend_or_clears_the_header() {
+        let mirror = |name: &str| json!({"name": name, "namespace": "default", "port": 80, "cluster": format!("c-{name}")});
+        let mut b = backend("b", 1);
+        b["filters"] = json!({"mirrors": [mirror("n")]});
+        let doc = json!({
+            "version": 1,
+            "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+            "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/m"}}], "filters": {"mirrors": [mirror("m")]},
+                 "backends": [backend("a", 1), b]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/plain"}}], "backends": [backend("a", 1)]},
+            ]}],
+        });
+        let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
+        let mirror_of = |path, draw| match decide_at(&t, FRONTEND, path, draw, None) {
+            Decision::Forward(forward) => match forward.request.mirror {
+                MirrorChoice::Set(set) => {
+                    Some((set.header_value().to_owned(), set.mirrors.iter().map(|m| m.cluster.clone()).collect::<Vec<_>>()))
+                }
+                MirrorChoice::Clear => None,
+                MirrorChoice::None => panic!("a table with mirrors must clear the header"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(mirror_of("/m", 0), Some(("0".to_owned(), vec!["c-m".to_owned()])));
+        assert_eq!(mirror_of("/m", 1), Some(("1".to_owned(), vec!["c-m".to_owned(), "c-n".to_owned()])));
+        assert_eq!(mirror_of("/plain", 0), None);
+        assert_eq!(t.mirror_sets().len(), 2);
+
+        let plain = table("HTTPRoute");
+        let Decision::Forward(forward) = decide_at(&plain, FRONTEND, "/split", 0, None) else { panic!() };
+        assert_eq!(forward.request.mirror, MirrorChoice::None);
     }
 
     #[test]

@@ -113,6 +113,32 @@ pub struct FiltersDoc {
     /// `URLRewrite`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Box<RewriteDoc>>,
+    /// `RequestMirror`, in order; only mirrors whose backendRef resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorDoc>,
+}
+
+/// `HTTPRequestMirrorFilter`, resolved: the Service port the copies go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorDoc {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The Envoy cluster of that Service port.
+    pub cluster: String,
+    /// The share of requests copied (`percent` is `percent/100`); absent: every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<FractionDoc>,
+}
+
+/// `Fraction`: `numerator/denominator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionDoc {
+    pub numerator: u32,
+    pub denominator: u32,
 }
 
 /// `HTTPRequestRedirectFilter`; what is left out keeps the request's (see [`crate::url`]).

@@ -4,6 +4,7 @@
 
 use crate::document::FiltersDoc;
 use crate::header_modifier::HeaderModifier;
+use crate::mirror::Mirror;
 use crate::url::{Redirect, Rewrite};
 
 /// Each filter is boxed: most rules and backends have none, and every rule and backend carries
@@ -18,6 +19,8 @@ pub struct RouteFilters {
     pub redirect: Option<Box<Redirect>>,
     /// `URLRewrite`.
     pub rewrite: Option<Box<Rewrite>>,
+    /// `RequestMirror`, in order (empty: no allocation).
+    pub mirrors: Box<[Mirror]>,
 }
 
 impl RouteFilters {
@@ -42,6 +45,7 @@ impl RouteFilters {
                 .map(|r| Rewrite::compile(r, prefix).map(Box::new))
                 .transpose()
                 .map_err(|e| format!("rewrite: {e}"))?,
+            mirrors: doc.mirrors.iter().map(Mirror::compile).collect::<Result<_, _>>()?,
         })
     }
 

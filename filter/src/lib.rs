@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod header_modifier;
 pub mod index;
 pub mod matching;
+pub mod mirror;
 pub mod policy;
 pub mod precedence;
 pub mod reply;

@@ -13,6 +13,7 @@ use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 use crate::choice::Rng;
 use crate::decision::{decide, Decision, Forward, RequestChanges, ResponseChanges};
 use crate::header_modifier::{HeaderEdit, HeaderModifier};
+use crate::mirror::{MirrorChoice, MIRROR_HEADER};
 use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
@@ -105,7 +106,8 @@ impl HttpContext for Exchange {
     /// `:path` and `:method` one call each, every header in one call when headers are matched;
     /// a local reply reads `content-type` too (one call, unless every header was read). The
     /// matched rule's filters cost one call per header they change, per rewritten `:path` or
-    /// `:authority`, and per router control header of its timeouts and retries.
+    /// `:authority`, and per router control header of its timeouts and retries; in a table
+    /// with mirrors, a forwarded request costs one more (the mirror header, set or removed).
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(table) = self.table.clone() else { return self.pass_through() };
         let destination = self.get_property(vec!["destination", "address"]);
@@ -144,7 +146,7 @@ impl HttpContext for Exchange {
             // Every change named, so that a new one fails to compile until it is applied here.
             Decision::Forward(Forward {
                 cluster,
-                request: RequestChanges { headers: request_headers, path: new_path, authority, policy },
+                request: RequestChanges { headers: request_headers, path: new_path, authority, policy, mirror },
                 response: ResponseChanges { headers: response_headers },
                 ..
             }) => {
@@ -168,6 +170,11 @@ impl HttpContext for Exchange {
                         HeaderEdit::Set(name, value) => self.set_http_request_header(name, Some(value)),
                         HeaderEdit::Add(name, value) => self.add_http_request_header(name, value),
                     }
+                }
+                match mirror {
+                    MirrorChoice::None => {}
+                    MirrorChoice::Clear => self.set_http_request_header(MIRROR_HEADER, None),
+                    MirrorChoice::Set(set) => self.set_http_request_header(MIRROR_HEADER, Some(set.header_value())),
                 }
                 self.response_headers = response_headers.rule.into_iter().chain(response_headers.backend).cloned().collect();
                 // Replaces any copy the client sent.

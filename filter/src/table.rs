@@ -12,6 +12,7 @@ use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
 use crate::matching::{HttpMatch, Inputs};
+use crate::mirror::{Mirror, MirrorSet, MirrorSets};
 use crate::policy::RequestPolicy;
 use crate::precedence::{self, Specificity};
 use crate::request::Request;
@@ -33,6 +34,8 @@ pub struct RouteTable {
     frontends: Vec<Frontend>,
     by_address: HashMap<SocketAddr, usize, FastHash>,
     routes: Vec<Route>,
+    /// What [`Backend::mirror_set`] numbers.
+    mirror_sets: Vec<MirrorSet>,
 }
 
 /// A Service port with attached routes, all of one kind: HTTPRoutes, or GRPCRoutes (which take
@@ -196,12 +199,14 @@ impl RouteTable {
                 doc.version
             )));
         }
+        let mut mirror_sets = MirrorSets::default();
         let routes = doc
             .routes
             .iter()
             .enumerate()
             .map(|(i, route)| {
-                compile_route(route).map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name)))
+                compile_route(route, &mut mirror_sets)
+                    .map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -266,7 +271,7 @@ impl RouteTable {
                 inputs,
             });
         }
-        Ok(RouteTable { frontends, by_address, routes })
+        Ok(RouteTable { frontends, by_address, routes, mirror_sets: mirror_sets.into_sets() })
     }
 
     /// The frontend behind a connection's original destination, as Envoy reports it in
@@ -301,6 +306,12 @@ impl RouteTable {
     pub fn frontends(&self) -> &[Frontend] {
         &self.frontends
     }
+
+    /// Every distinct list of mirrors a forwarded request may need; the route configuration
+    /// has one route per set (see [`crate::mirror`]). Empty when no rule mirrors.
+    pub fn mirror_sets(&self) -> &[MirrorSet] {
+        &self.mirror_sets
+    }
 }
 
 /// What routing reads: what any entry reads.
@@ -319,20 +330,24 @@ pub fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
     }
 }
 
-fn compile_route(doc: &RouteDoc) -> Result<Route, String> {
+fn compile_route(doc: &RouteDoc, mirror_sets: &mut MirrorSets) -> Result<Route, String> {
     let rules = doc
         .rules
         .iter()
         .enumerate()
         .map(|(i, rule)| {
             let prefix = only_prefix(doc.kind, &rule.matches);
-            let backends = rule
+            let mut backends = rule
                 .backends
                 .iter()
                 .map(|b| Backend::compile(b, prefix))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("rules[{i}]: {e}"))?;
             let filters = RouteFilters::compile(&rule.filters, prefix).map_err(|e| format!("rules[{i}].filters: {e}"))?;
+            for backend in &mut backends {
+                let mirrors: Vec<Mirror> = filters.mirrors.iter().chain(backend.filters.mirrors.iter()).cloned().collect();
+                backend.mirror_set = (!mirrors.is_empty()).then(|| mirror_sets.intern(mirrors));
+            }
             if filters.redirect.is_some() && !rule.backends.is_empty() {
                 return Err(format!("rules[{i}]: a rule with a redirect has no backends"));
             }
