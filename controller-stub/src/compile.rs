@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, RetryDoc, RouteDoc, RouteKind, RuleDoc, TableDocument,
-    TimeoutsDoc, ValueMatchType, TABLE_VERSION,
+    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, RetryDoc, RouteDoc, RouteKind, RuleDoc,
+    TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
 };
 
-use crate::model::{BackendRef, GrpcMatch, Manifests, Meta};
+use crate::model::{BackendRef, GrpcMatch, Manifests, Meta, MirrorRef};
 use crate::resolve::{find_service, resolve_backend, RouteStatus};
 
 /// A route of either kind as the table sees it: its rules' matches and backends.
@@ -32,6 +32,7 @@ struct CompiledRule<'m> {
     matches: Vec<MatchDoc>,
     backend_refs: &'m [BackendRef],
     filters: &'m FiltersDoc,
+    mirrors: &'m [MirrorRef],
     timeouts: Option<&'m TimeoutsDoc>,
     retry: Option<&'m RetryDoc>,
 }
@@ -91,6 +92,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                     matches: rule.matches.clone(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
+                    mirrors: &rule.mirrors,
                     timeouts: rule.timeouts.as_ref(),
                     retry: rule.retry.as_ref(),
                 })
@@ -108,6 +110,7 @@ fn compiled<'m>(m: &'m Manifests, s: &RouteStatus) -> Option<Compiled<'m>> {
                     matches: rule.matches.iter().map(grpc_match_doc).collect(),
                     backend_refs: &rule.backend_refs,
                     filters: &rule.filters,
+                    mirrors: &rule.mirrors,
                     timeouts: None,
                     retry: None,
                 })
@@ -140,7 +143,7 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
             RuleDoc {
                 name: rule.name.cloned(),
                 matches: rule.matches.clone(),
-                filters: rule.filters.clone(),
+                filters: with_mirrors(m, route.kind, rule.filters, rule.mirrors),
                 timeouts: rule.timeouts.cloned().map(Box::new),
                 retry: rule.retry.cloned().map(Box::new),
                 backends: rule
@@ -158,7 +161,7 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
                             weight: b.weight,
                             cluster,
                             unresolved,
-                            filters: b.filters.clone(),
+                            filters: with_mirrors(m, route.kind, &b.filters, &b.mirrors),
                         }
                     })
                     .collect(),
@@ -172,4 +175,24 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
         creation_timestamp: route.meta.creation_timestamp.clone(),
         rules,
     }
+}
+
+/// `filters` with those of its RequestMirrors that resolve. Those that do not are the route's
+/// `ResolvedRefs` status, and copy nothing: a mirror never changes what happens to the request.
+fn with_mirrors(m: &Manifests, kind: RouteKind, filters: &FiltersDoc, mirrors: &[MirrorRef]) -> FiltersDoc {
+    let mirrors = mirrors
+        .iter()
+        .filter_map(|mirror| {
+            let cluster = resolve_backend(m, kind, &mirror.to).ok()?;
+            let to = &mirror.to;
+            Some(MirrorDoc {
+                name: to.name.clone(),
+                namespace: to.namespace.clone(),
+                port: to.port,
+                cluster,
+                fraction: mirror.fraction,
+            })
+        })
+        .collect();
+    FiltersDoc { mirrors, ..filters.clone() }
 }

@@ -256,12 +256,49 @@ fn unknown_field_with_near_miss_hint() {
 /// says its rule is dropped.
 #[test]
 fn unsupported_filters_drop_their_rule_with_a_warning() {
-    let e = route_errors("  - filters:\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: v2, port: 80}}\n");
+    let e = route_errors("  - filters:\n    - type: CORS\n      cors: {allowOrigins: [\"*\"]}\n");
     assert_eq!(
         one(e),
-        "routes/echo.yaml:12: warning: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: RequestMirror is not supported by meshroute yet: \
+        "routes/echo.yaml:12: warning: HTTPRoute default/echo-route: spec.rules[0].filters[0].type: CORS is not supported by meshroute yet: \
          the rule is dropped and the requests it would take get 500"
     );
+}
+
+/// HTTPRequestMirrorFilter as the CRD validates it: a backendRef with a port, at most one of
+/// `percent` (0 to 100) and `fraction` (numerator at most denominator, denominator above 0);
+/// repeated RequestMirror filters are allowed.
+#[test]
+fn request_mirror_filters_are_validated_as_the_crd_does() {
+    let ok = route_errors(
+        "  - filters:\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: m, port: 80}, percent: 50}\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: n, port: 80}, fraction: {numerator: 1}}\n",
+    );
+    assert!(ok.is_empty(), "{ok:#?}");
+    for (mirror, expected) in [
+        ("{}", "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.backendRef: required"),
+        (
+            "{backendRef: {name: m}}",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.backendRef.port: required for a Service backend",
+        ),
+        (
+            "{backendRef: {name: m, port: 80}, percent: 101}",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.percent: must be between 0 and 100",
+        ),
+        (
+            "{backendRef: {name: m, port: 80}, percent: 5, fraction: {numerator: 1}}",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.fraction: only one of percent or fraction may be specified",
+        ),
+        (
+            "{backendRef: {name: m, port: 80}, fraction: {numerator: 3, denominator: 2}}",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.fraction: numerator 3 must be less than or equal to denominator 2",
+        ),
+        (
+            "{backendRef: {name: m, port: 80}, fraction: {numerator: 0, denominator: 0}}",
+            "routes/echo.yaml:13: HTTPRoute default/echo-route: spec.rules[0].filters[0].requestMirror.fraction.denominator: must be between 1 and 2147483647",
+        ),
+    ] {
+        let rules = format!("  - filters:\n    - type: RequestMirror\n      requestMirror: {mirror}\n");
+        assert_eq!(one(route_errors(&rules)), expected, "{mirror}");
+    }
 }
 
 /// HTTPHeaderFilter as the CRD validates it: the type's own field is required and every other

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use meshroute_filter::decision::{decide, Cause, Decision, Forward};
 use meshroute_filter::document::RouteKind;
 use meshroute_filter::header_modifier::HeaderEdit;
+use meshroute_filter::mirror::MirrorChoice;
 use meshroute_filter::policy::RequestPolicy;
 use meshroute_filter::reply::{is_grpc_call, LocalReply};
 use meshroute_filter::request::Request;
@@ -41,7 +42,7 @@ pub struct Query<'a> {
 pub struct ExplainError(pub String);
 
 /// The outcome, printed as one JSON object in this field order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     /// 200 (forwarded, and every gRPC answer), 404 (no rule matches) or 500 (no resolved
     /// backend with weight).
@@ -88,7 +89,7 @@ fn changes<'m>(edits: impl Iterator<Item = HeaderEdit<'m>>) -> Vec<HeaderChange>
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
     pub name: String,
     pub namespace: String,
@@ -110,6 +111,33 @@ pub struct Candidate {
     /// What happens to the headers of this backend's response before the client sees them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_headers: Vec<HeaderChange>,
+    /// Where copies of the requests sent to this backend go (the rule's RequestMirrors, then
+    /// the backendRef's own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorTarget>,
+}
+
+/// A RequestMirror's Service port and the share of requests it gets a copy of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MirrorTarget {
+    pub name: String,
+    pub namespace: String,
+    pub port: Option<u16>,
+    /// 0 to 100; 100 when the filter gives neither `percent` nor `fraction`.
+    pub percent: f64,
+}
+
+fn mirror_targets(choice: MirrorChoice<'_>) -> Vec<MirrorTarget> {
+    let MirrorChoice::Set(set) = choice else { return Vec::new() };
+    set.mirrors
+        .iter()
+        .map(|m| MirrorTarget {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            port: m.port,
+            percent: m.fraction.percent(),
+        })
+        .collect()
 }
 
 /// How the filter would route the request.
@@ -183,6 +211,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                 host: None,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
+                mirrors: Vec::new(),
             };
             (None, None, None, vec![passed])
         }
@@ -208,14 +237,15 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         | Decision::Forward(_)
                         | Decision::LocalReply { cause: Cause::NoRoute | Cause::Redirect(_) | Cause::NoBackend(_), .. } => None,
                     };
-                    let (request_headers, response_headers, path, host) = match &decision {
+                    let (request_headers, response_headers, path, host, mirrors) = match &decision {
                         Decision::Forward(f) => (
                             changes(f.request.headers.edits()),
                             changes(f.response.headers.edits()),
                             f.request.path.clone(),
                             f.request.authority.map(str::to_owned),
+                            mirror_targets(f.request.mirror),
                         ),
-                        Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new(), None, None),
+                        Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new(), None, None, Vec::new()),
                     };
                     let candidate = Candidate {
                         name: b.name.clone(),
@@ -227,6 +257,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         host,
                         request_headers,
                         response_headers,
+                        mirrors,
                     };
                     (candidate, decision)
                 })

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use meshroute_filter::document::{FiltersDoc, MatchDoc, RetryDoc, TimeoutsDoc, ValueMatchDoc};
+use meshroute_filter::document::{FiltersDoc, FractionDoc, MatchDoc, RetryDoc, TimeoutsDoc, ValueMatchDoc};
 
 /// Where a resource or field was written: a path relative to the manifests directory and a
 /// 1-based line.
@@ -186,9 +186,22 @@ pub struct BackendRef {
     pub weight: u32,
     /// The backendRef's own `filters`.
     pub filters: FiltersDoc,
+    /// Its own RequestMirror filters, resolved into `filters` when the table is compiled.
+    pub mirrors: Vec<MirrorRef>,
     /// A filter of a type meshroute does not implement: its rule is dropped.
     pub dropped: Option<String>,
     pub source: Source,
+}
+
+/// A `RequestMirror` filter as written: the Service port the copies go to (a reference like a
+/// backendRef's, with no weight nor filters of its own) and the share of requests copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRef {
+    pub to: BackendRef,
+    /// `percent` as `percent/100`, or `fraction`; `None`: every request.
+    pub fraction: Option<FractionDoc>,
+    /// Where it is written (`spec.rules[0].filters[1].requestMirror.backendRef`).
+    pub path: String,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +223,8 @@ pub struct HttpRule {
     pub backend_refs: Vec<BackendRef>,
     /// The rule's `filters`, as the filter reads them.
     pub filters: FiltersDoc,
+    /// Its RequestMirror filters, resolved into `filters` when the table is compiled.
+    pub mirrors: Vec<MirrorRef>,
     pub timeouts: Option<TimeoutsDoc>,
     pub retry: Option<RetryDoc>,
     /// Why the rule is dropped (a filter of a type meshroute does not implement): it then takes
@@ -236,6 +251,8 @@ pub struct GrpcRule {
     pub backend_refs: Vec<BackendRef>,
     /// The rule's `filters`, as the filter reads them.
     pub filters: FiltersDoc,
+    /// As [`HttpRule::mirrors`].
+    pub mirrors: Vec<MirrorRef>,
     /// As [`HttpRule::dropped`].
     pub dropped: Option<String>,
     pub source: Source,

@@ -239,15 +239,16 @@ fn status_diagnostics(m: &Manifests, statuses: &[RouteStatus]) -> Vec<Diagnostic
             ));
         }
         for u in &status.unresolved {
+            let effect = match u.weight {
+                Some(weight) => format!("its share of requests (weight {weight}) will get 500"),
+                None => "no copies are sent to it; the requests themselves are not affected".to_owned(),
+            };
             out.push(at(
-                format!("spec.rules[{}].backendRefs[{}]", u.rule, u.backend),
+                u.path.clone(),
                 Diagnostic::warning(
                     &u.source.file,
                     u.source.line,
-                    format!(
-                        "ResolvedRefs False ({}): {}; its share of requests (weight {}) will get 500",
-                        u.reason, u.message, u.weight
-                    ),
+                    format!("ResolvedRefs False ({}): {}; {effect}", u.reason, u.message),
                 ),
             ));
         }

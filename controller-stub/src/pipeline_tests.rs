@@ -36,6 +36,7 @@ fn backend(name: &str, weight: u32) -> Candidate {
         host: None,
         request_headers: Vec::new(),
         response_headers: Vec::new(),
+        mirrors: Vec::new(),
     }
 }
 

@@ -209,8 +209,8 @@ spec:
   - backendRefs: [{name: grpc-plain, port: 8080}, {name: echo, port: 80}]
 ";
     let b = with_services(grpc);
-    let unresolved: Vec<(&str, usize)> = b.statuses[0].unresolved.iter().map(|u| (u.reason, u.backend)).collect();
-    assert_eq!(unresolved, [("UnsupportedProtocol", 1)]);
+    let unresolved: Vec<(&str, &str)> = b.statuses[0].unresolved.iter().map(|u| (u.reason, u.path.as_str())).collect();
+    assert_eq!(unresolved, [("UnsupportedProtocol", "spec.rules[0].backendRefs[1]")]);
     assert_eq!(
         b.statuses[0].unresolved[0].message,
         "Service default/echo: port 80 is declared HTTP/1 (named http); gRPC needs HTTP/2; a GRPCRoute cannot reach it"
@@ -501,7 +501,7 @@ fn an_unsupported_filter_drops_its_rule_and_the_rest_is_served() {
         "r",
         "{group: \"\", kind: Service, name: echo, port: 80}",
         "  - matches: [{path: {value: /mirrored}}]
-    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 80}}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: example.com, kind: Filter, name: f}}]
     backendRefs: [{name: v1, port: 80}]
   - backendRefs: [{name: v2, port: 80}]
 ",
@@ -520,4 +520,60 @@ fn an_unsupported_filter_drops_its_rule_and_the_rest_is_served() {
     let ParentStatus::Mesh { accepted, .. } = &b.statuses[0].parents[0] else { panic!() };
     assert_eq!((accepted.status, accepted.reason), (false, "UnsupportedValue"));
     assert_eq!(goes(&b, "echo", "/", &[]), "echo", "nothing attached: echo passes through");
+}
+
+/// A RequestMirror's backendRef resolves like a backendRef; one that does not is the route's
+/// `ResolvedRefs: False` and a warning, and copies nothing: the rule itself is served as usual.
+/// The rule's mirrors come first, then the backendRef's own.
+#[test]
+fn request_mirrors_resolve_into_the_table_and_an_unresolved_one_is_left_out_with_a_warning() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 80}, percent: 25}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: gone, port: 80}}}
+    backendRefs:
+    - name: v1
+      port: 80
+      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: echo, port: 80}}}]
+",
+    ));
+    assert!(b.is_valid(), "{:#?}", b.diagnostics);
+    assert_eq!(goes(&b, "echo", "/", &[]), "v1");
+    let unresolved: Vec<(&str, &str)> = b.statuses[0].unresolved.iter().map(|u| (u.reason, u.path.as_str())).collect();
+    assert_eq!(unresolved, [("BackendNotFound", "spec.rules[0].filters[1].requestMirror.backendRef")]);
+    let warning = b.diagnostics.iter().map(ToString::to_string).find(|d| d.contains("requestMirror")).unwrap_or_default();
+    assert!(
+        warning.contains("ResolvedRefs False (BackendNotFound): Service default/gone not found; no copies are sent"),
+        "{warning}"
+    );
+    let rule = &b.table.routes[0].rules[0];
+    let mirrors = |f: &meshroute_filter::document::FiltersDoc| {
+        f.mirrors.iter().map(|m| (m.cluster.clone(), m.fraction)).collect::<Vec<_>>()
+    };
+    let quarter = Some(meshroute_filter::document::FractionDoc { numerator: 25, denominator: 100 });
+    assert_eq!(mirrors(&rule.filters), [("outbound|80||v2.default.svc.cluster.local".to_owned(), quarter)]);
+    assert_eq!(mirrors(&rule.backends[0].filters), [("outbound|80||echo.default.svc.cluster.local".to_owned(), None)]);
+    let e = explain(&b, &Query { to: "echo", namespace: "default", method: "GET", path: "/", headers: &[], grpc: None }).unwrap();
+    let shown: Vec<(String, f64)> = e.backends[0].mirrors.iter().map(|m| (m.name.clone(), m.percent)).collect();
+    assert_eq!(shown, [("v2".to_owned(), 25.0), ("echo".to_owned(), 100.0)]);
+}
+
+/// Native mode mirrors per route: backendRefs of a split that mirror differently are warned of.
+#[test]
+fn backend_refs_that_mirror_differently_are_a_warning_for_native_mode() {
+    let b = with_services(&route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        "  - backendRefs:
+    - name: v1
+      port: 80
+      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: echo, port: 80}}}]
+    - {name: v2, port: 80}
+",
+    ));
+    let warnings: Vec<String> = b.diagnostics.iter().map(ToString::to_string).filter(|d| d.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("spec.rules[0].backendRefs: its backendRefs mirror differently"), "{}", warnings[0]);
 }

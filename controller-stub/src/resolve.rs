@@ -5,7 +5,7 @@
 
 use meshroute_filter::document::RouteKind;
 
-use crate::model::{cluster_name, BackendRef, Manifests, Meta, ParentRef, Service, Source};
+use crate::model::{cluster_name, BackendRef, Manifests, Meta, MirrorRef, ParentRef, Service, Source};
 use crate::protocol::{self, not_grpc};
 
 /// One condition of a route's status for one parent.
@@ -44,14 +44,15 @@ pub enum ParentStatus {
     },
 }
 
-/// A backendRef that does not resolve.
+/// A backendRef, or a RequestMirror's backendRef, that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unresolved {
-    pub rule: usize,
-    pub backend: usize,
+    /// `spec.rules[0].backendRefs[1]`, `spec.rules[0].filters[0].requestMirror.backendRef`.
+    pub path: String,
     pub reason: &'static str,
     pub message: String,
-    pub weight: u32,
+    /// A backendRef's weight; `None` for a mirror's, which has none.
+    pub weight: Option<u32>,
     pub source: Source,
 }
 
@@ -107,7 +108,7 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
                 &r.parent_refs,
                 &r.hostnames,
                 dropped,
-                r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
+                r.rules.iter().map(|rule| (rule.backend_refs.as_slice(), rule.mirrors.as_slice())),
             )
         })
         .collect();
@@ -123,7 +124,7 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
                 &r.parent_refs,
                 &r.hostnames,
                 dropped,
-                r.rules.iter().map(|rule| rule.backend_refs.as_slice()),
+                r.rules.iter().map(|rule| (rule.backend_refs.as_slice(), rule.mirrors.as_slice())),
             )
         })
         .collect();
@@ -194,18 +195,20 @@ fn route_status<'r>(
     parents: &[ParentRef],
     hostnames: &[String],
     dropped: Vec<(usize, String)>,
-    rules: impl Iterator<Item = &'r [BackendRef]>,
+    rules: impl Iterator<Item = (&'r [BackendRef], &'r [MirrorRef])>,
 ) -> RouteStatus {
     let mut unresolved = Vec::new();
     let mut rule_count = 0;
-    for (rule, backends) in rules.enumerate() {
+    for (rule, (backends, mirrors)) in rules.enumerate() {
         rule_count += 1;
         if dropped.iter().any(|(i, _)| *i == rule) {
             continue;
         }
-        for (backend, b) in backends.iter().enumerate() {
+        let refs = backends.iter().enumerate().map(|(i, b)| (format!("spec.rules[{rule}].backendRefs[{i}]"), b, Some(b.weight)));
+        let mirrors = mirrors.iter().chain(backends.iter().flat_map(|b| &b.mirrors));
+        for (path, b, weight) in refs.chain(mirrors.map(|mirror| (mirror.path.clone(), &mirror.to, None))) {
             if let Err((reason, message)) = resolve_backend(m, kind, b) {
-                unresolved.push(Unresolved { rule, backend, reason, message, weight: b.weight, source: b.source.clone() });
+                unresolved.push(Unresolved { path, reason, message, weight, source: b.source.clone() });
             }
         }
     }
@@ -213,11 +216,7 @@ fn route_status<'r>(
         None => Condition::ok("ResolvedRefs", "all backendRefs resolve"),
         Some(first) => Condition::failed(
             first.reason,
-            unresolved
-                .iter()
-                .map(|u| format!("spec.rules[{}].backendRefs[{}]: {}", u.rule, u.backend, u.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            unresolved.iter().map(|u| format!("{}: {}", u.path, u.message)).collect::<Vec<_>>().join("; "),
         ),
     };
     let parents = parents

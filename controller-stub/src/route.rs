@@ -13,7 +13,7 @@ use meshroute_filter::matching::FullRegex;
 use crate::decode::{group_field, kind_field, GATEWAY_GROUP};
 use crate::model::{BackendRef, GrpcMatch, GrpcMethodMatch, GrpcRoute, GrpcRule, HttpRoute, HttpRule, Meta, ParentRef, Source};
 use crate::reader::{join, Fields, Reader};
-use crate::route_filters::{check_rule, decode_filters, Level};
+use crate::route_filters::{check_mirrors, check_rule, decode_filters, Decoded, Level};
 use crate::syntax;
 use crate::yaml::Node;
 
@@ -47,6 +47,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
             matches: vec![default_match()],
             backend_refs: Vec::new(),
             filters: FiltersDoc::default(),
+            mirrors: Vec::new(),
             timeouts: None,
             retry: None,
             dropped: None,
@@ -85,11 +86,13 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                         matches
                     }
                 };
-                let (filters, dropped) = decode_filters(r, &f, &path, RouteKind::Http, Level::Rule);
+                let Decoded { doc: filters, mirrors, dropped } =
+                    decode_filters(r, &f, &path, RouteKind::Http, Level::Rule, &meta.namespace);
                 let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Http);
                 let dropped = dropped.or_else(|| backend_refs.iter().find_map(|b| b.dropped.clone()));
                 let backend_filters: Vec<FiltersDoc> = backend_refs.iter().map(|b| b.filters.clone()).collect();
                 check_rule(r, item.line, &path, &filters, &backend_filters, &matches);
+                check_mirrors(r, item.line, &path, &backend_refs);
                 let timeouts = f.get("timeouts").and_then(|n| timeouts(r, n, &join(&path, "timeouts")));
                 let retry = f.get("retry").and_then(|n| retry(r, n, &join(&path, "retry")));
                 rules.push(HttpRule {
@@ -97,6 +100,7 @@ pub fn decode_http_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                     matches,
                     backend_refs,
                     filters,
+                    mirrors,
                     timeouts,
                     retry,
                     dropped,
@@ -130,10 +134,12 @@ pub fn decode_grpc_route(r: &mut Reader<'_>, top: &Fields<'_>, meta: Meta) -> Op
                     matches.extend(grpc_match(r, m, &format!("{mpath}[{j}]")));
                 }
             }
-            let (filters, dropped) = decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule);
+            let Decoded { doc: filters, mirrors, dropped } =
+                decode_filters(r, &f, &path, RouteKind::Grpc, Level::Rule, &meta.namespace);
             let backend_refs = backend_refs(r, &f, &path, &meta, RouteKind::Grpc);
             let dropped = dropped.or_else(|| backend_refs.iter().find_map(|b| b.dropped.clone()));
-            rules.push(GrpcRule { name, matches, backend_refs, filters, dropped, source: source(r, item.line) });
+            check_mirrors(r, item.line, &path, &backend_refs);
+            rules.push(GrpcRule { name, matches, backend_refs, filters, mirrors, dropped, source: source(r, item.line) });
         }
     }
     Some(GrpcRoute { meta, parent_refs, hostnames, rules })
@@ -341,24 +347,44 @@ fn backend_refs(r: &mut Reader<'_>, rule: &Fields<'_>, path: &str, meta: &Meta, 
         let Some(f) = r.fields(item, &path, &["group", "kind", "name", "namespace", "port", "weight", "filters"]) else {
             continue;
         };
-        let (filters, dropped) = decode_filters(r, &f, &path, route_kind, Level::BackendRef);
-        let group = group_field(r, &f, &path, false).unwrap_or_default();
-        let kind = kind_field(r, &f, &path, false).unwrap_or_else(|| "Service".to_owned());
-        let namespace = namespace_field(r, &f, &path).unwrap_or_else(|| meta.namespace.clone());
-        let name = name_field(r, &f, &path);
-        let port = f.get("port").and_then(|n| r.port(n, &join(&path, "port")));
-        if f.get("port").is_none() && (group.is_empty() || group == "core") && kind == "Service" {
-            r.error(f.line(), &join(&path, "port"), "required for a Service backend");
-        }
+        let Decoded { doc: filters, mirrors, dropped } =
+            decode_filters(r, &f, &path, route_kind, Level::BackendRef, &meta.namespace);
+        let to = object_ref(r, &f, &path, &meta.namespace);
         let weight = match f.get("weight") {
             Some(n) => r.int(n, &join(&path, "weight"), 0, MAX_WEIGHT).and_then(|w| u32::try_from(w).ok()),
             None => Some(1),
         };
-        if let (Some(name), Some(weight)) = (name, weight) {
-            out.push(BackendRef { group, kind, namespace, name, port, weight, filters, dropped, source: source(r, item.line) });
+        if let (Some(to), Some(weight)) = (to, weight) {
+            out.push(BackendRef { weight, filters, mirrors, dropped, ..to });
         }
     }
     out
+}
+
+/// A `BackendObjectReference` (a backendRef's, a RequestMirror's) at `path` in `f`: `group`
+/// and `kind` (a core Service by default), `namespace` (`default_namespace`, the route's, by
+/// default), `name`, and `port`, required for a Service. Weight 1, no filters.
+pub fn object_ref(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, default_namespace: &str) -> Option<BackendRef> {
+    let group = group_field(r, f, path, false).unwrap_or_default();
+    let kind = kind_field(r, f, path, false).unwrap_or_else(|| "Service".to_owned());
+    let namespace = namespace_field(r, f, path).unwrap_or_else(|| default_namespace.to_owned());
+    let name = name_field(r, f, path);
+    let port = f.get("port").and_then(|n| r.port(n, &join(path, "port")));
+    if f.get("port").is_none() && (group.is_empty() || group == "core") && kind == "Service" {
+        r.error(f.line(), &join(path, "port"), "required for a Service backend");
+    }
+    Some(BackendRef {
+        group,
+        kind,
+        namespace,
+        name: name?,
+        port,
+        weight: 1,
+        filters: FiltersDoc::default(),
+        mirrors: Vec::new(),
+        dropped: None,
+        source: source(r, f.line()),
+    })
 }
 
 fn http_match(r: &mut Reader<'_>, node: &Node, path: &str) -> Option<MatchDoc> {

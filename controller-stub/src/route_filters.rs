@@ -1,15 +1,17 @@
 //! The `filters` of a rule or a backendRef (`HTTPRouteFilter`, `GRPCRouteFilter`), validated as
 //! the Gateway API CRDs validate them, into the table's [`FiltersDoc`]. A filter type meshroute
 //! does not implement yet is never ignored: its rule is dropped, with a warning on its `type`
-//! (see [`decode_filters`]); no one should believe a mirror is applied when it is not.
+//! (see [`decode_filters`]); no one should believe a CORS policy is applied when it is not.
 
 use meshroute_filter::document::{
-    FiltersDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathModifierDoc, RedirectDoc, RewriteDoc, RouteKind,
+    FiltersDoc, FractionDoc, HeaderDoc, HeaderModifierDoc, MatchDoc, PathModifierDoc, RedirectDoc, RewriteDoc, RouteKind,
 };
 
 use meshroute_filter::table::only_prefix;
 
+use crate::model::{BackendRef, MirrorRef};
 use crate::reader::{join, Fields, Reader};
+use crate::route::object_ref;
 use crate::syntax;
 use crate::yaml::Node;
 
@@ -23,7 +25,7 @@ const MAX_HEADERS: usize = 16;
 const HTTP_FILTERS: &[(&str, &str, Option<Kind>)] = &[
     ("RequestHeaderModifier", "requestHeaderModifier", Some(Kind::RequestHeaders)),
     ("ResponseHeaderModifier", "responseHeaderModifier", Some(Kind::ResponseHeaders)),
-    ("RequestMirror", "requestMirror", None),
+    ("RequestMirror", "requestMirror", Some(Kind::Mirror)),
     ("RequestRedirect", "requestRedirect", Some(Kind::Redirect)),
     ("URLRewrite", "urlRewrite", Some(Kind::Rewrite)),
     ("CORS", "cors", None),
@@ -34,7 +36,7 @@ const HTTP_FILTERS: &[(&str, &str, Option<Kind>)] = &[
 const GRPC_FILTERS: &[(&str, &str, Option<Kind>)] = &[
     ("RequestHeaderModifier", "requestHeaderModifier", Some(Kind::RequestHeaders)),
     ("ResponseHeaderModifier", "responseHeaderModifier", Some(Kind::ResponseHeaders)),
-    ("RequestMirror", "requestMirror", None),
+    ("RequestMirror", "requestMirror", Some(Kind::Mirror)),
     ("ExtensionRef", "extensionRef", None),
 ];
 
@@ -44,6 +46,18 @@ enum Kind {
     ResponseHeaders,
     Redirect,
     Rewrite,
+    Mirror,
+}
+
+/// A `filters` list, decoded.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Every filter but the mirrors, as the filter reads them.
+    pub doc: FiltersDoc,
+    /// The RequestMirror filters, in order, to be resolved when the table is compiled.
+    pub mirrors: Vec<MirrorRef>,
+    /// Why the rule must be dropped: a filter of a type meshroute does not implement.
+    pub dropped: Option<String>,
 }
 
 /// Where a `filters` list is: on a rule, or on one of its backendRefs.
@@ -53,22 +67,17 @@ pub enum Level {
     BackendRef,
 }
 
-/// The `filters` field of `f` (a rule or a backendRef of a route of `kind`), at `path`, and why
-/// the rule must be dropped when a filter is of a type meshroute does not implement.
+/// The `filters` field of `f` (a rule or a backendRef of a route of `kind` in `namespace`), at
+/// `path`.
 ///
 /// Such a filter is not an error that rejects the route: as the Gateway API prescribes for a
 /// route that is partly invalid, its rule is dropped (requests it would take get 500, never a
 /// backend), the route's other rules are served and its status says `PartiallyInvalid`.
-pub fn decode_filters(
-    r: &mut Reader<'_>,
-    f: &Fields<'_>,
-    path: &str,
-    kind: RouteKind,
-    level: Level,
-) -> (FiltersDoc, Option<String>) {
+pub fn decode_filters(r: &mut Reader<'_>, f: &Fields<'_>, path: &str, kind: RouteKind, level: Level, namespace: &str) -> Decoded {
     let mut out = FiltersDoc::default();
+    let mut mirrors = Vec::new();
     let mut dropped = None;
-    let Some(node) = f.get("filters") else { return (out, dropped) };
+    let Some(node) = f.get("filters") else { return Decoded::default() };
     let table = match kind {
         RouteKind::Http => HTTP_FILTERS,
         RouteKind::Grpc => GRPC_FILTERS,
@@ -116,6 +125,8 @@ pub fn decode_filters(
             Kind::ResponseHeaders => out.response_headers.is_some(),
             Kind::Redirect => out.redirect.is_some(),
             Kind::Rewrite => out.rewrite.is_some(),
+            // The API allows several, each its own copy.
+            Kind::Mirror => false,
         };
         if taken {
             r.error(type_node.line, &join(&fpath, "type"), format!("{type_name} filter cannot be repeated"));
@@ -126,9 +137,50 @@ pub fn decode_filters(
             Kind::ResponseHeaders => out.response_headers = header_modifier(r, config, &cpath).map(Box::new),
             Kind::Redirect => out.redirect = redirect(r, config, &cpath).map(Box::new),
             Kind::Rewrite => out.rewrite = rewrite(r, config, &cpath).map(Box::new),
+            Kind::Mirror => mirrors.extend(mirror(r, config, &cpath, namespace)),
         }
     }
-    (out, dropped)
+    Decoded { doc: out, mirrors, dropped }
+}
+
+/// `HTTPRequestMirrorFilter`: `backendRef` (a Service port, in the route's namespace unless it
+/// says otherwise), and at most one of `percent` (0 to 100) and `fraction` (`numerator` at least
+/// 0 and at most `denominator`, which is above 0 and 100 when left out).
+fn mirror(r: &mut Reader<'_>, node: &Node, path: &str, namespace: &str) -> Option<MirrorRef> {
+    let f = r.fields(node, path, &["backendRef", "percent", "fraction"])?;
+    let bpath = join(path, "backendRef");
+    let to = r.required(&f, "backendRef", path).and_then(|n| {
+        let b = r.fields(n, &bpath, &["group", "kind", "name", "namespace", "port"])?;
+        object_ref(r, &b, &bpath, namespace)
+    });
+    let fraction = match (f.get("percent"), f.get("fraction")) {
+        (Some(_), Some(n)) => {
+            r.error(n.line, &join(path, "fraction"), "only one of percent or fraction may be specified");
+            return None;
+        }
+        (Some(n), None) => {
+            let percent = r.int(n, &join(path, "percent"), 0, 100).and_then(|p| u32::try_from(p).ok())?;
+            Some(FractionDoc { numerator: percent, denominator: 100 })
+        }
+        (None, Some(n)) => {
+            let fpath = join(path, "fraction");
+            let ff = r.fields(n, &fpath, &["numerator", "denominator"])?;
+            let numerator =
+                r.required(&ff, "numerator", &fpath).and_then(|n| r.int(n, &join(&fpath, "numerator"), 0, i64::from(i32::MAX)));
+            let denominator = match ff.get("denominator") {
+                Some(n) => r.int(n, &join(&fpath, "denominator"), 1, i64::from(i32::MAX)),
+                None => Some(100),
+            };
+            let (numerator, denominator) = (u32::try_from(numerator?).ok()?, u32::try_from(denominator?).ok()?);
+            if numerator > denominator {
+                r.error(n.line, &fpath, format!("numerator {numerator} must be less than or equal to denominator {denominator}"));
+                return None;
+            }
+            Some(FractionDoc { numerator, denominator })
+        }
+        (None, None) => None,
+    };
+    Some(MirrorRef { to: to?, fraction, path: bpath })
 }
 
 /// The CRD's rules across one rule's filters, matches and backendRefs: a RequestRedirect takes
@@ -160,6 +212,22 @@ pub fn check_rule(r: &mut Reader<'_>, line: usize, path: &str, rule: &FiltersDoc
     let one_prefix = only_prefix(RouteKind::Http, matches).is_some();
     if (prefix_modifier(rule) || backends.iter().any(prefix_modifier)) && !one_prefix {
         r.error(line, &join(path, "matches"), "ReplacePrefixMatch needs exactly one match, and it must be a PathPrefix");
+    }
+}
+
+/// Envoy's own routes (sync --mode native) carry mirror policies per route, never per cluster of
+/// a weighted split: the mirrors of backendRefs that share requests must all be the same, or
+/// native mode leaves them out (the rule's own mirrors apply in both modes).
+pub fn check_mirrors(r: &mut Reader<'_>, line: usize, path: &str, backends: &[BackendRef]) {
+    let shares: Vec<&BackendRef> = backends.iter().filter(|b| b.weight > 0).collect();
+    let differ = shares.windows(2).any(|pair| pair[0].mirrors != pair[1].mirrors);
+    if differ {
+        r.warning(
+            line,
+            &join(path, "backendRefs"),
+            "its backendRefs mirror differently: the filter copies each one's requests to its own mirrors, but Envoy's own \
+             routes (sync --mode native) mirror per rule and leave these RequestMirror filters out",
+        );
     }
 }
 

@@ -344,8 +344,9 @@ mod tests {
             },
             other => panic!("{other:?}"),
         };
-        assert_eq!(mirror_of("/m", 0), Some(("0".to_owned(), vec!["c-m".to_owned()])));
-        assert_eq!(mirror_of("/m", 1), Some(("1".to_owned(), vec!["c-m".to_owned(), "c-n".to_owned()])));
+        let set = |i: usize| t.mirror_sets()[i].header_value().to_owned();
+        assert_eq!(mirror_of("/m", 0), Some((set(0), vec!["c-m".to_owned()])));
+        assert_eq!(mirror_of("/m", 1), Some((set(1), vec!["c-m".to_owned(), "c-n".to_owned()])));
         assert_eq!(mirror_of("/plain", 0), None);
         assert_eq!(t.mirror_sets().len(), 2);
 

@@ -8,6 +8,11 @@
 //! the distinct lists of mirrors its rules and backendRefs need into [`MirrorSet`]s, and the
 //! route configuration gets one route per set, selected by [`MIRROR_HEADER`]: the filter names
 //! the set a forwarded request needs, the route takes it and strips the header.
+//!
+//! A set is named by a digest of what it holds, not by a position: the table (ECDS) and the
+//! routes (LDS) are separate files Envoy reads one after the other, and while one is newer than
+//! the other a name either selects the same mirrors in both or matches no route (the request is
+//! then forwarded without copies), never another set's mirrors.
 
 use std::collections::HashMap;
 
@@ -59,7 +64,7 @@ impl Fraction {
 }
 
 impl Mirror {
-    pub(crate) fn compile(doc: &MirrorDoc) -> Result<Self, String> {
+    pub fn compile(doc: &MirrorDoc) -> Result<Self, String> {
         let place = || format!("mirror {}/{}", doc.namespace, doc.name);
         if doc.cluster.is_empty() {
             return Err(format!("{}: the cluster is empty", place()));
@@ -126,7 +131,7 @@ impl MirrorSets {
             return i;
         }
         let i = self.sets.len();
-        self.sets.push(MirrorSet { mirrors: mirrors.clone(), header_value: i.to_string() });
+        self.sets.push(MirrorSet { header_value: digest(&mirrors), mirrors: mirrors.clone() });
         self.index.insert(mirrors, i);
         i
     }
@@ -134,6 +139,19 @@ impl MirrorSets {
     pub(crate) fn into_sets(self) -> Vec<MirrorSet> {
         self.sets
     }
+}
+
+/// 16 hex digits of FNV-1a over each mirror's cluster and share, in order: the same in every
+/// build, which Rust's own hasher does not promise.
+fn digest(mirrors: &[Mirror]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for mirror in mirrors {
+        let share = format!("{}/{}", mirror.fraction.numerator, mirror.fraction.denominator);
+        for byte in mirror.cluster.bytes().chain([0]).chain(share.bytes()).chain([0]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 #[cfg(test)]
@@ -185,7 +203,14 @@ mod tests {
         assert_eq!(sets.intern(vec![m("a")]), 0);
         assert_eq!(sets.intern(vec![m("b"), m("a")]), 2);
         let sets = sets.into_sets();
-        assert_eq!(sets.iter().map(MirrorSet::header_value).collect::<Vec<_>>(), ["0", "1", "2"]);
         assert_eq!(sets[1].mirrors, [m("a"), m("b")]);
+        let names: std::collections::HashSet<&str> = sets.iter().map(MirrorSet::header_value).collect();
+        assert_eq!(names.len(), 3);
+        // Named by content: the same list has the same name in any table.
+        assert_eq!(sets[0].header_value(), "2a898a4fe9d81931");
+        let mut other = MirrorSets::default();
+        other.intern(vec![m("b")]);
+        let again = other.intern(vec![m("a")]);
+        assert_eq!(other.into_sets()[again].header_value(), sets[0].header_value());
     }
 }

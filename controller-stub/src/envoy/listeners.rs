@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
+use meshroute_filter::mirror::{MirrorSet, MIRROR_HEADER};
 use meshroute_filter::SELECTION_HEADER;
 
+use super::mirrors;
 use crate::model::{self, Manifests};
 
 /// The name of the filter in every HTTP filter chain, and of its ECDS resource.
@@ -19,9 +21,11 @@ pub struct EcdsSource<'a> {
 }
 
 /// The LDS document, and a warning for each Service port that could not get a listener.
-pub fn listeners(manifests: &Manifests, ecds: &EcdsSource) -> (Value, Vec<String>) {
+/// `mirror_sets`: the route table's, each a route of every listener.
+pub fn listeners(manifests: &Manifests, ecds: &EcdsSource, mirror_sets: &[MirrorSet]) -> (Value, Vec<String>) {
     let (addresses, warnings) = listener_addresses(manifests);
-    let resources: Vec<Value> = addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds)).collect();
+    let resources: Vec<Value> =
+        addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds, mirror_sets)).collect();
     (json!({ "resources": resources }), warnings)
 }
 
@@ -65,18 +69,18 @@ pub fn listener_name(ip: &str, port: u16) -> String {
     format!("{ip}_{port}")
 }
 
-fn listener(ip: &str, port: u16, default_cluster: &str, ecds: &EcdsSource) -> Value {
+fn listener(ip: &str, port: u16, default_cluster: &str, ecds: &EcdsSource, mirror_sets: &[MirrorSet]) -> Value {
     let name = listener_name(ip, port);
     json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": name,
         "address": { "socket_address": { "address": ip, "port_value": port } },
-        "filter_chains": [{ "filters": [http_connection_manager(&name, default_cluster, ecds)] }],
+        "filter_chains": [{ "filters": [http_connection_manager(&name, route_config(default_cluster, mirror_sets), ecds)] }],
     })
 }
 
 /// The HCM shared by the local listeners and (in the same shape) the sidecar bootstrap.
-pub fn http_connection_manager(stat_prefix: &str, default_cluster: &str, ecds: &EcdsSource) -> Value {
+pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &EcdsSource) -> Value {
     json!({
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -86,7 +90,7 @@ pub fn http_connection_manager(stat_prefix: &str, default_cluster: &str, ecds: &
             "codec_type": "AUTO",
             "normalize_path": true,
             "merge_slashes": true,
-            "route_config": route_config(default_cluster),
+            "route_config": route_config,
             "http_filters": [
                 {
                     "name": FILTER_NAME,
@@ -111,32 +115,31 @@ pub fn http_connection_manager(stat_prefix: &str, default_cluster: &str, ecds: &
     })
 }
 
-/// First the cluster the filter chose, then (when it chose none: a port without routes) the
-/// Service port's own cluster. The selection header never leaves Envoy. Clusters are not
-/// validated when the listener loads: Envoy may read a new lds.yaml before the cds.yaml that
-/// names its cluster (both change in one publication), and would otherwise refuse the listener
-/// for good.
-pub fn route_config(default_cluster: &str) -> Value {
+/// First the cluster the filter chose, with the copies of a mirror set when it named one
+/// ([`mirrors::selection_routes`]), then (when it chose none: a port without routes)
+/// `default_cluster`, the Service port's own. The filter's headers never leave Envoy. Clusters
+/// are not validated when the listener loads: Envoy may read a new lds.yaml before the cds.yaml
+/// that names its cluster (both change in one publication), and would otherwise refuse the
+/// listener for good.
+pub fn route_config(default_cluster: &str, mirror_sets: &[MirrorSet]) -> Value {
+    let mut routes = mirrors::selection_routes(mirror_sets);
+    routes.extend([
+        json!({
+            "name": "selected",
+            "match": { "prefix": "/", "headers": [{ "name": SELECTION_HEADER, "present_match": true }] },
+            // No timeout, as in Istio: long streams (gRPC) are the application's call.
+            "route": { "cluster_header": SELECTION_HEADER, "timeout": "0s" },
+        }),
+        json!({
+            "name": "pass-through",
+            "match": { "prefix": "/" },
+            "route": { "cluster": default_cluster, "timeout": "0s" },
+        }),
+    ]);
     json!({
         "name": "meshroute",
         "validate_clusters": false,
-        "request_headers_to_remove": [SELECTION_HEADER],
-        "virtual_hosts": [{
-            "name": "meshroute",
-            "domains": ["*"],
-            "routes": [
-                {
-                    "name": "selected",
-                    "match": { "prefix": "/", "headers": [{ "name": SELECTION_HEADER, "present_match": true }] },
-                    // No timeout, as in Istio: long streams (gRPC) are the application's call.
-                    "route": { "cluster_header": SELECTION_HEADER, "timeout": "0s" },
-                },
-                {
-                    "name": "pass-through",
-                    "match": { "prefix": "/" },
-                    "route": { "cluster": default_cluster, "timeout": "0s" },
-                },
-            ],
-        }],
+        "request_headers_to_remove": [SELECTION_HEADER, MIRROR_HEADER],
+        "virtual_hosts": [{ "name": "meshroute", "domains": ["*"], "routes": routes }],
     })
 }

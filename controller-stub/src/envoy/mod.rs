@@ -5,12 +5,14 @@ pub mod bootstrap;
 pub mod clusters;
 pub mod ecds;
 pub mod listeners;
+pub mod mirrors;
 pub mod native;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
 use meshroute_filter::document::TableDocument;
+use meshroute_filter::table::RouteTable;
 
 use crate::model::Manifests;
 
@@ -66,6 +68,8 @@ pub enum RenderError {
     Table(#[from] serde_json::Error),
     #[error("cannot write YAML: {0}")]
     Yaml(String),
+    #[error("the route table does not compile: {0}")]
+    Compile(String),
     #[error(transparent)]
     Template(#[from] bootstrap::TemplateError),
     #[error(transparent)]
@@ -169,7 +173,8 @@ pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -
         &ecds::extension_configs(text(&module_path)?, &table_json),
     )?;
     let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
-    let (listener_doc, warnings) = listeners::listeners(manifests, &source);
+    let compiled = RouteTable::compile(table).map_err(|e| RenderError::Compile(e.to_string()))?;
+    let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
         node_id: "meshroute-local",

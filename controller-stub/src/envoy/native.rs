@@ -26,14 +26,16 @@
 use serde_json::{json, Value};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, PathMatchType, PathModifierDoc, RedirectDoc, RetryDoc,
-    RouteKind, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
+    BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, MirrorDoc, PathMatchType, PathModifierDoc, RedirectDoc,
+    RetryDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
+use meshroute_filter::mirror::Mirror;
 use meshroute_filter::table::{only_prefix, RouteTable};
 use meshroute_filter::url::{default_port, redirect_port};
 use meshroute_filter::SELECTION_HEADER;
 
 use super::listeners::{listener_addresses, listener_name, ListenerAddress};
+use super::mirrors;
 use crate::model::Manifests;
 
 /// The header through which a listener tells the RouteConfiguration which frontend it is.
@@ -142,6 +144,10 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             Action::Route { mut action, on_clusters } => {
                 rewrite(&mut action, &rule.filters, &rule.backends, prefix);
                 timeouts_and_retry(&mut action, rule.timeouts.as_deref(), rule.retry.as_deref());
+                let mirrors = mirror_policies(rule);
+                if !mirrors.is_empty() {
+                    action["request_mirror_policies"] = json!(mirrors);
+                }
                 let route = json!({ "name": name, "match": route_match, "route": action });
                 routes.push(if on_clusters { route } else { with_filters(route) });
             }
@@ -164,6 +170,18 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
         "direct_response": { "status": 404, "body": { "inline_string": "no route matched\n" } },
     }));
     routes
+}
+
+/// The rule's RequestMirrors, then those its backendRefs share: a route carries mirror policies,
+/// a cluster of a weighted split cannot, so the mirrors of one backendRef of a split are left
+/// out here (`check` warns of it; the filter applies them).
+fn mirror_policies(rule: &RuleDoc) -> Vec<Value> {
+    let own: Vec<&[MirrorDoc]> = rule.backends.iter().filter(|b| b.weight > 0).map(|b| b.filters.mirrors.as_slice()).collect();
+    let shared = match own.split_first() {
+        Some((first, rest)) if rest.iter().all(|m| m == first) => *first,
+        _ => &[],
+    };
+    rule.filters.mirrors.iter().chain(shared).filter_map(|doc| Mirror::compile(doc).ok()).map(|m| mirrors::policy(&m)).collect()
 }
 
 fn with_grpc_content_type(route_match: &Value) -> Value {
