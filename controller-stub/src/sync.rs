@@ -285,7 +285,7 @@ mod tests {
         std::fs::write(&wasm, b"module one").unwrap();
         let (first, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
         let module = envoy::module_file_name(b"module one");
-        assert_eq!(first.written, [module.as_str(), "cds.yaml", "ecds.yaml", "lds.yaml", "envoy.yaml"]);
+        assert_eq!(first.written, [module.as_str(), "cds.yaml", "ecds.yaml", "lds.yaml", "sidecar-rds.yaml", "envoy.yaml"]);
         let (second, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
         assert_eq!(second, Published::default());
         assert_eq!(second.to_string(), "unchanged");

@@ -77,4 +77,33 @@ mod tests {
         );
         assert_eq!(policy(&mirror(0, 100))["runtime_fraction"]["default_value"]["numerator"], json!(0));
     }
+
+    /// Each set's route goes before the route without copies, takes only the requests the filter
+    /// named the set for, and the filter's headers never leave Envoy.
+    #[test]
+    fn a_mirror_set_route_precedes_the_plain_selection_and_the_headers_are_removed() {
+        let doc = serde_json::from_value(json!({
+            "version": 1,
+            "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+            "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [
+                {"name": "v1", "namespace": "default", "port": 80, "weight": 1, "cluster": "c-v1",
+                 "filters": {"mirrors": [{"name": "m", "namespace": "default", "port": 80, "cluster": "c-m",
+                                          "fraction": {"numerator": 1, "denominator": 2}}]}},
+            ]}]}],
+        }))
+        .unwrap();
+        let table = meshroute_filter::table::RouteTable::compile(&doc).unwrap();
+        let config = super::super::listeners::route_config("c-echo", table.mirror_sets());
+        assert_eq!(config["request_headers_to_remove"], json!([SELECTION_HEADER, MIRROR_HEADER]));
+        let routes = config["virtual_hosts"][0]["routes"].as_array().unwrap();
+        let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let set = table.mirror_sets()[0].header_value();
+        assert_eq!(names, [format!("mirror-{set}").as_str(), "selected", "pass-through"]);
+        assert_eq!(routes[0]["match"]["headers"][1], json!({"name": MIRROR_HEADER, "string_match": {"exact": set}}));
+        assert_eq!(routes[0]["route"]["request_mirror_policies"][0]["cluster"], json!("c-m"));
+        assert_eq!(
+            routes[0]["route"]["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"],
+            json!(500_000)
+        );
+    }
 }

@@ -20,11 +20,17 @@ pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
 pub const CLUSTERS_FILE: &str = "cds.yaml";
 pub const LISTENERS_FILE: &str = "lds.yaml";
 pub const ECDS_FILE: &str = "ecds.yaml";
+/// The sidecar bootstrap's routes (RDS): the filter's choice, then the original destination.
+pub const SIDECAR_ROUTES_FILE: &str = "sidecar-rds.yaml";
 /// Native mode's RouteConfiguration (`--mode native`).
 pub const RDS_FILE: &str = "rds.yaml";
 /// Published modules are named `meshroute_filter-<first 16 hex digits of their sha256>.wasm`.
 pub const MODULE_PREFIX: &str = "meshroute_filter-";
 pub const MODULE_SUFFIX: &str = ".wasm";
+
+/// The sidecar bootstrap's ORIGINAL_DST cluster: where a request the filter chose no cluster for
+/// goes (the address the application dialled).
+pub const SIDECAR_PASSTHROUGH_CLUSTER: &str = "passthrough";
 
 /// Where the configuration lives and how Envoy is reached.
 pub struct Options {
@@ -41,6 +47,7 @@ pub struct EnvoyFiles {
     pub clusters: String,
     pub ecds: String,
     pub listeners: String,
+    pub sidecar_routes: String,
     pub bootstrap: String,
     /// Problems that did not stop the configuration from being written.
     pub warnings: Vec<String>,
@@ -48,11 +55,12 @@ pub struct EnvoyFiles {
 
 impl EnvoyFiles {
     /// `(file name, contents)` in write order: what a file refers to is written before it.
-    pub fn in_write_order(&self) -> [(&'static str, &str); 4] {
+    pub fn in_write_order(&self) -> [(&'static str, &str); 5] {
         [
             (CLUSTERS_FILE, &self.clusters),
             (ECDS_FILE, &self.ecds),
             (LISTENERS_FILE, &self.listeners),
+            (SIDECAR_ROUTES_FILE, &self.sidecar_routes),
             (BOOTSTRAP_FILE, &self.bootstrap),
         ]
     }
@@ -176,6 +184,14 @@ pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -
     let compiled = RouteTable::compile(table).map_err(|e| RenderError::Compile(e.to_string()))?;
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
+    let mut sidecar_routes = listeners::route_config(SIDECAR_PASSTHROUGH_CLUSTER, compiled.mirror_sets());
+    sidecar_routes["@type"] = serde_json::json!("type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
+    let sidecar_routes = yaml(
+        &format!(
+            "{GENERATED}\nThe sidecar bootstrap's routes (envoy-config/sidecar-bootstrap.yaml); the local mesh does not use it."
+        ),
+        &serde_json::json!({ "resources": [sidecar_routes] }),
+    )?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
         node_id: "meshroute-local",
         node_cluster: "meshroute",
@@ -184,7 +200,7 @@ pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -
         cds_path: text(&cds_path)?,
         watched_dir: out_text,
     })?;
-    Ok(EnvoyFiles { clusters, ecds, listeners, bootstrap, warnings })
+    Ok(EnvoyFiles { clusters, ecds, listeners, sidecar_routes, bootstrap, warnings })
 }
 
 #[cfg(test)]

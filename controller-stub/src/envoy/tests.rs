@@ -350,6 +350,7 @@ fn rendering_is_deterministic() {
 fn files_are_written_so_that_nothing_is_referenced_before_it_exists() {
     let files = rendered(&demo());
     let order: Vec<&str> = files.in_write_order().iter().map(|(name, _)| *name).collect();
-    // Listeners name clusters and the ECDS file; the bootstrap names the listeners and clusters.
-    assert_eq!(order, [CLUSTERS_FILE, ECDS_FILE, LISTENERS_FILE, BOOTSTRAP_FILE]);
+    // Listeners name clusters and the ECDS file, and so do the sidecar's routes; the bootstrap
+    // names the listeners and clusters.
+    assert_eq!(order, [CLUSTERS_FILE, ECDS_FILE, LISTENERS_FILE, SIDECAR_ROUTES_FILE, BOOTSTRAP_FILE]);
 }
