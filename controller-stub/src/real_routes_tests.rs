@@ -543,7 +543,7 @@ fn request_mirrors_resolve_into_the_table_and_an_unresolved_one_is_left_out_with
     assert_eq!(goes(&b, "echo", "/", &[]), "v1");
     let unresolved: Vec<(&str, &str)> = b.statuses[0].unresolved.iter().map(|u| (u.reason, u.path.as_str())).collect();
     assert_eq!(unresolved, [("BackendNotFound", "spec.rules[0].filters[1].requestMirror.backendRef")]);
-    let warning = b.diagnostics.iter().map(ToString::to_string).find(|d| d.contains("requestMirror")).unwrap_or_default();
+    let warning = b.diagnostics.iter().map(ToString::to_string).find(|d| d.contains("ResolvedRefs")).unwrap_or_default();
     assert!(
         warning.contains("ResolvedRefs False (BackendNotFound): Service default/gone not found; no copies are sent"),
         "{warning}"

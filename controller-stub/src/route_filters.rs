@@ -180,7 +180,14 @@ fn mirror(r: &mut Reader<'_>, node: &Node, path: &str, namespace: &str) -> Optio
         }
         (None, None) => None,
     };
-    Some(MirrorRef { to: to?, fraction, path: bpath })
+    let to = to?;
+    r.note(
+        node.line,
+        path,
+        "Envoy sends the copies in meshroute's own layouts (sync's listeners, the sidecar bootstrap, --mode native); \
+         the static Istio EnvoyFilter layout does not",
+    );
+    Some(MirrorRef { to, fraction, path: bpath })
 }
 
 /// The CRD's rules across one rule's filters, matches and backendRefs: a RequestRedirect takes
