@@ -386,11 +386,14 @@ fn sidecar_bootstrap(work: &TempDir) -> (String, PathBuf) {
 #[test]
 fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
     let work = TempDir::new("sidecar");
-    let (text, _volume) = sidecar_bootstrap(&work);
-    for needle in
-        ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "cluster_header: x-meshroute-cluster", "address: 127.0.0.1"]
-    {
+    let (text, volume) = sidecar_bootstrap(&work);
+    for needle in ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "route_config_name: meshroute", "address: 127.0.0.1"] {
         assert!(text.contains(needle), "sidecar bootstrap lacks {needle}");
+    }
+    // Its routes are sync's: the filter's choice, else the original destination.
+    let routes = read(&volume.join("sidecar-rds.yaml"));
+    for needle in ["cluster_header: x-meshroute-cluster", "cluster: passthrough"] {
+        assert!(routes.contains(needle), "sidecar-rds.yaml lacks {needle}:\n{routes}");
     }
     let config = work.join("sidecar.yaml");
     write(&config, &text);
@@ -405,6 +408,7 @@ fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
     envoy.wait_for(&[
         ("cluster_manager.cds.update_success", 1),
         (ECDS_SUCCESS, 1),
+        ("http.outbound_http.rds.meshroute.update_success", 1),
         ("listener_manager.total_listeners_active", 1),
     ]);
     assert_eq!(envoy.stat(ECDS_REJECTED), Some(0), "{}", envoy.log_text());
