@@ -31,6 +31,15 @@
 //!
 //! Each of these headers may be given once; a value that is not a number (or, for
 //! `x-echo-fail`, not a status code) gets a 400, as does `x-echo-fail-first` without a key.
+//!
+//! A backend can also be slow or failing on its own, whatever the request asks ([`Behaviour`],
+//! [`serve_as`]): a copy of a request that a proxy sends to a second backend (a mirror) carries
+//! the headers the first one got, so only the backend itself can make the two answer
+//! differently.
+//!
+//! Every backend keeps a record of the requests it received ([`Received`]): method, path with
+//! query and every header line. A test reads there what reached a backend whose answer the
+//! client never sees.
 
 use std::collections::HashMap;
 use std::io;
@@ -46,8 +55,8 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-pub use crate::serve::RESPONSE_HEADER_REQUEST;
 use crate::serve::{requested_response_headers, seen_headers, serve_connections};
+pub use crate::serve::{Received, SeenRequest, RESPONSE_HEADER_REQUEST};
 
 /// The response header naming the backend that answered.
 pub const BACKEND_HEADER: &str = "x-echo-backend";
@@ -80,13 +89,47 @@ pub fn attempt_key(label: &str) -> String {
     format!("{label}-{}-{nanos}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
 }
 
+/// What a backend does to every request on its own, on top of what the request asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Waits this long before answering, before any delay the request asks for.
+    pub delay: Duration,
+    /// Answers every request with this status instead of the one it would have given (the answer
+    /// is otherwise the usual one, with the report and `x-echo-backend`); a malformed request
+    /// still gets its 400.
+    pub status: Option<u16>,
+}
+
 /// Serves echo answers as backend `name` on `listener` until the task is dropped.
 ///
 /// Fails at once if `name` cannot be sent as a header value.
 pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
+    serve_as(name, listener, Behaviour::default(), Received::new()).await
+}
+
+/// Serves echo answers as [`serve`] does, behaving as `behaviour` says and recording every
+/// request it receives in `received`.
+///
+/// Fails at once if `name` cannot be sent as a header value or `behaviour.status` is not a
+/// status code.
+pub async fn serve_as(name: String, listener: TcpListener, behaviour: Behaviour, received: Received) -> io::Result<()> {
     let header = HeaderValue::from_str(&name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value")))?;
-    let backend = Arc::new(Backend { name: name.clone(), header, attempts: Mutex::new(HashMap::new()) });
+    let status = behaviour
+        .status
+        .map(|code| {
+            StatusCode::from_u16(code)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend {name}: {code} is not a status code")))
+        })
+        .transpose()?;
+    let backend = Arc::new(Backend {
+        name: name.clone(),
+        header,
+        attempts: Mutex::new(HashMap::new()),
+        delay: behaviour.delay,
+        status,
+        received,
+    });
     let answer = move |request| {
         let backend = Arc::clone(&backend);
         async move { backend.answer(request).await }
@@ -100,6 +143,11 @@ struct Backend {
     header: HeaderValue,
     /// Tries seen per [`ATTEMPT_KEY_REQUEST`] key.
     attempts: Mutex<HashMap<String, u64>>,
+    /// [`Behaviour::delay`].
+    delay: Duration,
+    /// [`Behaviour::status`].
+    status: Option<StatusCode>,
+    received: Received,
 }
 
 /// What a request asks of the backend's behaviour ([`DELAY_REQUEST`] and the rest).
@@ -156,6 +204,7 @@ fn number(name: &str, text: &str) -> Result<u64, String> {
 
 impl Backend {
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        self.received.record(&request);
         let (parts, body) = request.into_parts();
         // Read the body to its end so that the connection can carry the next request.
         let _ = body.collect().await;
@@ -178,8 +227,9 @@ impl Backend {
             *seen += 1;
             *seen
         });
-        if !asked.delay.is_zero() {
-            tokio::time::sleep(asked.delay).await;
+        let delay = self.delay + asked.delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
 
         let mut answer = json!({
@@ -192,7 +242,7 @@ impl Backend {
             answer["attempts"] = attempt.into();
         }
         let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *response.status_mut() = asked.status(attempt);
+        *response.status_mut() = self.status.unwrap_or_else(|| asked.status(attempt));
         for (name, value) in requested {
             response.headers_mut().append(name, value);
         }
@@ -324,6 +374,64 @@ mod tests {
             let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
             assert_eq!((reply.status, reply.attempts()), (503, Some(expected)), "{request}: {reply}");
         }
+    }
+
+    /// Every request is recorded as it arrives, HTTP/1.1 and HTTP/2 alike: its method, path with
+    /// query, protocol and every header line, names in lower case, repeated lines kept apart.
+    #[tokio::test]
+    async fn every_request_is_recorded_with_its_method_path_and_header_lines() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        let received = Received::new();
+        tokio::spawn(serve_as("echo-v1".to_owned(), listener, Behaviour::default(), received.clone()));
+        assert_eq!(received.count(), 0);
+        for http2 in [false, true] {
+            let mut request = get(address, &[("host", "echo"), ("X-Twice", "a"), ("x-twice", "b"), ("x-once", "1")], http2);
+            request.method = Method::PUT;
+            request.path = "/a/b?c=d&e".to_owned();
+            let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+            assert_eq!((reply.status, reply.backend.as_deref()), (200, Some("echo-v1")), "{request}: {reply}");
+        }
+        let seen = received.all();
+        assert_eq!(seen.len(), 2, "{seen:#?}");
+        for (request, version) in seen.iter().zip(["HTTP/1.1", "HTTP/2.0"]) {
+            assert_eq!(
+                (request.method.as_str(), request.path.as_str(), request.version.as_str()),
+                ("PUT", "/a/b?c=d&e", version)
+            );
+            let lines = |name: &str| -> Vec<&str> {
+                request.headers.iter().filter(|(known, _)| known == name).map(|(_, value)| value.as_str()).collect()
+            };
+            assert_eq!(lines("x-twice"), ["a", "b"], "{request}");
+            assert_eq!(request.header("X-Twice").as_deref(), Some("a, b"), "{request}");
+            assert_eq!(request.header_values("x-twice"), ["a", "b"], "{request}");
+            assert_eq!(lines("x-once"), ["1"], "{request}");
+            assert_eq!(request.header("x-absent"), None, "{request}");
+        }
+        // HTTP/1.1 sends the Host header; HTTP/2 names the host in `:authority`, the address.
+        assert_eq!(seen[0].header("host").as_deref(), Some("echo"), "{}", seen[0]);
+        assert_eq!(seen[1].header("host"), Some(address.to_string()), "{}", seen[1]);
+    }
+
+    /// A backend's own [`Behaviour`] applies to every request: it answers with its status and
+    /// only after its delay, and still records each request.
+    #[tokio::test]
+    async fn a_backend_can_be_slow_or_failing_on_its_own() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        let received = Received::new();
+        let behaviour = Behaviour { delay: Duration::from_millis(200), status: Some(500) };
+        tokio::spawn(serve_as("echo-broken".to_owned(), listener, behaviour, received.clone()));
+        for http2 in [false, true] {
+            let request = get(address, &[], http2);
+            let started = std::time::Instant::now();
+            let reply = HttpClient::new().send(&request).await.unwrap_or_else(|error| panic!("{request}: {error}"));
+            let elapsed = started.elapsed();
+            assert_eq!((reply.status, reply.backend.as_deref()), (500, Some("echo-broken")), "{request}: {reply}");
+            assert!(reply.echo.is_some(), "{request}: {reply}");
+            assert!(elapsed >= Duration::from_millis(200), "{request}: answered after {elapsed:?}");
+        }
+        assert_eq!(received.count(), 2, "{:#?}", received.all());
     }
 
     #[tokio::test]

@@ -11,6 +11,9 @@
 //! As the HTTP echo backend does, it adds the response headers a call asks for with
 //! `x-echo-response-header: name=value` metadata ([`crate::echo::RESPONSE_HEADER_REQUEST`]); an
 //! item that is not a valid `name=value` is answered `INVALID_ARGUMENT`.
+//!
+//! As the HTTP echo backend does, it keeps a record of the calls it received ([`serve_recorded`],
+//! [`Received`]): each call's full method as its path, and its metadata as its headers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -33,6 +36,7 @@ use tonic_prost::ProstCodec;
 
 use crate::echo::BACKEND_HEADER;
 use crate::serve::{requested_response_headers, seen_headers, serve_connections};
+pub use crate::serve::{Received, SeenRequest};
 
 /// The code generated from `proto/grpcecho.proto`.
 pub mod proto {
@@ -64,11 +68,18 @@ pub fn method_path(method: &str) -> String {
 /// Serves `echo_basic.grpcecho.GrpcEcho` as backend `name` on `listener` until the task is
 /// dropped. Fails at once if `name` cannot be sent as a header value.
 pub async fn serve(name: String, listener: TcpListener) -> io::Result<()> {
+    serve_recorded(name, listener, Received::new()).await
+}
+
+/// Serves as [`serve`] does, recording every call it receives in `received` as the call
+/// arrives, before it is answered (a streaming call once, when it starts).
+pub async fn serve_recorded(name: String, listener: TcpListener, received: Received) -> io::Result<()> {
     let header = HeaderValue::from_str(&name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value")))?;
     let server = GrpcEchoServer::new(Backend { name: name.clone() });
     let answer = move |mut request: hyper::Request<hyper::body::Incoming>| {
         let (mut server, header) = (server.clone(), header.clone());
+        received.record(&request);
         async move {
             // Generated servers dispatch on the path but do not hand it on; the answers report it.
             let served = ServedMethod(request.uri().path().to_owned());
@@ -405,5 +416,38 @@ mod tests {
         };
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         assert_eq!(header_text(status.metadata().as_ref(), BACKEND_HEADER).as_deref(), Some("grpc-v1"), "{status:?}");
+    }
+
+    /// Every call is recorded as it arrives, unary or streaming: its full method as the path and
+    /// its metadata as the headers.
+    #[tokio::test]
+    async fn every_call_is_recorded_with_its_method_and_metadata() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        let received = Received::new();
+        tokio::spawn(serve_recorded("grpc-v1".to_owned(), listener, received.clone()));
+        let channel = channel(&address.to_string()).unwrap_or_else(|error| panic!("{error}"));
+
+        let metadata = [("x-seen".to_owned(), "yes".to_owned()), ("x-twice".to_owned(), "a".to_owned())];
+        let mut twice = metadata.to_vec();
+        twice.push(("x-twice".to_owned(), "b".to_owned()));
+        unary(channel.clone(), "EchoTwo", "hi", &twice).await.unwrap_or_else(|status| panic!("EchoTwo failed: {status:?}"));
+        ping_pong(channel, "EchoStream", &["one", "two"], &metadata)
+            .await
+            .unwrap_or_else(|status| panic!("EchoStream failed: {status:?}"));
+
+        let seen = received.all();
+        let methods: Vec<(&str, &str)> = seen.iter().map(|call| (call.method.as_str(), call.path.as_str())).collect();
+        assert_eq!(
+            methods,
+            [("POST", "/echo_basic.grpcecho.GrpcEcho/EchoTwo"), ("POST", "/echo_basic.grpcecho.GrpcEcho/EchoStream")]
+        );
+        assert_eq!(seen[0].header_values("x-twice"), ["a", "b"], "{}", seen[0]);
+        for call in &seen {
+            assert_eq!(call.version, "HTTP/2.0", "{call}");
+            assert_eq!(call.header("x-seen").as_deref(), Some("yes"), "{call}");
+            assert_eq!(call.header("content-type").as_deref(), Some("application/grpc"), "{call}");
+            assert_eq!(call.header("host"), Some(address.to_string()), "{call}");
+        }
     }
 }

@@ -19,6 +19,22 @@
 //! mesh.get("echo", "/v1").expect_backend("echo-v1");
 //! ```
 //!
+//! Every backend keeps a record of the requests it received, read with [`Mesh::received`] (and
+//! [`Mesh::grpc_received`]): what reached a backend whose answer the client never sees, such as
+//! a mirror. Copies a proxy sends on its own arrive when they arrive, so a test waits for them
+//! with [`Mesh::expect_received`], which also makes sure no more than that many come:
+//!
+//! ```no_run
+//! # use meshroute_e2e::mesh::Mesh;
+//! # let mesh = Mesh::builder("mirror").service("echo").service("echo-v1").service("echo-mirror").start();
+//! mesh.get("echo", "/a?b=c").expect_backend("echo-v1");
+//! let copies = mesh.expect_received("echo-mirror", 1);
+//! assert_eq!(copies[0].path, "/a?b=c");
+//! ```
+//!
+//! A Service's HTTP backend may also be made to fail, be slow or be gone
+//! ([`MeshBuilder::backend`], [`Backend`]).
+//!
 //! gRPC Services and calls work alike:
 //!
 //! ```no_run
@@ -51,7 +67,7 @@ use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
 use crate::client::{HttpClient, Reply, Request, Tally};
-use crate::echo::BACKEND_HEADER;
+use crate::echo::{Behaviour, Received, SeenRequest, BACKEND_HEADER};
 use crate::grpc::{self, EchoResponse, StreamReply};
 use crate::{echo, tools};
 
@@ -66,6 +82,21 @@ pub const NAMESPACE: &str = "default";
 /// Bounds on waiting for the system under test; reaching one is a failure, never a measurement.
 const SYNC_DEADLINE: Duration = Duration::from_secs(60);
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long after the client got its answer a request a proxy sends on its own (a mirrored copy)
+/// may take to reach its backend before a test gives up waiting for it. Copies arrive within
+/// milliseconds; this only bounds a test that waits for one that never comes.
+pub const RECEIVE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a backend's record must stay unchanged to count as settled: no copy still on its
+/// way. Envoy sends a copy as it forwards the original, so a copy still missing this long after
+/// the last answer is not coming; a test that asserts that no copy arrives waits this long.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// The host of each 127.A.B.0/24 block on which nothing listens: the address of Services whose
+/// backend is gone ([`Backend::Down`]), on port [`NOTHING_LISTENS_PORT`].
+const NOTHING_LISTENS_HOST: u8 = 254;
+const NOTHING_LISTENS_PORT: u16 = 9;
 
 /// Requests in flight at once when spreading many requests.
 const SPREAD_CONCURRENCY: usize = 8;
@@ -93,6 +124,20 @@ pub struct ExplainedBackend {
     pub namespace: String,
     pub port: u16,
     pub weight: u32,
+    /// Where a request sent to this backend is mirrored: the rule's RequestMirror filters, then
+    /// the backendRef's own. None when explain says nothing about mirrors.
+    #[serde(default)]
+    pub mirrors: Option<Vec<ExplainedMirror>>,
+}
+
+/// A mirror a request is copied to, as `meshroute explain` names it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ExplainedMirror {
+    pub name: String,
+    pub namespace: String,
+    pub port: u16,
+    /// The share of requests copied, 0 to 100 (100 when the filter names none).
+    pub percent: f64,
 }
 
 /// A Service port, and the protocol it declares and its backend speaks.
@@ -144,12 +189,40 @@ pub struct Service {
     /// Where its gRPC echo backend listens, if it has [`Port::Grpc`] or [`Port::GrpcUndeclared`]
     /// ports.
     pub grpc_endpoint: Option<SocketAddr>,
+    /// How its HTTP backend answers.
+    pub backend: Backend,
+    /// The requests its HTTP echo backend received ([`Mesh::received`]).
+    pub received: Received,
+    /// The calls its gRPC echo backend received ([`Mesh::grpc_received`]).
+    pub grpc_received: Received,
 }
 
 impl Service {
     fn port_numbers(&self) -> impl Iterator<Item = u16> + '_ {
         self.ports.iter().map(|port| port.number())
     }
+}
+
+/// How a Service's backends answer ([`MeshBuilder::backend`]): by default as an echo backend
+/// does, as each request asks. The other kinds are for backends whose answer must differ from
+/// another's although the requests are the same (a mirror and the backend it mirrors); they
+/// apply to the Service's HTTP backend, and [`Backend::Down`] and [`Backend::NoEndpoints`] to
+/// its gRPC one too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The echo backend, answering as each request asks.
+    Echo,
+    /// An echo backend that answers every request with this status (with its report and
+    /// `x-echo-backend` as usual).
+    Failing(u16),
+    /// An echo backend that waits this long before it answers any request.
+    Slow(Duration),
+    /// No backend process: the Service's EndpointSlice names an address on which nothing
+    /// listens, so every connection to it is refused. Its record stays empty.
+    Down,
+    /// No ready endpoint: the Service's EndpointSlice lists its one address as not ready, so the
+    /// Service has no endpoints at all. Its record stays empty.
+    NoEndpoints,
 }
 
 /// How the mesh's Envoy routes: by the meshroute filter (the default), or natively from the
@@ -177,6 +250,8 @@ pub struct MeshBuilder {
     name: String,
     /// Namespace, name and ports of each Service.
     services: Vec<(String, String, Vec<Port>)>,
+    /// Namespace and name of each Service whose backends are not [`Backend::Echo`].
+    backends: Vec<(String, String, Backend)>,
     routes: Vec<String>,
     mode: Mode,
 }
@@ -234,6 +309,25 @@ impl MeshBuilder {
         self
     }
 
+    /// Makes the backends of Service `service` (`NAME` or `NAME.NAMESPACE`, declared before)
+    /// answer as `backend` says.
+    #[track_caller]
+    pub fn backend(mut self, service: &str, backend: Backend) -> Self {
+        let (name, namespace) = service.split_once('.').unwrap_or((service, NAMESPACE));
+        assert!(
+            self.services
+                .iter()
+                .any(|(known_namespace, known, _)| (known_namespace.as_str(), known.as_str()) == (namespace, name)),
+            "Service {namespace}/{name}: declare it before its backend"
+        );
+        if let Backend::Failing(code) = backend {
+            assert!((100..=999).contains(&code), "Service {namespace}/{name}: {code} is not a status code");
+        }
+        self.backends.retain(|(known_namespace, known, _)| (known_namespace.as_str(), known.as_str()) != (namespace, name));
+        self.backends.push((namespace.to_owned(), name.to_owned(), backend));
+        self
+    }
+
     /// Manifests (HTTPRoutes and anything else) written as they are into the manifests directory.
     pub fn routes(mut self, yaml: &str) -> Self {
         self.routes.push(yaml.to_owned());
@@ -255,6 +349,20 @@ impl MeshBuilder {
 
         let mut services = Vec::new();
         for (namespace, name, ports) in &self.services {
+            let backend = self
+                .backends
+                .iter()
+                .find(|(known_namespace, known, _)| (known_namespace, known) == (namespace, name))
+                .map_or(Backend::Echo, |(_, _, backend)| *backend);
+            let behaviour = match backend {
+                Backend::Failing(code) => Behaviour { status: Some(code), ..Behaviour::default() },
+                Backend::Slow(delay) => Behaviour { delay, ..Behaviour::default() },
+                Backend::Echo | Backend::Down | Backend::NoEndpoints => Behaviour::default(),
+            };
+            // No process for a backend that is gone or has no endpoint; its address is set
+            // once the block is known.
+            let runs = !matches!(backend, Backend::Down | Backend::NoEndpoints);
+            let (received, grpc_received) = (Received::new(), Received::new());
             let listen = |kind: &str| {
                 let listener = runtime
                     .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
@@ -262,14 +370,14 @@ impl MeshBuilder {
                 let endpoint = listener.local_addr().unwrap_or_else(|error| panic!("{kind} echo backend {name}: {error}"));
                 (listener, endpoint)
             };
-            let http_endpoint = ports.iter().any(|port| !port.serves_grpc()).then(|| {
+            let http_endpoint = (runs && ports.iter().any(|port| !port.serves_grpc())).then(|| {
                 let (listener, endpoint) = listen("HTTP");
-                runtime.spawn(echo::serve(name.clone(), listener));
+                runtime.spawn(echo::serve_as(name.clone(), listener, behaviour, received.clone()));
                 endpoint
             });
-            let grpc_endpoint = ports.iter().any(|port| port.serves_grpc()).then(|| {
+            let grpc_endpoint = (runs && ports.iter().any(|port| port.serves_grpc())).then(|| {
                 let (listener, endpoint) = listen("gRPC");
-                runtime.spawn(grpc::serve(name.clone(), listener));
+                runtime.spawn(grpc::serve_recorded(name.clone(), listener, grpc_received.clone()));
                 endpoint
             });
             services.push(Service {
@@ -279,12 +387,29 @@ impl MeshBuilder {
                 ports: ports.clone(),
                 http_endpoint,
                 grpc_endpoint,
+                backend,
+                received,
+                grpc_received,
             });
         }
 
+        assert!(
+            services.len() < usize::from(NOTHING_LISTENS_HOST),
+            "mesh {}: at most {} Services",
+            self.name,
+            NOTHING_LISTENS_HOST - 1
+        );
         let block = claim_block(&self.name, &services);
+        let nowhere =
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, block.0, block.1, NOTHING_LISTENS_HOST)), NOTHING_LISTENS_PORT);
         for (host, service) in (1u8..).zip(&mut services) {
             service.cluster_ip = Ipv4Addr::new(127, block.0, block.1, host);
+            if matches!(service.backend, Backend::Down | Backend::NoEndpoints) {
+                let (http, grpc) =
+                    (service.ports.iter().any(|port| !port.serves_grpc()), service.ports.iter().any(|port| port.serves_grpc()));
+                service.http_endpoint = http.then_some(nowhere);
+                service.grpc_endpoint = grpc.then_some(nowhere);
+            }
         }
         let admin_port = claim_admin_port();
 
@@ -339,7 +464,13 @@ pub struct Mesh {
 impl Mesh {
     /// Starts describing the mesh for the test `name` (used for its address block and files).
     pub fn builder(name: &str) -> MeshBuilder {
-        MeshBuilder { name: name.to_owned(), services: Vec::new(), routes: Vec::new(), mode: Mode::from_env() }
+        MeshBuilder {
+            name: name.to_owned(),
+            services: Vec::new(),
+            backends: Vec::new(),
+            routes: Vec::new(),
+            mode: Mode::from_env(),
+        }
     }
 
     /// The Services of the Gateway API mesh conformance suite: `echo` (in the suite it selects
@@ -434,6 +565,104 @@ impl Mesh {
         let port = port.unwrap_or_else(|| default_port(target));
         assert!(target.port_numbers().any(|known| known == port), "Service {name} has no port {port}; it has {:?}", target.ports);
         Frontend { name: name.to_owned(), address: SocketAddr::new(IpAddr::V4(target.cluster_ip), port) }
+    }
+
+    /// The requests the HTTP echo backend of Service `service` (`NAME` or `NAME.NAMESPACE`) has
+    /// received so far, oldest first, however they came: routed by Envoy, mirrored by Envoy, or
+    /// sent to the backend directly.
+    #[track_caller]
+    pub fn received(&self, service: &str) -> Vec<SeenRequest> {
+        self.record(service, Protocol::Http).all()
+    }
+
+    /// The calls the gRPC echo backend of Service `service` has received so far, oldest first:
+    /// each call's full method as its `path` and its metadata as its `headers`.
+    #[track_caller]
+    pub fn grpc_received(&self, service: &str) -> Vec<SeenRequest> {
+        self.record(service, Protocol::Grpc).all()
+    }
+
+    /// Waits until the HTTP echo backend of `service` has received `count` requests in all (at
+    /// most [`RECEIVE_DEADLINE`]), then until its record has settled ([`SETTLE`]), and asserts
+    /// that it holds exactly `count`: none missing, none more. Returns them, oldest first. With
+    /// `count` 0 this asserts that nothing arrives within [`SETTLE`].
+    #[track_caller]
+    pub fn expect_received(&self, service: &str, count: usize) -> Vec<SeenRequest> {
+        self.expect_record(service, Protocol::Http, count)
+    }
+
+    /// [`Mesh::expect_received`] for the calls of the gRPC echo backend of `service`.
+    #[track_caller]
+    pub fn expect_grpc_received(&self, service: &str, count: usize) -> Vec<SeenRequest> {
+        self.expect_record(service, Protocol::Grpc, count)
+    }
+
+    /// Waits until no request has reached the HTTP echo backend of `service` for [`SETTLE`] and
+    /// returns all it received, oldest first: for counts known only within bounds (a sampled
+    /// mirror). Fails if requests keep arriving past [`RECEIVE_DEADLINE`].
+    #[track_caller]
+    pub fn received_settled(&self, service: &str) -> Vec<SeenRequest> {
+        let record = self.record(service, Protocol::Http);
+        self.settle(service, Protocol::Http, record);
+        record.all()
+    }
+
+    #[track_caller]
+    fn record(&self, service: &str, protocol: Protocol) -> &Received {
+        let target = self.service(service);
+        let (has, record) = match protocol {
+            Protocol::Http => (target.ports.iter().any(|port| !port.serves_grpc()), &target.received),
+            Protocol::Grpc => (target.ports.iter().any(|port| port.serves_grpc()), &target.grpc_received),
+        };
+        assert!(has, "mesh {}: Service {service} has no {protocol:?} backend; its ports: {:?}", self.name, target.ports);
+        record
+    }
+
+    #[track_caller]
+    fn expect_record(&self, service: &str, protocol: Protocol, count: usize) -> Vec<SeenRequest> {
+        let record = self.record(service, protocol);
+        let started = Instant::now();
+        while record.count() < count {
+            if started.elapsed() > RECEIVE_DEADLINE {
+                panic!(
+                    "mesh {}: the {protocol:?} backend of {service} received {} requests within {RECEIVE_DEADLINE:?}, expected {count}:\n{}",
+                    self.name,
+                    record.count(),
+                    describe_received(&record.all())
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.settle(service, protocol, record);
+        let all = record.all();
+        assert_eq!(
+            all.len(),
+            count,
+            "mesh {}: the {protocol:?} backend of {service} received more requests than expected:\n{}",
+            self.name,
+            describe_received(&all)
+        );
+        all
+    }
+
+    /// Returns once `record` has not changed for [`SETTLE`].
+    #[track_caller]
+    fn settle(&self, service: &str, protocol: Protocol, record: &Received) {
+        let started = Instant::now();
+        let (mut last, mut since) = (record.count(), Instant::now());
+        while since.elapsed() < SETTLE {
+            thread::sleep(Duration::from_millis(10));
+            let now = record.count();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+            assert!(
+                started.elapsed() < RECEIVE_DEADLINE + SETTLE,
+                "mesh {}: the {protocol:?} backend of {service} is still receiving requests after {:?} ({last} so far)",
+                self.name,
+                started.elapsed()
+            );
+        }
     }
 
     /// The last lines of Envoy's log.
@@ -670,6 +899,26 @@ impl Drop for Mesh {
         CLAIMED_BLOCKS.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.block);
         CLAIMED_ADMIN_PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.admin_port);
     }
+}
+
+/// Which of a Service's backends a record is of.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Http,
+    Grpc,
+}
+
+/// Received requests for a failure message, one a line (the first 20, then how many more).
+fn describe_received(requests: &[SeenRequest]) -> String {
+    const SHOWN: usize = 20;
+    let mut text: String = requests.iter().take(SHOWN).map(|request| format!("  {request}\n")).collect();
+    if requests.len() > SHOWN {
+        let _ = writeln!(text, "  ... and {} more", requests.len() - SHOWN);
+    }
+    if requests.is_empty() {
+        text.push_str("  (none)\n");
+    }
+    text
 }
 
 /// Envoy exited because its admin address was in use.
@@ -1241,7 +1490,8 @@ fn service_manifests(service: &Service) -> String {
         }
     }
     let Some(address) = address else { panic!("Service {} has no ports", service.name) };
-    let _ = write!(yaml, "endpoints:\n- addresses: [\"{address}\"]\n  conditions:\n    ready: true\n");
+    let ready = service.backend != Backend::NoEndpoints;
+    let _ = write!(yaml, "endpoints:\n- addresses: [\"{address}\"]\n  conditions:\n    ready: {ready}\n");
     yaml
 }
 

@@ -1,10 +1,13 @@
 //! What the test backends share: accepting connections and serving each one with HTTP/1.1 or
 //! cleartext HTTP/2 (told apart per connection), reporting the request headers a backend saw,
-//! and reading the response headers a request asks its backend to send.
+//! keeping a record of the requests it received ([`Received`]), and reading the response
+//! headers a request asks its backend to send.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
+use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -60,6 +63,104 @@ pub(crate) fn seen_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             .or_insert_with(|| value.into_owned());
     }
     seen
+}
+
+/// One request as a backend received it, for a test to read after the fact: what a proxy sent
+/// to a backend whose answer the client never sees (a mirror) is only known this way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// The method; `POST` for every gRPC call.
+    pub method: String,
+    /// The path with its query string; for a gRPC call its full method, `/SERVICE/METHOD`.
+    pub path: String,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
+    /// Every header line, names in lower case, values as text (made readable if not UTF-8);
+    /// lines of one name together, in the order they came, names in the order each first came.
+    /// For a gRPC call these are its metadata. Over HTTP/2 the `:authority` is reported as a
+    /// `host` line, first, as the echo backend's answer reports it (unless a `host` header came
+    /// as well).
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    fn new<B>(request: &Request<B>) -> SeenRequest {
+        let mut headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        if let Some(authority) = request.uri().authority() {
+            if !request.headers().contains_key(hyper::header::HOST) {
+                headers.insert(0, ("host".to_owned(), authority.to_string()));
+            }
+        }
+        SeenRequest {
+            method: request.method().as_str().to_owned(),
+            path: request.uri().path_and_query().map_or("/", |path| path.as_str()).to_owned(),
+            version: format!("{:?}", request.version()),
+            headers,
+        }
+    }
+
+    /// The value of header `name` (any case), its lines joined with `, ` as the echo backend's
+    /// answer reports it; none when it did not come.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let name = name.to_ascii_lowercase();
+        let lines: Vec<&str> = self.headers.iter().filter(|(known, _)| *known == name).map(|(_, value)| value.as_str()).collect();
+        (!lines.is_empty()).then(|| lines.join(", "))
+    }
+
+    /// The values of header `name` whether on several lines or folded onto one, as
+    /// [`crate::client::header_values`] reads them; none when it did not come.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        crate::client::header_values(self.header(name).as_deref())
+    }
+
+    /// The headers whose names start with `prefix` (lower case).
+    pub fn headers_starting_with(&self, prefix: &str) -> Vec<&(String, String)> {
+        self.headers.iter().filter(|(name, _)| name.starts_with(prefix)).collect()
+    }
+}
+
+impl fmt::Display for SeenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.method, self.path, self.version)?;
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            write!(f, "{} {name}: {value}", if i == 0 { " with" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
+/// The record a backend keeps of the requests it received, in the order they arrived: each is
+/// recorded as soon as its head is read, before the backend waits or answers, so a request the
+/// backend answers slowly, with an error, or never (the client went away) is recorded all the
+/// same. Cheap to clone; every clone reads and writes the same record, kept for the backend's
+/// lifetime.
+#[derive(Clone, Debug, Default)]
+pub struct Received(Arc<Mutex<Vec<SeenRequest>>>);
+
+impl Received {
+    /// An empty record.
+    pub fn new() -> Received {
+        Received::default()
+    }
+
+    pub(crate) fn record<B>(&self, request: &Request<B>) {
+        let seen = SeenRequest::new(request);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(seen);
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn all(&self) -> Vec<SeenRequest> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// How many requests were received so far.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
 }
 
 /// The request header through which a client asks a test backend to send response headers of

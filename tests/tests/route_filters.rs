@@ -640,7 +640,7 @@ spec:
     assert_eq!(received("x-add"), ["route"], "{:?}", response.metadata());
 }
 
-/// A filter meshroute does not implement yet (RequestMirror here) drops its rule, as the Gateway
+/// A filter meshroute does not implement yet (CORS here) drops its rule, as the Gateway
 /// API prescribes for a partly invalid route: requests that rule would take get 500 from the
 /// proxy and never reach a backend; the route's other rules and every other route are served.
 #[test]
@@ -663,9 +663,9 @@ spec:
   - matches:
     - path: {type: PathPrefix, value: /mirrored}
     filters:
-    - type: RequestMirror
-      requestMirror:
-        backendRef: {name: echo-v2, port: 80}
+    - type: CORS
+      cors:
+        allowOrigins: ["https://example.com"]
     backendRefs:
     - {name: echo-v1, port: 80}
   - backendRefs:
