@@ -101,8 +101,13 @@ spec:
     - {name: echo-v3, port: 8080}
 "#;
 
-/// Two sidecars on the same manifests: the client in `shop` and the client in `default`.
+/// Two sidecars on [`ROUTES`]: the client in `shop` and the client in `default`.
 fn clients(test: &str) -> (Mesh, Mesh) {
+    clients_with(test, ROUTES)
+}
+
+/// Two sidecars on the same manifests: the client in `shop` and the client in `default`.
+fn clients_with(test: &str, routes: &str) -> (Mesh, Mesh) {
     let mesh = |client: &str| {
         Mesh::builder(&format!("{test}_{client}"))
             .client_namespace(client)
@@ -110,7 +115,7 @@ fn clients(test: &str) -> (Mesh, Mesh) {
             .service_in("store", "echo-v1", PORTS)
             .service_in("shop", "echo-v2", PORTS)
             .service_in("elsewhere", "echo-v3", PORTS)
-            .routes(ROUTES)
+            .routes(routes)
             .start()
     };
     (mesh("shop"), mesh("default"))
@@ -190,6 +195,53 @@ fn a_consumer_grpc_route_from_a_third_namespace_changes_nothing() {
     shop.grpc("echo:8080", "EchoTwo").expect_code(Code::Unimplemented);
     let explanation = shop.grpc("echo:8080", "EchoTwo").explain();
     assert_eq!((explanation.grpc_status, explanation.route.as_deref()), (Some(12), None), "{explanation:?}");
+    default.grpc("echo:8080", "EchoTwo").expect_backend("echo-v1");
+    explained(default.grpc("echo:8080", "EchoTwo").explain(), "store/producer-grpc", "echo-v1");
+}
+
+/// GRPCRoute > HTTPRoute holds within the routes a client sees, not across them: a consumer
+/// HTTPRoute replaces a producer GRPCRoute for its clients, who are then routed by the
+/// HTTPRoute (a gRPC call is an HTTP/2 POST to `/SERVICE/METHOD`), and by it alone.
+#[test]
+fn a_consumer_http_route_replaces_a_producer_grpc_route_for_its_clients() {
+    let (shop, default) = clients_with(
+        "consumer_http_route_over_producer_grpc",
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: producer-grpc
+  namespace: store
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 8080}
+  rules:
+  - backendRefs:
+    - {name: echo-v1, port: 8080}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: consumer
+  namespace: shop
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, namespace: store, port: 8080}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /echo_basic.grpcecho.GrpcEcho/Echo}
+    backendRefs:
+    - {name: echo-v2, port: 8080}
+"#,
+    );
+    shop.grpc("echo:8080", "Echo").expect_backend("echo-v2");
+    explained(shop.grpc("echo:8080", "Echo").explain(), "shop/consumer", "echo-v2");
+    // No match on the HTTPRoute's port: the proxy's 404, which reaches a gRPC client as
+    // UNIMPLEMENTED.
+    shop.grpc("echo:8080", "EchoTwo").expect_code(Code::Unimplemented);
+    let explanation = shop.grpc("echo:8080", "EchoTwo").explain();
+    assert_eq!((explanation.grpc_status, explanation.route.as_deref()), (Some(12), None), "{explanation:?}");
+    default.grpc("echo:8080", "Echo").expect_backend("echo-v1");
     default.grpc("echo:8080", "EchoTwo").expect_backend("echo-v1");
     explained(default.grpc("echo:8080", "EchoTwo").explain(), "store/producer-grpc", "echo-v1");
 }
