@@ -34,7 +34,10 @@ done
 
 rm -f "$OUT/envoy.yaml"
 # Not a pipeline: $! must be meshroute's own pid (a pipeline's is sed's), so that stop() ends it.
-"$MESHROUTE" sync examples/mesh --out "$OUT" --wasm "$WASM" --admin-port "$ADMIN_PORT" > >(sed 's/^/sync: /') 2>&1 & pids+=($!)
+# The demo's clients (curl, the gRPC client) stand for a pod in namespace default: its consumer
+# routes, if any, would apply to them (GEP-1294).
+"$MESHROUTE" sync examples/mesh --out "$OUT" --wasm "$WASM" --admin-port "$ADMIN_PORT" --namespace default \
+  > >(sed 's/^/sync: /') 2>&1 & pids+=($!)
 for _ in $(seq 100); do [ -f "$OUT/envoy.yaml" ] && break; sleep 0.1; done
 [ -f "$OUT/envoy.yaml" ] || { echo "meshroute sync did not publish; see above"; exit 1; }
 
@@ -62,7 +65,8 @@ EchoTwo to grpc-infra-backend-v2.
   $GRPC_ECHO call --to 127.0.10.1:8080 EchoTwo hello
   $GRPC_ECHO call --to 127.0.10.1:8080 EchoThree hello
 
-  # what the filter would do with a request, without sending it
+  # what the filter would do with a request, without sending it (--namespace NS: as a client
+  # in NS, whose consumer routes apply, would see it)
   $MESHROUTE explain examples/mesh --to echo-service --path /hello
   $MESHROUTE explain examples/mesh --to echo-service:8080 --grpc echo_basic.grpcecho.GrpcEcho/EchoTwo
 

@@ -140,7 +140,7 @@ fn duplicate_routes_across_files_name_the_first() {
         SourceFile { path: "a.yaml".into(), text: route.to_owned() },
         SourceFile { path: "b/c.yaml".into(), text: format!("# another copy\n{route}") },
     ];
-    let errors = build_files(&files, Vec::new(), &LastGood::default()).unwrap().problems();
+    let errors = build_files(&files, Vec::new(), &LastGood::default(), "default").unwrap().problems();
     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["b/c.yaml:5: HTTPRoute ns/r: defined twice: also at a.yaml:4"]);
 }
@@ -197,7 +197,7 @@ fn empty_files_hold_no_resources_and_no_errors() {
         "\u{feff}apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n",
     )
     .unwrap();
-    let built = build(dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let built = build(dir.path(), "default").unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(built.manifests.services.len(), 1, "a byte order mark is not part of the first key");
     assert!(built.table.frontends.is_empty() && built.table.routes.is_empty());
 }
@@ -207,7 +207,7 @@ fn invalid_utf8_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("ok.yaml"), "# fine\n").unwrap();
     fs::write(dir.path().join("garbage.yaml"), b"kind: Service\n\xff\xfe\x80 binary").unwrap();
-    let errors: Vec<String> = build(dir.path()).unwrap().problems().iter().map(ToString::to_string).collect();
+    let errors: Vec<String> = build(dir.path(), "default").unwrap().problems().iter().map(ToString::to_string).collect();
     assert_eq!(errors, ["garbage.yaml: is not UTF-8 text"]);
 }
 
@@ -308,7 +308,7 @@ fn five_thousand_routes_build() {
     let dir = tempfile::tempdir().unwrap();
     large_manifest_set(dir.path(), 5_000, 20);
     let started = Instant::now();
-    let built = build(dir.path()).unwrap_or_else(|e| panic!("{:#?}", &e[..e.len().min(5)]));
+    let built = build(dir.path(), "default").unwrap_or_else(|e| panic!("{:#?}", &e[..e.len().min(5)]));
     let elapsed = started.elapsed();
     assert_eq!(built.table.routes.len(), 5_000);
     assert_eq!(built.table.frontends.len(), 20);

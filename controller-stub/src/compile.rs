@@ -2,11 +2,11 @@
 //! routes sorted by namespace, name and kind, frontends by namespace, name and port, so the same
 //! manifests always give the same bytes (and Envoy sees no change when there is none).
 //!
-//! Each frontend holds routes of one kind: where a GRPCRoute attaches to a Service port, the
-//! statuses have already taken that port from the HTTPRoutes (GEP-1294), so the two kinds are
-//! never merged.
+//! A table is a client's: each Service port holds the routes a client in one namespace sees
+//! there, its own consumer routes or else the Service's producer routes (GEP-1294), and of one
+//! kind only (GRPCRoute > HTTPRoute); see [`routes_seen_by`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use meshroute_filter::document::{
     BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, RetryDoc, RouteDoc, RouteKind, RuleDoc,
@@ -14,7 +14,7 @@ use meshroute_filter::document::{
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta, MirrorRef};
-use crate::resolve::{find_service, resolve_backend, RouteStatus};
+use crate::resolve::{find_service, resolve_backend, routes_seen_by, Attachment, RouteStatus};
 
 /// A route of either kind as the table sees it: its rules' matches and backends.
 struct Compiled<'m> {
@@ -37,10 +37,27 @@ struct CompiledRule<'m> {
     retry: Option<&'m RetryDoc>,
 }
 
-/// The table for every route attached somewhere.
-pub fn compile(m: &Manifests, statuses: &[RouteStatus]) -> TableDocument {
-    let mut routes: Vec<(Compiled<'_>, &RouteStatus)> =
-        statuses.iter().filter(|s| s.attachments().next().is_some()).filter_map(|s| compiled(m, s).map(|c| (c, s))).collect();
+/// The table for a client in `client_namespace`: on each Service port, the routes that client
+/// sees there ([`routes_seen_by`], GEP-1294), and only the routes it sees somewhere.
+pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteStatus>, client_namespace: &str) -> TableDocument {
+    let mut attached: BTreeMap<Attachment<'_>, Vec<&RouteStatus>> = BTreeMap::new();
+    for status in statuses {
+        for place in status.attachments() {
+            attached.entry(place).or_default().push(status);
+        }
+    }
+    let seen: Vec<(Attachment<'_>, Vec<&RouteStatus>)> = attached
+        .into_iter()
+        .map(|(place, routes)| (place, routes_seen_by(client_namespace, place.0, &routes)))
+        .filter(|(_, routes)| !routes.is_empty())
+        .collect();
+    let mut taken: HashSet<*const RouteStatus> = HashSet::new();
+    let mut routes: Vec<(Compiled<'_>, &RouteStatus)> = seen
+        .iter()
+        .flat_map(|(_, routes)| routes)
+        .filter(|status| taken.insert(std::ptr::from_ref(**status)))
+        .filter_map(|status| compiled(m, status).map(|c| (c, *status)))
+        .collect();
     routes.sort_by(|a, b| {
         (&a.0.meta.namespace, &a.0.meta.name, kind_order(a.0.kind)).cmp(&(
             &b.0.meta.namespace,
@@ -48,21 +65,23 @@ pub fn compile(m: &Manifests, statuses: &[RouteStatus]) -> TableDocument {
             kind_order(b.0.kind),
         ))
     });
+    let index: HashMap<*const RouteStatus, usize> =
+        routes.iter().enumerate().map(|(i, (_, status))| (std::ptr::from_ref(*status), i)).collect();
 
-    let mut frontends: BTreeMap<(String, String, u16), BTreeSet<usize>> = BTreeMap::new();
-    for (index, (_, status)) in routes.iter().enumerate() {
-        for (namespace, name, port) in status.attachments() {
-            frontends.entry((namespace.to_owned(), name.to_owned(), port)).or_default().insert(index);
-        }
-    }
-    let frontends = frontends
-        .into_iter()
-        .map(|((namespace, name, port), routes)| FrontendDoc {
-            addresses: find_service(m, &namespace, &name).map(|s| s.cluster_ips.clone()).unwrap_or_default(),
-            namespace,
-            name,
-            port,
-            routes: routes.into_iter().collect(),
+    let frontends = seen
+        .iter()
+        .map(|((namespace, name, port), seen)| {
+            let mut routes: Vec<usize> = seen.iter().filter_map(|s| index.get(&std::ptr::from_ref(*s)).copied()).collect();
+            // A route with two parentRefs to one Service port is there once.
+            routes.sort_unstable();
+            routes.dedup();
+            FrontendDoc {
+                addresses: find_service(m, namespace, name).map(|s| s.cluster_ips.clone()).unwrap_or_default(),
+                namespace: (*namespace).to_owned(),
+                name: (*name).to_owned(),
+                port: *port,
+                routes,
+            }
         })
         .collect();
     let routes = routes.iter().map(|(route, _)| route_doc(m, route)).collect();

@@ -64,9 +64,8 @@ pub struct ExplainArgs {
     /// an optional :PORT (default 80).
     #[arg(long)]
     pub to: String,
-    /// Namespace a short Service name resolves in, as for a client in that namespace.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
+    #[command(flatten)]
+    pub client: Client,
     #[arg(long, default_value = "GET")]
     pub method: String,
     /// Path with an optional query string.
@@ -84,6 +83,8 @@ pub struct ExplainArgs {
 #[derive(Args)]
 pub struct CompileArgs {
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub client: Client,
     /// What to print: the filter's route table (JSON), or the same routes as Envoy's own
     /// RouteConfiguration (RDS YAML, a virtual host per listener; see `sync --mode native`).
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -122,6 +123,19 @@ pub struct SyncArgs {
     /// Port of Envoy's admin interface, on 127.0.0.1.
     #[arg(long, default_value_t = 9901)]
     pub admin_port: u16,
+    #[command(flatten)]
+    pub client: Client,
+}
+
+/// Whose view of the mesh: a sidecar routes for the application in its pod, so the table is
+/// that client's (GEP-1294: consumer routes apply only to clients in their own namespace).
+#[derive(Args)]
+pub struct Client {
+    /// Namespace of the client (the pod's, as the downward API gives it in POD_NAMESPACE). Its
+    /// consumer routes replace the producer routes of the Services they attach to; a short
+    /// Service name resolves there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
 }
 
 fn main() -> ExitCode {
@@ -148,7 +162,7 @@ fn run_check(args: &CheckArgs) -> ExitCode {
 /// Resources that do not validate are left out, as `sync` would leave them out; their errors go
 /// to stderr.
 fn run_explain(args: &ExplainArgs) -> ExitCode {
-    let build = match pipeline::build(&args.dir) {
+    let build = match pipeline::build(&args.dir, &args.client.namespace) {
         Ok(build) => build,
         Err(errors) => {
             eprint!("{}", check::errors_text(&errors));
@@ -160,7 +174,7 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
     }
     let query = explain::Query {
         to: &args.to,
-        namespace: &args.namespace,
+        namespace: &args.client.namespace,
         method: &args.method,
         path: &args.path,
         headers: &args.headers,
@@ -187,7 +201,7 @@ fn run_explain(args: &ExplainArgs) -> ExitCode {
 /// The route table as the filter receives it, pretty-printed; or Envoy's RouteConfiguration.
 /// What does not validate is left out, as `sync` leaves it out; exit 1 if anything was.
 fn run_compile(args: &CompileArgs) -> ExitCode {
-    match pipeline::build(&args.dir) {
+    match pipeline::build(&args.dir, &args.client.namespace) {
         Ok(build) => match render_compiled(&build, args.format) {
             Ok(json) => {
                 println!("{json}");

@@ -7,7 +7,7 @@
 //! watches), the last version of that resource that validated stands in for it, so a typo in
 //! one team's route never takes that route down nor freezes anyone else's change.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use crate::decode::{Decoded, Rejected};
 use crate::diag::{Diagnostic, Severity};
 use crate::load::{load_dir, SourceFile};
 use crate::model::{Manifests, ParentRef, Resource, ResourceKey};
-use crate::resolve::{find_service, is_core_service, statuses, ParentStatus, RouteStatus};
+use crate::resolve::{find_service, is_consumer_route, is_core_service, statuses, Attachment, ParentStatus, RouteStatus};
 use crate::shadow::shadowed_rules;
 
 /// A directory's manifests, compiled.
@@ -127,21 +127,28 @@ impl LastGood {
     }
 }
 
-/// Reads, validates and compiles every manifest under `dir`. `Err` only when the directory
-/// cannot be read (or, never expected, when the filter would refuse the compiled table).
-pub fn build(dir: &Path) -> Result<Build, Vec<Diagnostic>> {
-    build_with(dir, &LastGood::default())
+/// Reads, validates and compiles every manifest under `dir`, the table for a client in
+/// `client_namespace` (GEP-1294: its consumer routes replace producer routes; statuses and
+/// diagnostics are the same for every client). `Err` only when the directory cannot be read
+/// (or, never expected, when the filter would refuse the compiled table).
+pub fn build(dir: &Path, client_namespace: &str) -> Result<Build, Vec<Diagnostic>> {
+    build_with(dir, &LastGood::default(), client_namespace)
 }
 
 /// [`build`], with `last_good` standing in for what does not validate.
-pub fn build_with(dir: &Path, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+pub fn build_with(dir: &Path, last_good: &LastGood, client_namespace: &str) -> Result<Build, Vec<Diagnostic>> {
     let loaded = load_dir(dir)?;
-    build_files(&loaded.files, loaded.errors, last_good)
+    build_files(&loaded.files, loaded.errors, last_good, client_namespace)
 }
 
 /// [`build_with`] from files already read; `unreadable`: a problem for each file that could
 /// not be read (see [`crate::load::Loaded`]).
-pub fn build_files(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good: &LastGood) -> Result<Build, Vec<Diagnostic>> {
+pub fn build_files(
+    files: &[SourceFile],
+    unreadable: Vec<Diagnostic>,
+    last_good: &LastGood,
+    client_namespace: &str,
+) -> Result<Build, Vec<Diagnostic>> {
     let mut decoded = crate::decode::decode(files, unreadable);
     last_good.stand_in(&mut decoded);
     // In file order, stand-ins where they were: what did not change keeps its place (listeners
@@ -152,7 +159,7 @@ pub fn build_files(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good:
         manifests.push(resource.clone());
     }
     let statuses = statuses(&manifests);
-    let table = compile(&manifests, &statuses);
+    let table = compile(&manifests, &statuses, client_namespace);
     let compiled = RouteTable::compile(&table).map_err(|e| {
         // Validation should have caught it; say so rather than publish a table the filter
         // would refuse.
@@ -160,11 +167,77 @@ pub fn build_files(files: &[SourceFile], unreadable: Vec<Diagnostic>, last_good:
     })?;
     let mut diagnostics = decoded.diagnostics;
     diagnostics.extend(status_diagnostics(&manifests, &statuses));
-    diagnostics.extend(shadowed_rules(&manifests, &table, &compiled));
+    diagnostics.extend(consumer_route_notes(&statuses));
+    diagnostics.extend(shadowed_rules_of_every_client(&manifests, &statuses, Some((&table, &compiled))));
     diagnostics.extend(shadowed_draft_rules(&decoded.resources, &decoded.drafts));
     diagnostics.sort();
     diagnostics.dedup();
     Ok(Build { manifests, table, compiled: Arc::new(compiled), diagnostics, statuses })
+}
+
+/// Shadowed-rule warnings for every route, whichever clients see it. Each route is checked in
+/// the table of the clients in its own namespace: they see it on every port it is attached to,
+/// beside the very routes it competes with there (its fellow producer routes, or its fellow
+/// consumer routes from that namespace; GEP-1294). Without consumer routes every client has
+/// the same table, so `table`, when given, is checked alone.
+fn shadowed_rules_of_every_client(
+    m: &Manifests,
+    statuses: &[RouteStatus],
+    table: Option<(&TableDocument, &RouteTable)>,
+) -> Vec<Diagnostic> {
+    let consumers =
+        statuses.iter().any(|s| s.attachments().any(|(namespace, _, _)| is_consumer_route(&s.meta.namespace, namespace)));
+    if let (false, Some((table, compiled))) = (consumers, table) {
+        return shadowed_rules(m, table, compiled);
+    }
+    let namespaces: BTreeSet<&str> = statuses.iter().map(|s| s.meta.namespace.as_str()).collect();
+    let mut out = Vec::new();
+    for namespace in namespaces {
+        // Only the ports this namespace's routes are on, and the routes attached there.
+        let places: HashSet<Attachment<'_>> =
+            statuses.iter().filter(|s| s.meta.namespace == namespace).flat_map(RouteStatus::attachments).collect();
+        let there = statuses.iter().filter(|s| s.attachments().any(|place| places.contains(&place)));
+        let table = compile(m, there, namespace);
+        let Ok(compiled) = RouteTable::compile(&table) else { continue };
+        let ours = |d: &Diagnostic| {
+            d.subject
+                .as_deref()
+                .and_then(|s| s.split_once(' '))
+                .and_then(|(_, route)| route.split_once('/'))
+                .is_some_and(|(route_namespace, _)| route_namespace == namespace)
+        };
+        out.extend(shadowed_rules(m, &table, &compiled).into_iter().filter(ours));
+    }
+    out
+}
+
+/// A note on each parentRef of a consumer route (GEP-1294): which clients it applies to, and
+/// whose routes it replaces for them.
+fn consumer_route_notes(statuses: &[RouteStatus]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for status in statuses {
+        for (i, parent) in status.parents.iter().enumerate() {
+            let ParentStatus::Mesh { parent, accepted, ports, .. } = parent else { continue };
+            if !accepted.status || !is_consumer_route(&status.meta.namespace, &parent.namespace) {
+                continue;
+            }
+            let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+            let scope = if ports.len() == 1 { format!("port {list}") } else { format!("ports {list}") };
+            out.push(
+                Diagnostic::note(
+                    &parent.source.file,
+                    parent.source.line,
+                    format!(
+                        "consumer route: applies only to clients in namespace {}, replacing Service {}/{}'s producer routes for them on {scope}; clients in other namespaces keep the producer routes (GEP-1294)",
+                        status.meta.namespace, parent.namespace, parent.name
+                    ),
+                )
+                .subject(status.subject())
+                .field(format!("spec.parentRefs[{i}]")),
+            );
+        }
+    }
+    out
 }
 
 /// The shadowed-rule warnings about routes that decoded despite errors, found among everything
@@ -184,9 +257,7 @@ fn shadowed_draft_rules(resources: &[Resource], drafts: &[Resource]) -> Vec<Diag
         manifests.push(resource.clone());
     }
     let statuses = statuses(&manifests);
-    let table = compile(&manifests, &statuses);
-    let Ok(compiled) = RouteTable::compile(&table) else { return Vec::new() };
-    shadowed_rules(&manifests, &table, &compiled)
+    shadowed_rules_of_every_client(&manifests, &statuses, None)
         .into_iter()
         .filter(|d| d.subject.as_ref().is_some_and(|subject| routes.contains(subject)))
         .collect()
@@ -199,6 +270,10 @@ mod tests;
 #[cfg(test)]
 #[path = "real_routes_tests.rs"]
 mod real_routes_tests;
+
+#[cfg(test)]
+#[path = "consumer_routes_tests.rs"]
+mod consumer_routes_tests;
 
 /// Unresolved backends, parents that do not take the route (a Service parent not accepted, a
 /// port an HTTPRoute loses to a GRPCRoute, a `kind: Service` in the wrong group), and what is

@@ -12,12 +12,12 @@ use crate::resolve::ParentStatus;
 
 fn fixture(name: &str) -> Build {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
-    build(&dir).unwrap_or_else(|e| panic!("{e:#?}"))
+    build(&dir, "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn from_text(text: &str) -> Build {
     let files = [SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
-    build_files(&files, Vec::new(), &LastGood::default()).unwrap_or_else(|e| panic!("{e:#?}"))
+    build_files(&files, Vec::new(), &LastGood::default(), "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn ask(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Explanation {
@@ -107,7 +107,7 @@ fn product_page_two_rule_echo_route_warns_that_the_split_needs_one_rule() {
 #[test]
 fn product_page_literal_text_gets_the_version_hint_and_the_shadow_warning() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/product-page");
-    let problems: Vec<String> = build(&dir).unwrap().problems().iter().map(ToString::to_string).collect();
+    let problems: Vec<String> = build(&dir, "default").unwrap().problems().iter().map(ToString::to_string).collect();
     assert_eq!(problems.len(), 6, "{problems:#?}");
     assert!(problems[0].starts_with("echo-route.yaml:1: HTTPRoute default/echo-route: apiVersion: "), "{}", problems[0]);
     assert!(problems[0].ends_with("did you mean gateway.networking.k8s.io/v1?"), "{}", problems[0]);
@@ -359,8 +359,12 @@ fn invalid_manifests_give_every_error_sorted() {
             text: "kind: HTTPRoutes\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: g}\n".into(),
         },
     ];
-    let errors: Vec<String> =
-        build_files(&files, Vec::new(), &LastGood::default()).unwrap().problems().iter().map(ToString::to_string).collect();
+    let errors: Vec<String> = build_files(&files, Vec::new(), &LastGood::default(), "default")
+        .unwrap()
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors[0].starts_with("a.yaml:1: HTTPRoutes default/g: kind: kind \"HTTPRoutes\" is not one meshroute reads"));
     assert_eq!(errors[1], "b.yaml:4: Service default/s: spec.ports[0].port: must be between 1 and 65535");
@@ -369,7 +373,7 @@ fn invalid_manifests_give_every_error_sorted() {
 // GRPCRoute
 
 fn mesh_example() -> Build {
-    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh")).unwrap_or_else(|e| panic!("{e:#?}"))
+    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh"), "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn ask_grpc(b: &Build, to: &str, call: &str, headers: &[&str]) -> crate::explain::Explanation {

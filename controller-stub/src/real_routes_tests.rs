@@ -58,7 +58,7 @@ fn files(files: &[(&str, &str)]) -> Vec<SourceFile> {
 }
 
 fn build(texts: &[(&str, &str)], last_good: &LastGood) -> Build {
-    build_files(&files(texts), Vec::new(), last_good).unwrap_or_else(|e| panic!("{e:#?}"))
+    build_files(&files(texts), Vec::new(), last_good, "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn with_services(routes: &str) -> Build {

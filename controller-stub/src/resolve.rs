@@ -3,6 +3,8 @@
 //! `ResolvedRefs` (do its backends exist and may it use them?). An unresolved backend is not
 //! an error: the route is published and that backend's share answers 500.
 
+use std::collections::BTreeMap;
+
 use meshroute_filter::document::RouteKind;
 
 use crate::model::{cluster_name, BackendRef, Manifests, Meta, MirrorRef, ParentRef, Service, Source};
@@ -56,6 +58,9 @@ pub struct Unresolved {
     pub source: Source,
 }
 
+/// `(namespace, name, port)` of a Service port a route is attached to.
+pub type Attachment<'a> = (&'a str, &'a str, u16);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteStatus {
     pub kind: RouteKind,
@@ -75,8 +80,8 @@ impl RouteStatus {
         format!("{} {}/{}", kind_name(self.kind), self.meta.namespace, self.meta.name)
     }
 
-    /// `(namespace, name, port)` of every Service port this route is attached to.
-    pub fn attachments(&self) -> impl Iterator<Item = (&str, &str, u16)> {
+    /// Every Service port this route is attached to.
+    pub fn attachments(&self) -> impl Iterator<Item = Attachment<'_>> {
         self.parents.iter().flat_map(|p| match p {
             ParentStatus::Mesh { parent, accepted, ports, .. } if accepted.status => {
                 ports.iter().map(|&port| (parent.namespace.as_str(), parent.name.as_str(), port)).collect()
@@ -136,34 +141,96 @@ pub fn statuses(m: &Manifests) -> Vec<RouteStatus> {
     http
 }
 
-/// GEP-1294's order of route kinds on one Service port: where a GRPCRoute attaches, the
-/// HTTPRoutes of that port are not applied (the two kinds are never merged). An HTTPRoute keeps
-/// the ports of its parent that no GRPCRoute takes; a parent all of whose ports are taken no
-/// longer accepts it.
+/// GEP-1294, "Multiple routes for a Service": of the routes attached to one port of a Service
+/// in `service_namespace` (`attached`), those a client in `client_namespace` sees. A route in
+/// the Service's own namespace is a producer route, for clients in every namespace; a route in
+/// another namespace is a consumer route, for clients in that namespace only. Where the client's
+/// namespace has consumer routes on the port, they replace the producer routes for that client
+/// (the two sets are never merged), and consumer routes of any third namespace never apply.
+/// Within the set that applies, GRPCRoutes take the port from HTTPRoutes (GRPCRoute >
+/// HTTPRoute; the two kinds are never merged either). Order is kept.
+///
+/// This is the one place that decides it: the route table of a client (`compile`, filter and
+/// native mode alike, and so `explain`) and the routes' status both ask here.
+pub fn routes_seen_by<'s>(client_namespace: &str, service_namespace: &str, attached: &[&'s RouteStatus]) -> Vec<&'s RouteStatus> {
+    let from = |namespace: &str| -> Vec<&'s RouteStatus> {
+        attached.iter().copied().filter(|s| s.meta.namespace == namespace).collect()
+    };
+    let mut seen = from(client_namespace);
+    if seen.is_empty() {
+        seen = from(service_namespace);
+    }
+    if seen.iter().any(|s| s.kind == RouteKind::Grpc) {
+        seen.retain(|s| s.kind == RouteKind::Grpc);
+    }
+    seen
+}
+
+/// Whether a route attached to a Service in `service_namespace` is a consumer route (GEP-1294):
+/// one from another namespace, for clients in its own namespace only.
+pub fn is_consumer_route(route_namespace: &str, service_namespace: &str) -> bool {
+    route_namespace != service_namespace
+}
+
+/// Said of a consumer route where it is accepted.
+fn consumer_scope(route_namespace: &str) -> String {
+    format!("; a consumer route: applies only to clients in namespace {route_namespace} (GEP-1294)")
+}
+
+/// GEP-1294's order of route kinds on one Service port, within the set of routes one client
+/// sees there ([`routes_seen_by`]): where a GRPCRoute of that set attaches, the set's HTTPRoutes
+/// are not applied. An HTTPRoute's set is the one the clients of its own namespace see (its
+/// fellow producer routes, or its fellow consumer routes from that namespace), so a producer
+/// GRPCRoute never takes a port from a consumer HTTPRoute, nor the other way round. An
+/// HTTPRoute keeps the ports of its parent that no GRPCRoute of its set takes; a parent all of
+/// whose ports are taken no longer accepts it.
 fn yield_to_grpc_routes(http: &mut [RouteStatus], grpc: &[RouteStatus]) {
-    // The first GRPCRoute by namespace/name names the port's owner in messages.
-    let mut owners: Vec<((&str, &str, u16), String)> = Vec::new();
+    let mut on_port: BTreeMap<Attachment<'_>, Vec<&RouteStatus>> = BTreeMap::new();
     for status in grpc {
         for place in status.attachments() {
-            if !owners.iter().any(|(p, _)| *p == place) {
-                owners.push((place, status.subject()));
+            on_port.entry(place).or_default().push(status);
+        }
+    }
+    // Only ports with a GRPCRoute can take anything from an HTTPRoute.
+    for status in http.iter() {
+        for place in status.attachments() {
+            if let Some(routes) = on_port.get_mut(&place) {
+                routes.push(status);
             }
         }
     }
-    for status in http.iter_mut() {
-        for parent in &mut status.parents {
-            let ParentStatus::Mesh { parent, accepted, ports, taken, .. } = parent else { continue };
+    // (HTTPRoute index, parent index, port, the GRPCRoute that takes it).
+    let mut losses: Vec<(usize, usize, u16, String)> = Vec::new();
+    for (h, status) in http.iter().enumerate() {
+        for (p, parent) in status.parents.iter().enumerate() {
+            let ParentStatus::Mesh { parent, accepted, ports, .. } = parent else { continue };
             if !accepted.status {
                 continue;
             }
-            let owner = |port: u16| {
-                owners.iter().find(|((ns, name, p), _)| *ns == parent.namespace && *name == parent.name && *p == port)
-            };
-            taken.extend(ports.iter().filter_map(|&port| owner(port).map(|(_, by)| (port, by.clone()))));
-            ports.retain(|&port| owner(port).is_none());
+            for &port in ports {
+                let Some(attached) = on_port.get(&(parent.namespace.as_str(), parent.name.as_str(), port)) else { continue };
+                let seen = routes_seen_by(&status.meta.namespace, &parent.namespace, attached);
+                if !seen.iter().any(|s| std::ptr::eq(*s, status)) {
+                    // The first GRPCRoute by namespace/name names the port's owner in messages.
+                    let by = seen.first().map(|owner| owner.subject()).unwrap_or_default();
+                    losses.push((h, p, port, by));
+                }
+            }
+        }
+    }
+    for (h, p, port, by) in losses {
+        if let Some(ParentStatus::Mesh { taken, .. }) = http.get_mut(h).and_then(|s| s.parents.get_mut(p)) {
+            taken.push((port, by));
+        }
+    }
+    for status in http.iter_mut() {
+        let route_namespace = &status.meta.namespace;
+        for parent in &mut status.parents {
+            let ParentStatus::Mesh { parent, accepted, ports, taken, .. } = parent else { continue };
             if taken.is_empty() {
                 continue;
             }
+            ports.retain(|&port| !taken.iter().any(|(lost, _)| *lost == port));
             let lost = taken.iter().map(|(port, by)| format!("port {port}, taken by {by}")).collect::<Vec<_>>().join("; ");
             *accepted = if ports.is_empty() {
                 Condition::failed(
@@ -184,6 +251,9 @@ fn yield_to_grpc_routes(http: &mut [RouteStatus], grpc: &[RouteStatus]) {
                     ),
                 )
             };
+            if accepted.status && is_consumer_route(route_namespace, &parent.namespace) {
+                accepted.message.push_str(&consumer_scope(route_namespace));
+            }
         }
     }
 }
@@ -229,7 +299,11 @@ fn route_status<'r>(
                 let why: Vec<&str> = dropped.iter().map(|(_, why)| why.as_str()).collect();
                 (Condition::failed("UnsupportedValue", format!("every rule is dropped: {}", why.join("; "))), Vec::new())
             } else {
-                accept(m, kind, &meta.namespace, parent)
+                let (mut accepted, ports) = accept(m, kind, parent);
+                if accepted.status && is_consumer_route(&meta.namespace, &parent.namespace) {
+                    accepted.message.push_str(&consumer_scope(&meta.namespace));
+                }
+                (accepted, ports)
             };
             ParentStatus::Mesh {
                 parent: parent.clone(),
@@ -252,28 +326,17 @@ pub fn find_service<'m>(m: &'m Manifests, namespace: &str, name: &str) -> Option
     m.services.iter().find(|s| s.meta.namespace == namespace && s.meta.name == name)
 }
 
-/// Whether a route of `kind` in `route_namespace` attaches to the Service `parent` names, and to
-/// which of its ports.
+/// Whether a route of `kind` attaches to the Service `parent` names, and to which of its ports.
+/// The route may be in another namespace than the Service (a consumer route, GEP-1294): it
+/// attaches all the same, and [`routes_seen_by`] decides which clients see it.
 ///
 /// A parentRef with `port` attaches to that port only. Without `port`, an HTTPRoute attaches to
 /// every TCP port of the Service, and a GRPCRoute to every port except those declared to carry
 /// plain HTTP/1 or no HTTP at all (see [`not_grpc`]): so a Service with ports `http` (80) and
 /// `grpc` (8080) gets a GRPCRoute on 8080 only and keeps its HTTPRoute on 80, and the product
 /// page's two examples, which both attach to `echo-service` without a port, serve side by side.
-fn accept(m: &Manifests, kind: RouteKind, route_namespace: &str, parent: &ParentRef) -> (Condition, Vec<u16>) {
+fn accept(m: &Manifests, kind: RouteKind, parent: &ParentRef) -> (Condition, Vec<u16>) {
     let service_name = format!("Service {}/{}", parent.namespace, parent.name);
-    if parent.namespace != route_namespace {
-        return (
-            Condition::failed(
-                "UnsupportedValue",
-                format!(
-                    "a route in namespace {route_namespace} with a parent in namespace {} is a consumer route, which meshroute does not support yet",
-                    parent.namespace
-                ),
-            ),
-            Vec::new(),
-        );
-    }
     let Some(service) = find_service(m, &parent.namespace, &parent.name) else {
         return (Condition::failed("NoMatchingParent", format!("{service_name} not found")), Vec::new());
     };

@@ -92,7 +92,7 @@ fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
 /// reports what happened on stdout/stderr. Returns whether the output now reflects the input
 /// exactly (everything validated and was published). `last_good` becomes what was published.
 fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
-    let build = match pipeline::build_with(&args.dir, last_good) {
+    let build = match pipeline::build_with(&args.dir, last_good, &args.client.namespace) {
         Ok(build) => build,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {

@@ -111,6 +111,9 @@ static EXPLAINS: AtomicUsize = AtomicUsize::new(0);
 #[derive(Clone, Debug, Deserialize)]
 pub struct Explanation {
     pub status: u16,
+    /// The gRPC status of a gRPC call's answer: 0, 12 (UNIMPLEMENTED) or 14 (UNAVAILABLE).
+    #[serde(default)]
+    pub grpc_status: Option<u32>,
     /// `namespace/name` of the route that takes the request; none for a pass-through.
     pub route: Option<String>,
     pub rule: Option<usize>,
@@ -254,12 +257,21 @@ pub struct MeshBuilder {
     backends: Vec<(String, String, Backend)>,
     routes: Vec<String>,
     mode: Mode,
+    client_namespace: String,
 }
 
 impl MeshBuilder {
     /// Routes with the filter or natively; see [`Mode`].
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The namespace of the client whose sidecar the mesh's Envoy is (`default` unless set):
+    /// `meshroute sync` and `explain` are given `--namespace`, so that client's consumer routes
+    /// replace the producer routes of the Services they attach to (GEP-1294).
+    pub fn client_namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.client_namespace);
         self
     }
 
@@ -425,6 +437,7 @@ impl MeshBuilder {
             envoy: None,
             ready: false,
             mode: self.mode,
+            client_namespace: self.client_namespace,
         };
         mesh.write_manifests(&self.routes);
         // The admin port was free when it was chosen, but another process may take it before
@@ -459,6 +472,7 @@ pub struct Mesh {
     envoy: Option<Child>,
     ready: bool,
     mode: Mode,
+    client_namespace: String,
 }
 
 impl Mesh {
@@ -470,6 +484,7 @@ impl Mesh {
             backends: Vec::new(),
             routes: Vec::new(),
             mode: Mode::from_env(),
+            client_namespace: NAMESPACE.to_owned(),
         }
     }
 
@@ -734,6 +749,24 @@ impl Mesh {
             .collect()
     }
 
+    /// `meshroute explain` on the mesh's manifests with `args`, as the mesh's client.
+    #[track_caller]
+    fn explain(&self, args: &[String], what: &str) -> Explanation {
+        let log = self.dir.join(format!("explain-{}.out", EXPLAINS.fetch_add(1, Ordering::Relaxed)));
+        let mut command = Command::new(tools::meshroute_bin());
+        command.arg("explain").arg(self.manifests_dir()).args(args).arg("--namespace").arg(&self.client_namespace);
+        let status = run_bounded(&mut command, &log, SYNC_DEADLINE);
+        let said = fs::read_to_string(&log).unwrap_or_default();
+        match status {
+            Ok(status) if status.success() => match serde_json::from_str(said.trim()) {
+                Ok(explanation) => explanation,
+                Err(error) => panic!("{what}: `{command:?}` printed no explanation ({error}):\n{said}"),
+            },
+            Ok(status) => panic!("{what}: `{command:?}` failed ({status}):\n{said}"),
+            Err(error) => panic!("{what}: `{command:?}`: {error}\n{said}"),
+        }
+    }
+
     fn write_manifests(&self, routes: &[String]) {
         let dir = self.manifests_dir();
         create_dir(&dir);
@@ -758,6 +791,8 @@ impl Mesh {
             .arg(wasm)
             .arg("--admin-port")
             .arg(self.admin_port.to_string())
+            .arg("--namespace")
+            .arg(&self.client_namespace)
             .current_dir(tools::workspace_root());
         if self.mode == Mode::Native {
             command.args(["--mode", "native"]);
@@ -1076,34 +1111,23 @@ impl Call<'_> {
     }
 
     /// Asks `meshroute explain` (the filter's own matching code, run on the command line) how
-    /// this request would be routed, given the mesh's manifests.
+    /// this request would be routed, given the mesh's manifests, for the mesh's client
+    /// namespace.
     #[track_caller]
     pub fn explain(self) -> Explanation {
         let Call { mesh, request } = self;
-        let log = mesh.dir.join(format!("explain-{}.out", EXPLAINS.fetch_add(1, Ordering::Relaxed)));
-        let mut command = Command::new(tools::meshroute_bin());
-        command
-            .arg("explain")
-            .arg(mesh.manifests_dir())
-            .arg("--to")
-            .arg(request.address.to_string())
-            .arg("--method")
-            .arg(request.method.as_str())
-            .arg("--path")
-            .arg(&request.path);
+        let mut args = vec![
+            "--to".to_owned(),
+            request.address.to_string(),
+            "--method".to_owned(),
+            request.method.to_string(),
+            "--path".to_owned(),
+            request.path.clone(),
+        ];
         for (name, value) in &request.headers {
-            command.arg("-H").arg(format!("{name}: {value}"));
+            args.extend(["-H".to_owned(), format!("{name}: {value}")]);
         }
-        let status = run_bounded(&mut command, &log, SYNC_DEADLINE);
-        let said = fs::read_to_string(&log).unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => match serde_json::from_str(said.trim()) {
-                Ok(explanation) => explanation,
-                Err(error) => panic!("{request}: `{command:?}` printed no explanation ({error}):\n{said}"),
-            },
-            Ok(status) => panic!("{request}: `{command:?}` failed ({status}):\n{said}"),
-            Err(error) => panic!("{request}: `{command:?}`: {error}\n{said}"),
-        }
+        mesh.explain(&args, &request.to_string())
     }
 
     /// Sends the request `n` times ([`SPREAD_CONCURRENCY`] at once) and counts the outcomes.
@@ -1232,6 +1256,16 @@ impl GrpcCall<'_> {
     /// BACKEND` for a status a backend gave (a method it does not have).
     pub fn outcome(self) -> String {
         grpc_outcome(&self.send())
+    }
+
+    /// Asks `meshroute explain --grpc` how this call would be routed, as [`Call::explain`].
+    #[track_caller]
+    pub fn explain(self) -> Explanation {
+        let mut args = vec!["--to".to_owned(), self.frontend.address.to_string(), "--grpc".to_owned(), self.method.clone()];
+        for (name, value) in &self.metadata {
+            args.extend(["-H".to_owned(), format!("{name}: {value}")]);
+        }
+        self.mesh.explain(&args, &self.to_string())
     }
 
     /// Makes the unary call and asserts that `backend` answered it, unchanged: the method it

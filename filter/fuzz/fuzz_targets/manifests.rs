@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let files = [load::SourceFile { path: "fuzz.yaml".into(), text: text.to_owned() }];
     // What does not validate is left out; what is left compiles into a table the filter takes.
-    match pipeline::build_files(&files, Vec::new(), &pipeline::LastGood::default()) {
+    match pipeline::build_files(&files, Vec::new(), &pipeline::LastGood::default(), "default") {
         Ok(build) => {
             let json = serde_json::to_vec(&build.table).unwrap_or_default();
             if let Err(e) = meshroute_filter::table::RouteTable::from_json(&json) {
