@@ -40,7 +40,7 @@ use std::fmt;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthStatus,
+    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthStatus, Locality,
     SocketAddress,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -205,8 +205,10 @@ fn endpoints_of(manifests: &Manifests, service: &Service, port: &ServicePort) ->
     ready_endpoints(&slices, port).into_iter().collect()
 }
 
-/// One locality of weight 1 holding `endpoints` (gRPC skips a locality without a weight), or
-/// none at all: then every call sent to the cluster fails at once with UNAVAILABLE (measured).
+/// One locality of weight 1 holding `endpoints`, or none at all: then every call sent to the
+/// cluster fails at once with UNAVAILABLE (measured). gRPC skips a locality without a weight,
+/// and NACKs the whole response for one without a `locality` (measured: "endpoints[0].locality
+/// error:field not present"); an empty one will do.
 fn load_assignment(cluster: &str, endpoints: &[(String, u16)]) -> ClusterLoadAssignment {
     let lb_endpoints: Vec<LbEndpoint> = endpoints
         .iter()
@@ -228,7 +230,12 @@ fn load_assignment(cluster: &str, endpoints: &[(String, u16)]) -> ClusterLoadAss
     let localities = if lb_endpoints.is_empty() {
         Vec::new()
     } else {
-        vec![LocalityLbEndpoints { lb_endpoints, load_balancing_weight: Some(UInt32Value { value: 1 }), ..Default::default() }]
+        vec![LocalityLbEndpoints {
+            locality: Some(Locality::default()),
+            lb_endpoints,
+            load_balancing_weight: Some(UInt32Value { value: 1 }),
+            ..Default::default()
+        }]
     };
     ClusterLoadAssignment { cluster_name: cluster.to_owned(), endpoints: localities, ..Default::default() }
 }

@@ -230,6 +230,7 @@ fn clusters_are_eds_over_ads_with_the_ready_endpoints_in_one_weighted_locality()
     assert_eq!(cla.cluster_name, V1);
     assert_eq!(cla.endpoints.len(), 1);
     assert_eq!(cla.endpoints[0].load_balancing_weight.map(|w| w.value), Some(1));
+    assert!(cla.endpoints[0].locality.is_some(), "gRPC NACKs a locality that is not there");
     let addresses: Vec<(String, u32)> = cla.endpoints[0]
         .lb_endpoints
         .iter()
