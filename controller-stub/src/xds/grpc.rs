@@ -23,7 +23,10 @@
 //!   route still names a cluster that is served, [`UNRESOLVED_CLUSTER`], whose assignment is
 //!   empty: gRPC holds back a whole new route configuration until every cluster it names is
 //!   known (A74), and a name it never receives stalls it for 15 seconds; a call that reaches an
-//!   empty assignment fails at once with UNAVAILABLE.
+//!   empty assignment fails at once with UNAVAILABLE. Measured with a proxyless client (grpcio
+//!   1.85.1): no rule gives UNIMPLEMENTED, an unresolved share or one with a header modifier
+//!   UNAVAILABLE for about half of a 1:1 split and the other backend for the rest, a redirect on
+//!   an HTTPRoute port UNKNOWN, each within milliseconds.
 //! - **Clusters.** EDS over ADS with round robin (A27; STATIC clusters are NACKed), named like
 //!   Envoy's, one per Service port, with its ready endpoints in one locality of weight 1 (gRPC
 //!   skips a locality without a weight).
