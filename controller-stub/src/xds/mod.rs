@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::google::protobuf::Any;
 
+pub mod grpc;
+
 /// Listener, RouteConfiguration, Cluster and ClusterLoadAssignment type URLs (xDS v3).
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
