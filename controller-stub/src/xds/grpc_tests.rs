@@ -24,7 +24,7 @@ use crate::pipeline::{build, build_files, Build, LastGood};
 
 fn from_text(text: &str) -> Build {
     let files = [SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
-    build_files(&files, Vec::new(), &LastGood::default()).unwrap_or_else(|e| panic!("{e:#?}"))
+    build_files(&files, Vec::new(), &LastGood::default(), "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn served(b: &Build, namespace: &str) -> Resources {
@@ -123,7 +123,7 @@ const V2: &str = "outbound|8080||grpc-infra-backend-v2.default.svc.cluster.local
 const ECHO_GRPC: &str = "echo-service.default.svc.cluster.local:8080";
 
 fn example_mesh() -> Build {
-    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh")).unwrap_or_else(|e| panic!("{e:#?}"))
+    build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh"), "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 /// The product page's GRPCRoute: Echo and EchoTwo to their backends, then UNIMPLEMENTED.
