@@ -577,3 +577,32 @@ fn backend_refs_that_mirror_differently_are_a_warning_for_native_mode() {
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(warnings[0].contains("spec.rules[0].backendRefs: its backendRefs mirror differently"), "{}", warnings[0]);
 }
+
+/// What proxyless gRPC clients cannot honour is a warning on the routes they call (GRPCRoutes,
+/// HTTPRoutes on ports declared HTTP/2), never on an HTTPRoute of a plain HTTP port.
+#[test]
+fn proxyless_gaps_are_warnings_on_the_routes_grpc_clients_call_only() {
+    let modifier = "[{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: b}]}}]";
+    let grpc = format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: g}}
+spec:
+  parentRefs: [{{group: \"\", kind: Service, name: grpc-plain}}]
+  rules:
+  - filters: {modifier}
+    backendRefs: [{{name: grpc-plain, port: 8080}}]
+"
+    );
+    let http = route(
+        "r",
+        "{group: \"\", kind: Service, name: echo, port: 80}",
+        &format!("  - filters: {modifier}\n    backendRefs: [{{name: v1, port: 80}}]\n"),
+    );
+    let b = with_services(&format!("{http}{grpc}"));
+    let proxyless: Vec<String> =
+        b.diagnostics.iter().map(ToString::to_string).filter(|d| d.contains("proxyless gRPC clients")).collect();
+    assert_eq!(proxyless.len(), 1, "{proxyless:#?}");
+    assert!(proxyless[0].contains("warning: GRPCRoute default/g: spec.rules[0].filters"), "{}", proxyless[0]);
+}
