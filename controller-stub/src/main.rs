@@ -25,6 +25,7 @@ mod shadow;
 mod sync;
 mod syntax;
 mod typo;
+mod watch;
 #[allow(dead_code)] // Used by `serve`, which is being built.
 mod xds;
 mod yaml;

@@ -1,0 +1,47 @@
+//! Watching the manifests directory: one rebuild per burst of changes, for `sync` and `serve`.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, EventKind};
+
+/// Quiet time after the last change before rebuilding: kubelet's ConfigMap update and an
+/// editor's save are each several events, all within a few milliseconds.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Longest wait from the first change to the rebuild, so that changes arriving faster than
+/// [`DEBOUNCE`] still get published rather than postponed for as long as they keep coming.
+const MAX_DELAY: Duration = Duration::from_millis(250);
+
+pub type Events = mpsc::Receiver<notify::Result<notify::Event>>;
+
+/// Whether an event can change what a file holds: opening and reading (our own rebuilds do)
+/// change nothing.
+pub fn is_change(event: &notify::Event) -> bool {
+    !matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
+}
+
+/// Calls `rebuild` once after each burst of events that `relevant` accepts, until the watcher
+/// sending `events` is dropped. `name` prefixes the watch errors reported on stderr.
+pub fn on_changes(events: &Events, name: &str, relevant: impl Fn(&notify::Event) -> bool, mut rebuild: impl FnMut()) {
+    loop {
+        let Ok(first) = events.recv() else { return };
+        let mut changed = matches!(&first, Ok(event) if relevant(event));
+        if let Err(e) = first {
+            eprintln!("{name}: watch error: {e}");
+        }
+        // Let the burst settle before reading anything, but not for longer than MAX_DELAY.
+        let deadline = Instant::now() + MAX_DELAY;
+        loop {
+            let wait = DEBOUNCE.min(deadline.saturating_duration_since(Instant::now()));
+            match events.recv_timeout(wait) {
+                Ok(Ok(event)) => changed |= relevant(&event),
+                Ok(Err(e)) => eprintln!("{name}: watch error: {e}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if changed {
+            rebuild();
+        }
+    }
+}
