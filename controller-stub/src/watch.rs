@@ -1,9 +1,11 @@
 //! Watching the manifests directory: one rebuild per burst of changes, for `sync` and `serve`.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecursiveMode, Watcher};
 
 /// Quiet time after the last change before rebuilding: kubelet's ConfigMap update and an
 /// editor's save are each several events, all within a few milliseconds.
@@ -44,4 +46,16 @@ pub fn on_changes(events: &Events, name: &str, relevant: impl Fn(&notify::Event)
             rebuild();
         }
     }
+}
+
+/// [`on_changes`] for everything under `dir`, and nothing else. Returns only if the watch
+/// cannot be set up (or ends).
+pub fn dir(dir: &Path, name: &str, rebuild: impl FnMut()) -> notify::Result<()> {
+    let (sender, events) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(sender)?;
+    // Absolute, as the events' paths are.
+    let dir = std::fs::canonicalize(dir)?;
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    on_changes(&events, name, |event| is_change(event) && event.paths.iter().any(|path| path.starts_with(&dir)), rebuild);
+    Ok(())
 }
