@@ -13,6 +13,7 @@ mod decode;
 mod diag;
 mod envoy;
 mod explain;
+mod grpc_bootstrap;
 mod load;
 mod model;
 mod pipeline;
@@ -50,6 +51,8 @@ enum Command {
     Sync(SyncArgs),
     /// Serve the routes over xDS (ADS) to proxyless gRPC clients, and keep them up to date.
     Serve(ServeArgs),
+    /// Print the xDS bootstrap a proxyless gRPC client reads from GRPC_XDS_BOOTSTRAP.
+    GrpcBootstrap(GrpcBootstrapArgs),
 }
 
 #[derive(Args)]
@@ -140,6 +143,20 @@ pub struct ServeArgs {
     pub xds_allow_remote: bool,
 }
 
+#[derive(Args)]
+pub struct GrpcBootstrapArgs {
+    /// Address of `meshroute serve`, as the client reaches it.
+    #[arg(long, default_value = serve::DEFAULT_XDS)]
+    pub xds: String,
+    /// The client's namespace: its short Service names and consumer routes. Default:
+    /// $POD_NAMESPACE, else `default`.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The client's xDS node id. Default: built from the namespace and the host name.
+    #[arg(long)]
+    pub node_id: Option<String>,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => run_check(&args),
@@ -147,6 +164,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => run_compile(&args),
         Command::Sync(args) => sync::run(&args),
         Command::Serve(args) => serve::run(&args, Arc::new(no_grpc_resources_yet)),
+        Command::GrpcBootstrap(args) => grpc_bootstrap::run(&args),
     }
 }
 
