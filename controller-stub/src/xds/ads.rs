@@ -107,15 +107,24 @@ impl std::fmt::Debug for Snapshot {
 pub struct AdsServer {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     log: Log,
+    /// Set when the server stops: every stream then ends with UNAVAILABLE, as a graceful
+    /// shutdown waits for open streams, and ADS streams never end on their own.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl AdsServer {
     pub fn new(snapshots: watch::Receiver<Arc<Snapshot>>, log: Log) -> Self {
-        AdsServer { snapshots, log }
+        AdsServer { snapshots, log, stopping: Arc::new(watch::Sender::new(false)) }
     }
 
-    /// Serves ADS on `listener` until `shutdown` completes.
+    /// Serves ADS on `listener` until `shutdown` completes, then ends every stream (clients
+    /// reconnect, to this server's successor, and keep their resources meanwhile: A27).
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), tonic::transport::Error> {
+        let stopping = self.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(
                 AggregatedDiscoveryServiceServer::new(self),
@@ -137,7 +146,15 @@ impl AggregatedDiscoveryService for AdsServer {
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let peer = request.remote_addr();
         let (responses, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run_stream(request.into_inner(), self.snapshots.clone(), responses, self.log.clone(), peer));
+        let stream = run_stream(
+            request.into_inner(),
+            self.snapshots.clone(),
+            self.stopping.subscribe(),
+            responses,
+            self.log.clone(),
+            peer,
+        );
+        tokio::spawn(stream);
         Ok(Response::new(ReceiverStream::new(queue)))
     }
 
@@ -153,6 +170,7 @@ impl AggregatedDiscoveryService for AdsServer {
 async fn run_stream(
     mut requests: Streaming<DiscoveryRequest>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut stopping: watch::Receiver<bool>,
     responses: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     log: Log,
     peer: Option<SocketAddr>,
@@ -180,6 +198,11 @@ async fn run_stream(
                 (Ok(()), None) => Vec::new(),
             },
             () = responses.closed() => break None,
+            // The guard `wait_for` returns must not be held across the send.
+            () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
+                let _ = responses.send(Err(Status::unavailable("the xDS server is shutting down"))).await;
+                break Some("the server is shutting down".to_owned());
+            }
         };
         let mut gone = false;
         for response in outgoing {

@@ -410,6 +410,23 @@ async fn delta_xds_is_unimplemented() {
     assert_eq!(status.code(), tonic::Code::Unimplemented);
 }
 
+#[tokio::test]
+async fn shutdown_ends_the_open_streams_with_unavailable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_snapshots, receiver) = watch::channel(Arc::new(tagged("one")));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(AdsServer::new(receiver, Arc::new(|_: &str| {})).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut client = Client::connect(addr, "client-a", None).await;
+    client.subscribe(LDS, &[]).await;
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), client.responses.message()).await.unwrap();
+    assert_eq!(ended.unwrap_err().code(), tonic::Code::Unavailable);
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+}
+
 #[test]
 fn a_snapshot_computes_each_namespace_once() {
     let calls = Arc::new(Mutex::new(Vec::new()));
