@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use meshroute_filter::document::TableDocument;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::model::Manifests;
 use crate::pipeline::{self, Build, LastGood};
@@ -79,9 +79,11 @@ pub fn run(args: &ServeArgs, resources: ResourcesFn) -> ExitCode {
             }
         };
         let log: Log = Arc::new(|line: &str| eprintln!("meshroute serve: {line}"));
-        eprintln!("meshroute serve: ADS on {addr}");
         match serve(&args.dir, listener, resources, log, shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => {
+                eprintln!("meshroute serve: stopped");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("meshroute serve: {e}");
                 ExitCode::FAILURE
@@ -99,40 +101,27 @@ pub async fn serve(
     log: Log,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
+    let watched = crate::watch::Dir::new(dir).map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     let mut last_good = LastGood::default();
     // Until the directory can be read, clients get nothing (and their does-not-exist timers).
     let first = cycle(dir, &mut last_good, &resources, 1).unwrap_or_else(|| Snapshot::empty(0));
     let mut version = first.version();
+    if let Ok(addr) = listener.local_addr() {
+        log(&format!("ADS on {addr}, version {version}"));
+    }
     let (snapshots, receiver) = watch::channel(Arc::new(first));
-    let (watch_ended, watch_failed) = oneshot::channel();
     let dir: PathBuf = dir.to_path_buf();
-    // The watch blocks on file events; it gets a thread of its own.
+    // The watch blocks on file events: a thread of its own, which ends with the process.
     std::thread::spawn(move || {
         eprintln!("meshroute serve: watching {}", dir.display());
-        let watched = crate::watch::dir(&dir, "meshroute serve", || {
+        watched.on_changes("meshroute serve", || {
             if let Some(snapshot) = cycle(&dir, &mut last_good, &resources, version + 1) {
                 version += 1;
                 snapshots.send_replace(Arc::new(snapshot));
             }
         });
-        let ended = match watched {
-            Ok(()) => format!("stopped watching {}", dir.display()),
-            Err(e) => format!("cannot watch {}: {e}", dir.display()),
-        };
-        let _ = watch_ended.send(ended);
     });
-    let mut failure = None;
-    let stop = async {
-        tokio::select! {
-            () = shutdown => {}
-            ended = watch_failed => failure = ended.ok(),
-        }
-    };
-    AdsServer::new(receiver, log).serve(listener, stop).await.map_err(|e| format!("xDS server: {e}"))?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    AdsServer::new(receiver, log).serve(listener, shutdown).await.map_err(|e| format!("xDS server: {e}"))
 }
 
 /// Builds `dir` with `last_good` standing in for what does not validate, reports it as `sync`

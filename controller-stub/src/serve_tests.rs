@@ -70,7 +70,7 @@ async fn each_good_build_is_pushed_as_a_new_version_and_a_broken_manifest_is_nev
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Log = Arc::new(|_: &str| {});
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
         let dir = dir.path().to_path_buf();
         async move {
@@ -108,6 +108,5 @@ async fn each_good_build_is_pushed_as_a_new_version_and_a_broken_manifest_is_nev
     assert!(third.version_info.parse::<u64>().unwrap() > 2, "{}", third.version_info);
 
     stop.send(()).unwrap();
-    drop(client);
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap(), Ok(()));
 }

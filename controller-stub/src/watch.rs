@@ -48,14 +48,27 @@ pub fn on_changes(events: &Events, name: &str, relevant: impl Fn(&notify::Event)
     }
 }
 
-/// [`on_changes`] for everything under `dir`, and nothing else. Returns only if the watch
-/// cannot be set up (or ends).
-pub fn dir(dir: &Path, name: &str, rebuild: impl FnMut()) -> notify::Result<()> {
-    let (sender, events) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(sender)?;
-    // Absolute, as the events' paths are.
-    let dir = std::fs::canonicalize(dir)?;
-    watcher.watch(&dir, RecursiveMode::Recursive)?;
-    on_changes(&events, name, |event| is_change(event) && event.paths.iter().any(|path| path.starts_with(&dir)), rebuild);
-    Ok(())
+/// A watch on everything under a directory, and nothing else. It is set up before the
+/// directory is first read, so that no change between that read and the watch is missed.
+pub struct Dir {
+    dir: std::path::PathBuf,
+    events: Events,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Dir {
+    pub fn new(dir: &Path) -> notify::Result<Dir> {
+        let (sender, events) = mpsc::channel();
+        let mut watcher = notify::recommended_watcher(sender)?;
+        // Absolute, as the events' paths are.
+        let dir = std::fs::canonicalize(dir)?;
+        watcher.watch(&dir, RecursiveMode::Recursive)?;
+        Ok(Dir { dir, events, _watcher: watcher })
+    }
+
+    /// [`on_changes`] under the directory; returns only if the watch ends.
+    pub fn on_changes(&self, name: &str, rebuild: impl FnMut()) {
+        let dir = &self.dir;
+        on_changes(&self.events, name, |event| is_change(event) && event.paths.iter().any(|path| path.starts_with(dir)), rebuild);
+    }
 }
