@@ -176,6 +176,8 @@ async fn run_stream(
     peer: Option<SocketAddr>,
 ) {
     let mut client: Option<Client> = None;
+    // Whether new snapshots may still come; when their sender is gone, the last one stays.
+    let mut updating = true;
     let ended = loop {
         let outgoing = tokio::select! {
             request = requests.message() => match request {
@@ -192,8 +194,11 @@ async fn run_stream(
                 Ok(None) => break None,
                 Err(status) => break Some(status.message().to_owned()),
             },
-            changed = snapshots.changed() => match (changed, &mut client) {
-                (Err(_), _) => break Some("the server is shutting down".to_owned()),
+            changed = snapshots.changed(), if updating => match (changed, &mut client) {
+                (Err(_), _) => {
+                    updating = false;
+                    Vec::new()
+                }
                 (Ok(()), Some(client)) => client.on_snapshot(&snapshots.borrow_and_update().clone()),
                 (Ok(()), None) => Vec::new(),
             },

@@ -427,6 +427,19 @@ async fn shutdown_ends_the_open_streams_with_unavailable() {
     tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
 }
 
+#[tokio::test]
+async fn the_last_snapshot_stays_served_when_no_more_come() {
+    let server = Server::start(tagged("one")).await;
+    let Server { addr, snapshots, logs, .. } = server;
+    drop(snapshots);
+    let mut client = Client::connect(addr, "client-a", None).await;
+    let listeners = client.subscribe(LDS, &[]).await;
+    assert_eq!(listeners.resources.len(), 2);
+    client.ack(&listeners, &[]).await;
+    client.silent().await;
+    assert!(!logs.lock().unwrap().iter().any(|line| line.contains("disconnected")));
+}
+
 #[test]
 fn a_snapshot_computes_each_namespace_once() {
     let calls = Arc::new(Mutex::new(Vec::new()));
