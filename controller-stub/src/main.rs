@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -12,6 +13,7 @@ mod decode;
 mod diag;
 mod envoy;
 mod explain;
+mod grpc_bootstrap;
 mod load;
 mod model;
 mod pipeline;
@@ -21,11 +23,12 @@ mod reader;
 mod resolve;
 mod route;
 mod route_filters;
+mod serve;
 mod shadow;
 mod sync;
 mod syntax;
 mod typo;
-#[allow(dead_code)] // Used by `serve`, which is being built.
+mod watch;
 mod xds;
 mod yaml;
 
@@ -46,6 +49,10 @@ enum Command {
     Compile(CompileArgs),
     /// Write Envoy's configuration for the manifests, and keep it up to date.
     Sync(SyncArgs),
+    /// Serve the routes over xDS (ADS) to proxyless gRPC clients, and keep them up to date.
+    Serve(ServeArgs),
+    /// Print the xDS bootstrap a proxyless gRPC client reads from GRPC_XDS_BOOTSTRAP.
+    GrpcBootstrap(GrpcBootstrapArgs),
 }
 
 #[derive(Args)]
@@ -138,13 +145,47 @@ pub struct Client {
     pub namespace: String,
 }
 
+#[derive(Args)]
+pub struct ServeArgs {
+    pub dir: PathBuf,
+    /// Address to serve xDS on. Loopback only, unless --xds-allow-remote.
+    #[arg(long, default_value = serve::DEFAULT_XDS)]
+    pub xds: String,
+    /// Serve xDS on a non-loopback address. Anyone who reaches it can read every route and
+    /// endpoint: xDS here has no authentication.
+    #[arg(long)]
+    pub xds_allow_remote: bool,
+}
+
+#[derive(Args)]
+pub struct GrpcBootstrapArgs {
+    /// Address of `meshroute serve`, as the client reaches it.
+    #[arg(long, default_value = serve::DEFAULT_XDS)]
+    pub xds: String,
+    /// The client's namespace: its short Service names and consumer routes. Default:
+    /// $POD_NAMESPACE, else `default`.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The client's xDS node id. Default: built from the namespace and the host name.
+    #[arg(long)]
+    pub node_id: Option<String>,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => run_check(&args),
         Command::Explain(args) => run_explain(&args),
         Command::Compile(args) => run_compile(&args),
         Command::Sync(args) => sync::run(&args),
+        Command::Serve(args) => serve::run(&args, Arc::new(no_grpc_resources_yet)),
+        Command::GrpcBootstrap(args) => grpc_bootstrap::run(&args),
     }
+}
+
+/// Stands in for the gRPC clients' resources (`xds::grpc`), which are not written yet: `serve`
+/// then serves nothing.
+fn no_grpc_resources_yet(_: &model::Manifests, _: &meshroute_filter::document::TableDocument, _: &str) -> xds::Resources {
+    xds::Resources::default()
 }
 
 /// Exit 0 when valid (and, with `--strict`, without warnings), 1 otherwise.

@@ -53,6 +53,23 @@ impl Build {
         self.errors().next().is_none()
     }
 
+    /// How many resources of `dir` did not validate, and what stands in for them; `None` when
+    /// everything validated. `sync` and `serve` say it after each build.
+    pub fn problems_summary(&self, dir: &Path) -> Option<String> {
+        let errors = self.errors().count();
+        if errors == 0 {
+            return None;
+        }
+        let standing_in: Vec<String> =
+            self.manifests.resources().filter(|r| r.meta().last_good.is_some()).map(|r| r.key().to_string()).collect();
+        let kept = if standing_in.is_empty() {
+            "what does not validate is left out".to_owned()
+        } else {
+            format!("what does not validate is left out, and the last good version of {} stays in place", standing_in.join(", "))
+        };
+        Some(format!("{errors} problem{} in {}: {kept}", if errors == 1 { "" } else { "s" }, dir.display()))
+    }
+
     /// The warnings, as a list; for tests.
     #[cfg(test)]
     pub fn warnings_vec(&self) -> Vec<Diagnostic> {

@@ -3,24 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use meshroute_filter::document::TableDocument;
-use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
 use crate::envoy::{self, EnvoyFiles, Options};
 use crate::model::Manifests;
 use crate::pipeline::{self, LastGood};
 use crate::publish;
+use crate::watch;
 use crate::SyncArgs;
-
-/// Quiet time after the last change before rebuilding: kubelet's ConfigMap update and an
-/// editor's save are each several events, all within a few milliseconds.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Longest wait from the first change to the rebuild, so that changes arriving faster than
-/// [`DEBOUNCE`] still get published rather than postponed for as long as they keep coming.
-const MAX_DELAY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -105,20 +97,8 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
     for diagnostic in &build.diagnostics {
         eprintln!("{diagnostic}");
     }
-    let errors = build.errors().count();
-    if errors > 0 {
-        let standing_in: Vec<String> =
-            build.manifests.resources().filter(|r| r.meta().last_good.is_some()).map(|r| r.key().to_string()).collect();
-        let kept = if standing_in.is_empty() {
-            "what does not validate is left out".to_owned()
-        } else {
-            format!("what does not validate is left out, and the last good version of {} stays in place", standing_in.join(", "))
-        };
-        eprintln!(
-            "meshroute sync: {errors} problem{} in {}: {kept}; everything else is published",
-            if errors == 1 { "" } else { "s" },
-            args.dir.display()
-        );
+    if let Some(problems) = build.problems_summary(&args.dir) {
+        eprintln!("meshroute sync: {problems}; everything else is published");
     }
     let published = match args.mode {
         crate::Mode::Filter => publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port),
@@ -225,8 +205,7 @@ fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood) -> notify::Result
         eprintln!("meshroute sync: not watching the module {}: {e}", args.wasm.display());
     }
     let relevant = |event: &notify::Event| {
-        // Opening and reading (our own rebuilds do) changes nothing.
-        if matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)) {
+        if !watch::is_change(event) {
             return false;
         }
         event
@@ -235,27 +214,10 @@ fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood) -> notify::Result
             .any(|path| !path.starts_with(out) && (path.starts_with(&dir) || path.file_name() == module_name.as_deref()))
     };
     eprintln!("meshroute sync: watching {}", args.dir.display());
-    loop {
-        let Ok(first) = events.recv() else { return Ok(()) };
-        let mut changed = matches!(&first, Ok(event) if relevant(event));
-        if let Err(e) = first {
-            eprintln!("meshroute sync: watch error: {e}");
-        }
-        // Let the burst settle before reading anything, but not for longer than MAX_DELAY.
-        let deadline = Instant::now() + MAX_DELAY;
-        loop {
-            let wait = DEBOUNCE.min(deadline.saturating_duration_since(Instant::now()));
-            match events.recv_timeout(wait) {
-                Ok(Ok(event)) => changed |= relevant(&event),
-                Ok(Err(e)) => eprintln!("meshroute sync: watch error: {e}"),
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
-            }
-        }
-        if changed {
-            cycle(args, out, &mut last_good);
-        }
-    }
+    watch::on_changes(&events, "meshroute sync", relevant, || {
+        cycle(args, out, &mut last_good);
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! xDS for proxyless gRPC clients (and Envoy): the resources meshroute serves over ADS, built
 //! from the same compiled route table as the files `sync` writes.
 
+pub mod ads;
+
 use std::collections::BTreeMap;
 
 use envoy_types::pb::google::protobuf::Any;
