@@ -177,15 +177,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => run_explain(&args),
         Command::Compile(args) => run_compile(&args),
         Command::Sync(args) => sync::run(&args),
-        Command::Serve(args) => serve::run(&args, Arc::new(no_grpc_resources_yet)),
+        Command::Serve(args) => serve::run(&args, Arc::new(xds::grpc::resources)),
         Command::GrpcBootstrap(args) => grpc_bootstrap::run(&args),
     }
-}
-
-/// Stands in for the gRPC clients' resources (`xds::grpc`), which are not written yet: `serve`
-/// then serves nothing.
-fn no_grpc_resources_yet(_: &model::Manifests, _: &meshroute_filter::document::TableDocument, _: &str) -> xds::Resources {
-    xds::Resources::default()
 }
 
 /// Exit 0 when valid (and, with `--strict`, without warnings), 1 otherwise.

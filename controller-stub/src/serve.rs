@@ -2,7 +2,6 @@
 //! directory as `sync` does (same debounce, same per-resource last-good rule) and serves each
 //! build over ADS as a new version, pushed on every open stream.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -128,7 +127,9 @@ pub async fn serve(
 /// does, and returns the build as snapshot `version`; `None` (the last snapshot stays) when the
 /// directory cannot be read. `last_good` becomes what is served.
 fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, version: u64) -> Option<Snapshot> {
-    let build = match pipeline::build_with(dir, last_good) {
+    // The namespace only picks `build.table`, which is not served: each client namespace gets
+    // its own table ([`table_for`]).
+    let build = match pipeline::build_with(dir, last_good, "default") {
         Ok(build) => build,
         Err(diagnostics) => {
             for diagnostic in &diagnostics {
@@ -150,10 +151,10 @@ fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, version:
     Some(Snapshot::new(version, move |namespace| resources(&build.manifests, &table_for(&build, namespace), namespace)))
 }
 
-/// The route table a client in `namespace` routes by. Every client has the build's table until
-/// consumer routes (GEP-1294) compile one per client namespace.
-fn table_for<'b>(build: &'b Build, _namespace: &str) -> Cow<'b, TableDocument> {
-    Cow::Borrowed(&build.table)
+/// The route table a client in `namespace` routes by: its consumer routes, else the producer
+/// routes (GEP-1294), as `sync --namespace` compiles it for a sidecar.
+fn table_for(build: &Build, namespace: &str) -> TableDocument {
+    crate::compile::compile(&build.manifests, &build.statuses, namespace)
 }
 
 /// Ctrl-C, or SIGTERM as Kubernetes sends it.
