@@ -6,9 +6,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use meshroute_filter::document::{RouteKind, TableDocument};
+
 use crate::diag::{Diagnostic, Severity};
+use crate::model::Manifests;
 use crate::pipeline::{build, Build};
-use crate::resolve::{Condition, ParentStatus};
+use crate::resolve::{Condition, ParentStatus, RouteStatus};
 
 /// What `check` prints and whether it passes.
 pub struct Report {
@@ -22,7 +25,10 @@ pub fn check(dir: &Path, strict: bool) -> Report {
     // `default`.
     match build(dir, "default") {
         Err(errors) => Report { text: errors_text(&errors), ok: false },
-        Ok(b) => Report { text: status_text(&b), ok: b.is_valid() && (!strict || b.warnings().next().is_none()) },
+        Ok(mut b) => {
+            with_proxyless_gaps(&mut b);
+            Report { text: status_text(&b), ok: b.is_valid() && (!strict || b.warnings().next().is_none()) }
+        }
     }
 }
 
@@ -102,4 +108,37 @@ pub fn status_text(b: &Build) -> String {
     }
     let _ = writeln!(text, "{}", summary.join(", "));
     text
+}
+
+/// What proxyless gRPC clients cannot honour (`xds::grpc::unsupported`), as warnings on the
+/// routes they call: GRPCRoutes, and HTTPRoutes on Service ports declared HTTP/2 (`grpc`,
+/// `h2c`, `http2`), the ports gRPC clients dial. Elsewhere it would only be noise. Here, not in
+/// the pipeline: only `check` reports them, and the pipeline stays free of the xDS types.
+pub fn with_proxyless_gaps(b: &mut Build) {
+    let gaps = proxyless_gaps(&b.manifests, &b.statuses, &b.table);
+    b.diagnostics.extend(gaps);
+    b.diagnostics.sort();
+}
+
+fn proxyless_gaps(m: &Manifests, statuses: &[RouteStatus], table: &TableDocument) -> Vec<Diagnostic> {
+    let grpc_port = |namespace: &str, name: &str, port: u16| {
+        crate::resolve::find_service(m, namespace, name)
+            .and_then(|service| service.ports.iter().find(|p| p.port == port))
+            .is_some_and(|p| crate::protocol::declared(p).0 == crate::protocol::Declared::Http2)
+    };
+    crate::xds::grpc::unsupported(table)
+        .into_iter()
+        .filter_map(|gap| {
+            let status =
+                statuses.iter().find(|s| s.kind == gap.kind && s.meta.namespace == gap.namespace && s.meta.name == gap.name)?;
+            let called = gap.kind == RouteKind::Grpc || status.attachments().any(|(ns, name, port)| grpc_port(ns, name, port));
+            called.then(|| {
+                let message = gap.to_string();
+                let message = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest).to_owned();
+                Diagnostic::warning(&status.meta.source.file, status.meta.source.line, message)
+                    .subject(status.subject())
+                    .field(gap.field.clone())
+            })
+        })
+        .collect()
 }

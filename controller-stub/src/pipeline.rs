@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use meshroute_filter::document::{RouteKind, TableDocument};
+use meshroute_filter::document::TableDocument;
 use meshroute_filter::table::RouteTable;
 
 use crate::compile::compile;
@@ -185,7 +185,6 @@ pub fn build_files(
     let mut diagnostics = decoded.diagnostics;
     diagnostics.extend(status_diagnostics(&manifests, &statuses));
     diagnostics.extend(consumer_route_notes(&statuses));
-    diagnostics.extend(proxyless_gaps(&manifests, &statuses, &table));
     diagnostics.extend(shadowed_rules_of_every_client(&manifests, &statuses, Some((&table, &compiled))));
     diagnostics.extend(shadowed_draft_rules(&decoded.resources, &decoded.drafts));
     diagnostics.sort();
@@ -227,32 +226,6 @@ fn shadowed_rules_of_every_client(
         out.extend(shadowed_rules(m, &table, &compiled).into_iter().filter(ours));
     }
     out
-}
-
-/// What proxyless gRPC clients cannot honour (`xds::grpc::unsupported`), as warnings on the
-/// routes they call: GRPCRoutes, and HTTPRoutes on Service ports declared HTTP/2 (`grpc`,
-/// `h2c`, `http2`), the ports gRPC clients dial. Elsewhere it would only be noise.
-fn proxyless_gaps(m: &Manifests, statuses: &[RouteStatus], table: &TableDocument) -> Vec<Diagnostic> {
-    let grpc_port = |namespace: &str, name: &str, port: u16| {
-        crate::resolve::find_service(m, namespace, name)
-            .and_then(|service| service.ports.iter().find(|p| p.port == port))
-            .is_some_and(|p| crate::protocol::declared(p).0 == crate::protocol::Declared::Http2)
-    };
-    crate::xds::grpc::unsupported(table)
-        .into_iter()
-        .filter_map(|gap| {
-            let status =
-                statuses.iter().find(|s| s.kind == gap.kind && s.meta.namespace == gap.namespace && s.meta.name == gap.name)?;
-            let called = gap.kind == RouteKind::Grpc || status.attachments().any(|(ns, name, port)| grpc_port(ns, name, port));
-            called.then(|| {
-                let message = gap.to_string();
-                let message = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest).to_owned();
-                Diagnostic::warning(&status.meta.source.file, status.meta.source.line, message)
-                    .subject(status.subject())
-                    .field(gap.field.clone())
-            })
-        })
-        .collect()
 }
 
 /// A note on each parentRef of a consumer route (GEP-1294): which clients it applies to, and

@@ -600,7 +600,8 @@ spec:
         "{group: \"\", kind: Service, name: echo, port: 80}",
         &format!("  - filters: {modifier}\n    backendRefs: [{{name: v1, port: 80}}]\n"),
     );
-    let b = with_services(&format!("{http}{grpc}"));
+    let mut b = with_services(&format!("{http}{grpc}"));
+    crate::check::with_proxyless_gaps(&mut b);
     let proxyless: Vec<String> =
         b.diagnostics.iter().map(ToString::to_string).filter(|d| d.contains("proxyless gRPC clients")).collect();
     assert_eq!(proxyless.len(), 1, "{proxyless:#?}");
