@@ -70,7 +70,10 @@ test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		$(CARGO) test -p meshroute-filter --target wasm32-unknown-unknown
 
-# End to end: stock Envoy, real backends, real clients.
+# End to end: stock Envoy, real backends, real clients. The first pass includes the proxyless
+# gRPC cases (tests/tests/proxyless.rs: `meshroute serve` and grpcio clients, each case also
+# through Envoy with the filter); the native pass leaves them out, as grpc_routing already runs
+# the same cases through Envoy's own router.
 test-e2e:
 	ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e
 	@echo "The routing cases again, against Envoy's own router (meshroute sync --mode native):"

@@ -204,7 +204,7 @@ impl WireResult {
             Some(code) => (code, self.details),
             None => (Code::Unknown, format!("the test client failed ({}): {}", self.code, self.details)),
         };
-        let answer = (code == Code::Ok).then(|| EchoResponse {
+        let answer = (code == Code::Ok).then_some(EchoResponse {
             backend: self.backend,
             method: self.method,
             message: self.message,
@@ -501,8 +501,8 @@ pub struct XdsServer {
 }
 
 impl XdsServer {
-    /// Starts serving the manifests in `manifests` on a free loopback port, its output in `log`;
-    /// returns once it accepts connections.
+    /// Starts serving the manifests in `manifests` on a free loopback port, its output appended
+    /// to `log`; returns once it accepts connections.
     #[track_caller]
     pub fn start(manifests: &Path, log: &Path) -> XdsServer {
         for attempt in 1.. {
@@ -522,7 +522,8 @@ impl XdsServer {
     }
 
     fn start_on(manifests: &Path, log: &Path, address: SocketAddr) -> Result<XdsServer, String> {
-        let out = File::create(log).map_err(|error| format!("{}: {error}", log.display()))?;
+        // Appended to: a server started again goes on in the same log.
+        let out = File::options().create(true).append(true).open(log).map_err(|error| format!("{}: {error}", log.display()))?;
         let err = out.try_clone().map_err(|error| format!("{}: {error}", log.display()))?;
         let child = Command::new(tools::meshroute_bin())
             .arg("serve")
@@ -579,13 +580,22 @@ impl XdsServer {
         grpc_bootstrap(self.address, namespace)
     }
 
-    /// Stops it and starts it again on the same address and manifests, as a restarted pod would
-    /// be; returns once it accepts connections again.
-    #[track_caller]
-    pub fn restart(&mut self) {
+    /// Stops it the way a container is stopped; [`XdsServer::start_again`] brings it back.
+    pub fn stop(&mut self) {
         self.kill();
+    }
+
+    /// Starts it again (stopping it first if it still runs) on the same address and manifests,
+    /// as a restarted pod would be; returns once it accepts connections again. Its log goes on
+    /// in the same file.
+    #[track_caller]
+    pub fn start_again(&mut self) {
+        self.kill();
+        if let Ok(mut log) = File::options().append(true).open(&self.log) {
+            let _ = writeln!(log, "--- started again ---");
+        }
         let restarted = Self::start_on(&self.manifests, &self.log, self.address)
-            .unwrap_or_else(|said| panic!("meshroute serve restarted on {}: {said}", self.address));
+            .unwrap_or_else(|error| panic!("meshroute serve started again on {}: {error}", self.address));
         *self = restarted;
     }
 
