@@ -334,7 +334,7 @@ impl ProxylessClient {
             pipes: Mutex::new(Pipes { stdin, lines }),
             dir,
         };
-        let ready = client.read_answer(START_DEADLINE, "to start");
+        let ready = client.read_answer(START_DEADLINE, "start");
         assert_eq!(ready.ready, Some(true), "{client}: expected its ready line first\n{}", client.log());
         client
     }
@@ -435,13 +435,14 @@ impl ProxylessClient {
                 panic!("{self}: cannot send it a probe ({error}); it said:\n{}", self.log());
             }
         }
-        let answer = self.read_answer(PROBE_DEADLINE, "to answer a probe");
+        let answer = self.read_answer(PROBE_DEADLINE, "answer a probe");
         if let Some(error) = answer.error {
             panic!("{self}: the probe {probe} failed: {error}\n{}", self.log());
         }
         answer
     }
 
+    /// Reads the client's next line, which it prints to `what` (for messages).
     #[track_caller]
     fn read_answer(&self, deadline: Duration, what: &str) -> WireAnswer {
         let line = {
@@ -450,11 +451,14 @@ impl ProxylessClient {
         };
         match line {
             Ok(line) => serde_json::from_str(&line).unwrap_or_else(|error| panic!("{self}: printed {line:?}: {error}")),
-            Err(RecvTimeoutError::Timeout) => panic!("{self}: waited {deadline:?} for it {what}\n{}", self.log()),
+            Err(RecvTimeoutError::Timeout) => panic!("{self}: waited {deadline:?} for it to {what}\n{}", self.log()),
             Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.lock().unwrap_or_else(PoisonError::into_inner).wait().ok();
+                let status = match self.child.lock().unwrap_or_else(PoisonError::into_inner).wait() {
+                    Ok(status) => status.to_string(),
+                    Err(error) => error.to_string(),
+                };
                 panic!(
-                    "{self}: exited ({status:?}) instead of {what}; it said:\n{}\n(`make setup` installs grpcio into .venv)",
+                    "{self}: exited ({status}) before it could {what}; it said:\n{}\n(`make setup` installs grpcio into .venv)",
                     self.log()
                 )
             }

@@ -51,6 +51,7 @@ on_both_data_planes!(
     service_regex_and_precedence,
     weights_and_unavailable_shares,
     grpc_route_beats_http_route_on_the_same_port,
+    consumer_routes_by_client_namespace,
     live_updates_under_steady_calls,
 );
 
@@ -593,6 +594,78 @@ spec:
     mesh.rpc("http-routed", "/echo_basic.grpcecho.GrpcEchoX/Echo").expect_code(Code::Unimplemented);
     mesh.rpc("http-routed", "/other.Service/Echo").expect_code(Code::Unimplemented);
 }
+
+/// Consumer routes (GEP-1294) by the client's namespace, as consumer_routes.rs has them: the
+/// producer GRPCRoute (in `store`, the Service's namespace) sends every call to echo-v1; the
+/// consumer GRPCRoute of `shop` takes `Echo` to echo-v2 and replaces the producer route for
+/// clients in `shop`; that of `elsewhere` takes `EchoTwo` for clients in `elsewhere` only. A
+/// client's namespace is its sidecar's (`meshroute sync --namespace`) through Envoy, its
+/// bootstrap's `NAMESPACE` for a proxyless client.
+fn consumer_routes_by_client_namespace(plane: DataPlane) {
+    let client = |namespace: &str| {
+        Mesh::builder(&format!("proxyless_consumer_{namespace}_{plane}"))
+            .data_plane(plane)
+            .client_namespace(namespace)
+            .service_in("store", "echo", &[Port::Grpc(8080)])
+            .service_in("store", "echo-v1", &[Port::Grpc(8080)])
+            .service_in("shop", "echo-v2", &[Port::Grpc(8080)])
+            .service_in("elsewhere", "echo-v3", &[Port::Grpc(8080)])
+            .routes(CONSUMER_ROUTES)
+            .start()
+    };
+    let (shop, default) = (client("shop"), client("default"));
+
+    shop.rpc("echo:8080", "Echo").expect_backend("echo-v2");
+    // Replaced, not merged: the producer route would take these.
+    shop.rpc("echo:8080", "EchoThree").expect_code(Code::Unimplemented);
+    // `elsewhere`'s route is not for clients in `shop`.
+    shop.rpc("echo:8080", "EchoTwo").expect_code(Code::Unimplemented);
+    for method in ["Echo", "EchoTwo", "EchoThree"] {
+        default.rpc("echo:8080", method).expect_backend("echo-v1");
+    }
+}
+
+const CONSUMER_ROUTES: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: producer-grpc
+  namespace: store
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 8080}
+  rules:
+  - backendRefs:
+    - {name: echo-v1, port: 8080}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: consumer-grpc
+  namespace: shop
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, namespace: store, port: 8080}
+  rules:
+  - matches:
+    - method: {service: echo_basic.grpcecho.GrpcEcho, method: Echo}
+    backendRefs:
+    - {name: echo-v2, port: 8080}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: third-grpc
+  namespace: elsewhere
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, namespace: store, port: 8080}
+  rules:
+  - matches:
+    - method: {service: echo_basic.grpcecho.GrpcEcho, method: EchoTwo}
+    backendRefs:
+    - {name: echo-v3, port: 8080}
+"#;
 
 /// The route of the live-update case: `Echo` to `backend`, and `extra` rules after it.
 fn live_route(backend: &str, extra: &str) -> String {
