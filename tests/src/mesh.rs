@@ -46,6 +46,11 @@
 //!     .start();
 //! mesh.grpc("echo-service", "Echo").metadata("version", "one").expect_backend("grpc-infra-backend-v1");
 //! ```
+//!
+//! A mesh may have proxyless gRPC clients as its data plane instead of Envoy
+//! ([`MeshBuilder::proxyless`]): then `meshroute serve` answers xDS for its manifests and no Envoy
+//! runs. [`Mesh::rpc`] makes a gRPC call on whichever data plane the mesh has, with the same
+//! expectations, so one test body runs against both ([`crate::proxyless`]).
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
@@ -69,6 +74,7 @@ use tonic::{Code, Status};
 use crate::client::{HttpClient, Reply, Request, Tally};
 use crate::echo::{Behaviour, Received, SeenRequest, BACKEND_HEADER};
 use crate::grpc::{self, EchoResponse, StreamReply};
+use crate::proxyless::{DataPlane, ProxylessClient, XdsServer};
 use crate::{echo, tools};
 
 /// The request header through which the filter hands its choice of cluster to Envoy's router.
@@ -258,9 +264,24 @@ pub struct MeshBuilder {
     routes: Vec<String>,
     mode: Mode,
     client_namespace: String,
+    data_plane: DataPlane,
 }
 
 impl MeshBuilder {
+    /// Routes proxyless gRPC clients instead of Envoy: [`MeshBuilder::start`] starts `meshroute
+    /// serve` on the manifests ([`Mesh::xds`]) and neither `meshroute sync` nor Envoy. Calls made
+    /// with [`Mesh::rpc`] then go through a proxyless client per target, whose bootstrap
+    /// namespace is the mesh's client namespace ([`MeshBuilder::client_namespace`]).
+    pub fn proxyless(self) -> Self {
+        self.data_plane(DataPlane::Proxyless)
+    }
+
+    /// Envoy (the default) or proxyless gRPC clients; see [`MeshBuilder::proxyless`].
+    pub fn data_plane(mut self, data_plane: DataPlane) -> Self {
+        self.data_plane = data_plane;
+        self
+    }
+
     /// Routes with the filter or natively; see [`Mode`].
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
@@ -347,11 +368,15 @@ impl MeshBuilder {
     }
 
     /// Starts the backends, publishes the manifests with `meshroute sync --once` and starts
-    /// Envoy; returns once Envoy is live and listening on every ClusterIP and port.
+    /// Envoy; returns once Envoy is live and listening on every ClusterIP and port. A proxyless
+    /// mesh ([`MeshBuilder::proxyless`]) starts `meshroute serve` on the manifests instead and
+    /// returns once it accepts connections.
     pub fn start(self) -> Mesh {
         let meshroute = existing(tools::meshroute_bin(), "cargo build --release -p meshroute");
-        let wasm = existing(tools::filter_wasm(), "cargo build --release -p meshroute-filter --target wasm32-wasip1");
-        let envoy = existing(tools::envoy_bin(), "make setup (or set ENVOY_BIN)");
+        let envoy_plane = self.data_plane == DataPlane::Envoy;
+        let wasm = envoy_plane
+            .then(|| existing(tools::filter_wasm(), "cargo build --release -p meshroute-filter --target wasm32-wasip1"));
+        let envoy = envoy_plane.then(|| existing(tools::envoy_bin(), "make setup (or set ENVOY_BIN)"));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -438,8 +463,15 @@ impl MeshBuilder {
             ready: false,
             mode: self.mode,
             client_namespace: self.client_namespace,
+            data_plane: self.data_plane,
+            xds: None,
+            proxyless_clients: Mutex::new(Vec::new()),
         };
         mesh.write_manifests(&self.routes);
+        let (Some(wasm), Some(envoy)) = (wasm, envoy) else {
+            mesh.xds = Some(mesh.serve_xds());
+            return mesh;
+        };
         // The admin port was free when it was chosen, but another process may take it before
         // Envoy binds it; then Envoy exits at once, and a new port is tried.
         for attempt in 1.. {
@@ -473,6 +505,11 @@ pub struct Mesh {
     ready: bool,
     mode: Mode,
     client_namespace: String,
+    data_plane: DataPlane,
+    /// `meshroute serve` on the manifests, for a proxyless mesh.
+    xds: Option<XdsServer>,
+    /// The proxyless clients [`Mesh::rpc`] started, by target and bootstrap namespace.
+    proxyless_clients: Mutex<Vec<(String, String, std::sync::Arc<ProxylessClient>)>>,
 }
 
 impl Mesh {
@@ -485,6 +522,7 @@ impl Mesh {
             routes: Vec::new(),
             mode: Mode::from_env(),
             client_namespace: NAMESPACE.to_owned(),
+            data_plane: DataPlane::Envoy,
         }
     }
 
@@ -568,7 +606,7 @@ impl Mesh {
     /// The Service and port that `service` (`NAME` or `NAME:PORT`) names; `default_port` picks
     /// the port when none is given.
     #[track_caller]
-    fn frontend(&self, service: &str, default_port: impl Fn(&Service) -> u16) -> Frontend {
+    pub(crate) fn frontend(&self, service: &str, default_port: impl Fn(&Service) -> u16) -> Frontend {
         let (name, port) = match service.split_once(':') {
             Some((name, port)) => match port.parse() {
                 Ok(port) => (name, Some(port)),
@@ -708,6 +746,45 @@ impl Mesh {
     /// Whether the filter or Envoy's own router routes.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Envoy or proxyless gRPC clients.
+    pub fn data_plane(&self) -> DataPlane {
+        self.data_plane
+    }
+
+    /// The namespace of the mesh's client ([`MeshBuilder::client_namespace`]).
+    pub fn client_namespace(&self) -> &str {
+        &self.client_namespace
+    }
+
+    /// The mesh's name, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `meshroute serve` on the manifests of a proxyless mesh.
+    #[track_caller]
+    pub fn xds(&self) -> &XdsServer {
+        match &self.xds {
+            Some(xds) => xds,
+            None => panic!("mesh {}: not a proxyless mesh, no meshroute serve runs (MeshBuilder::proxyless)", self.name),
+        }
+    }
+
+    /// The proxyless client for `target` with bootstrap namespace `namespace` that this mesh
+    /// keeps, started on first use (the [`Mesh::rpc`] calls to one Service share it, as calls
+    /// on one channel do).
+    pub(crate) fn kept_proxyless_client(&self, target: &str, namespace: &str) -> std::sync::Arc<ProxylessClient> {
+        let mut clients = self.proxyless_clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, client)) =
+            clients.iter().find(|(known, known_namespace, _)| known == target && known_namespace == namespace)
+        {
+            return client.clone();
+        }
+        let client = std::sync::Arc::new(self.proxyless_client(target, namespace));
+        clients.push((target.to_owned(), namespace.to_owned(), client.clone()));
+        client
     }
 
     /// Envoy's admin port, on 127.0.0.1.
@@ -919,6 +996,13 @@ impl Mesh {
 
 impl Drop for Mesh {
     fn drop(&mut self) {
+        // The clients first, then their control plane.
+        self.proxyless_clients.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        if let Some(xds) = self.xds.take() {
+            if thread::panicking() {
+                eprintln!("--- mesh {}: meshroute serve said (last lines) ---\n{}", self.name, xds.log_tail(60));
+            }
+        }
         if let Some(mut envoy) = self.envoy.take() {
             let _ = envoy.kill();
             let _ = envoy.wait();
@@ -1181,9 +1265,10 @@ impl Mesh {
 
 /// A Service port as a test names it, and its ClusterIP address.
 #[derive(Clone, Debug)]
-struct Frontend {
-    name: String,
-    address: SocketAddr,
+pub(crate) struct Frontend {
+    /// `NAME` or `NAME.NAMESPACE`, as the test named it.
+    pub(crate) name: String,
+    pub(crate) address: SocketAddr,
 }
 
 impl fmt::Display for Frontend {
@@ -1240,7 +1325,7 @@ impl GrpcCall<'_> {
         self
     }
 
-    fn channel(&self) -> tonic::transport::Channel {
+    pub(crate) fn channel(&self) -> tonic::transport::Channel {
         let _runtime = self.mesh.runtime.enter();
         grpc::channel(&self.frontend.address.to_string()).unwrap_or_else(|error| panic!("{self}: {error}"))
     }

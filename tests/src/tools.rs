@@ -46,6 +46,17 @@ pub fn echo_bin() -> PathBuf {
     env_or("MESHROUTE_ECHO_BIN", "target/release/meshroute-echo")
 }
 
+/// The Python that runs the proxyless gRPC client: `$MESHROUTE_PYTHON`, else the project's
+/// `.venv`, into which `make setup` installs grpcio.
+pub fn python_bin() -> PathBuf {
+    env_or("MESHROUTE_PYTHON", ".venv/bin/python")
+}
+
+/// The proxyless gRPC client, `tests/proxyless/client.py`.
+pub fn proxyless_client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("proxyless/client.py")
+}
+
 fn env_or(var: &str, relative: &str) -> PathBuf {
     std::env::var_os(var).map_or_else(|| workspace_root().join(relative), PathBuf::from)
 }
