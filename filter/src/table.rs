@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
-use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, TableDocument, TABLE_VERSION};
+use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
 use crate::index::{EntryIndex, FastHash, IndexKey};
@@ -91,6 +91,43 @@ pub struct MatchPosition {
     pub route: usize,
     pub rule: usize,
     pub match_index: Option<usize>,
+}
+
+/// One match of a frontend, in the document the table was compiled from: what Envoy's own
+/// routes (native mode, proxyless gRPC clients) are written from, in precedence order.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentMatch<'d> {
+    pub route: &'d RouteDoc,
+    pub rule_index: usize,
+    pub rule: &'d RuleDoc,
+    /// `None`: a rule without matches, which takes every request.
+    pub matched: Option<&'d MatchDoc>,
+    pub at: MatchPosition,
+}
+
+impl DocumentMatch<'_> {
+    /// `NAMESPACE/NAME/rules/I[/matches/J]`: a unique, stable name for the Envoy route.
+    pub fn route_name(&self) -> String {
+        let (route, rule) = (self.route, self.rule_index);
+        match self.at.match_index {
+            Some(i) => format!("{}/{}/rules/{rule}/matches/{i}", route.namespace, route.name),
+            None => format!("{}/{}/rules/{rule}", route.namespace, route.name),
+        }
+    }
+}
+
+impl MatchPosition {
+    /// This position in `doc`, the document the table was compiled from; `None` if it is not
+    /// there (never, for the table's own document).
+    pub fn in_document<'d>(&self, doc: &'d TableDocument) -> Option<DocumentMatch<'d>> {
+        let route = doc.routes.get(self.route)?;
+        let rule = route.rules.get(self.rule)?;
+        let matched = match self.match_index {
+            None => None,
+            Some(i) => Some(rule.matches.get(i)?),
+        };
+        Some(DocumentMatch { route, rule_index: self.rule, rule, matched, at: *self })
+    }
 }
 
 #[derive(Debug)]

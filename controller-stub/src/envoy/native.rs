@@ -30,7 +30,7 @@ use meshroute_filter::document::{
     RetryDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::mirror::Mirror;
-use meshroute_filter::table::{only_prefix, RouteTable};
+use meshroute_filter::table::{only_prefix, DocumentMatch, RouteTable};
 use meshroute_filter::url::{default_port, redirect_port};
 use meshroute_filter::SELECTION_HEADER;
 
@@ -111,20 +111,9 @@ fn same_ip(a: &str, b: &str) -> bool {
 fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Frontend, listener_port: u16) -> Vec<Value> {
     let grpc = frontend.kind() == RouteKind::Grpc;
     let mut routes = Vec::new();
-    for at in frontend.precedence_order() {
-        let Some(route) = table.routes.get(at.route) else { continue };
-        let Some(rule) = route.rules.get(at.rule) else { continue };
-        let matched = match at.match_index {
-            None => None,
-            Some(i) => match rule.matches.get(i) {
-                Some(m) => Some(m),
-                None => continue,
-            },
-        };
-        let name = match at.match_index {
-            Some(i) => format!("{}/{}/rules/{}/matches/{i}", route.namespace, route.name, at.rule),
-            None => format!("{}/{}/rules/{}", route.namespace, route.name, at.rule),
-        };
+    for entry in frontend.precedence_order().filter_map(|at| at.in_document(table)) {
+        let DocumentMatch { route, rule, matched, .. } = entry;
+        let name = entry.route_name();
         let route_match = match route.kind {
             RouteKind::Http => http_match(matched),
             RouteKind::Grpc => grpc_match(matched),

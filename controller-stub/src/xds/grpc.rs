@@ -305,23 +305,10 @@ fn unavailable(kind: RouteKind) -> u32 {
 /// A frontend's routes, most specific first, then UNIMPLEMENTED for every other call.
 fn frontend_routes(table: &TableDocument, frontend: &Frontend) -> Vec<Route> {
     let mut routes = Vec::new();
-    for at in frontend.precedence_order() {
-        let Some(route) = table.routes.get(at.route) else { continue };
-        let Some(rule) = route.rules.get(at.rule) else { continue };
-        let matched = match at.match_index {
-            None => None,
-            Some(i) => match rule.matches.get(i) {
-                Some(m) => Some(m),
-                None => continue,
-            },
-        };
+    for entry in frontend.precedence_order().filter_map(|at| at.in_document(table)) {
         // A match no gRPC call can meet has no route (see `never_matches`).
-        let Some(route_match) = route_match(route.kind, matched) else { continue };
-        let name = match at.match_index {
-            Some(i) => format!("{}/{}/rules/{}/matches/{i}", route.namespace, route.name, at.rule),
-            None => format!("{}/{}/rules/{}", route.namespace, route.name, at.rule),
-        };
-        routes.push(rule_route(name, route_match, route.kind, rule));
+        let Some(route_match) = route_match(entry.route.kind, entry.matched) else { continue };
+        routes.push(rule_route(entry.route_name(), route_match, entry.route.kind, entry.rule));
     }
     routes.push(refusing("no-route", catch_all(), UNIMPLEMENTED));
     routes
