@@ -496,7 +496,7 @@ fn grpc_match(doc: Option<&MatchDoc>) -> Value {
 }
 
 /// `text` as an RE2 literal.
-fn regex_escape(text: &str) -> String {
+pub fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {

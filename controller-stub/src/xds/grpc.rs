@@ -73,6 +73,7 @@ use meshroute_filter::table::{Frontend, RouteTable};
 
 use super::{Resources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use crate::envoy::clusters::ready_endpoints;
+use crate::envoy::native::regex_escape;
 pub use crate::envoy::native::UNRESOLVED_CLUSTER;
 use crate::model::{self, EndpointSlice, Manifests, Service, ServicePort};
 
@@ -391,18 +392,6 @@ fn header_matcher(h: &ValueMatchDoc) -> HeaderMatcher {
 
 fn regex(regex: String) -> RegexMatcher {
     RegexMatcher { regex, ..Default::default() }
-}
-
-/// `text` as an RE2 literal.
-fn regex_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A backendRef's share of a rule's calls: its cluster, its weight, and the status its calls
