@@ -1,7 +1,8 @@
-//! `meshroute check DIR [--strict]`: each route's status per parent, then the errors, warnings
-//! and notes. Exit 1 on errors (the resources they concern are left out of what would be
-//! published; the rest is checked and compiled all the same), or on warnings with `--strict`.
-//! Notes never fail a check.
+//! `meshroute check DIR [--strict] [-o text|yaml|json]`: each route's status per parent, then
+//! the errors, warnings and notes. Exit 1 on errors (the resources they concern are left out of
+//! what would be published; the rest is checked and compiled all the same), or on warnings with
+//! `--strict`. Notes never fail a check. With `-o yaml` or `-o json` the statuses are printed in
+//! the Gateway API's own shape ([`crate::status`]) and the diagnostics go to stderr.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,21 +14,57 @@ use crate::model::Manifests;
 use crate::pipeline::{build, Build};
 use crate::resolve::{Condition, ParentStatus, RouteStatus};
 
-/// What `check` prints and whether it passes.
+/// What `check` prints (on stdout, and on stderr) and whether it passes.
 pub struct Report {
     pub text: String,
+    pub stderr: String,
     pub ok: bool,
 }
 
-pub fn check(dir: &Path, strict: bool) -> Report {
+/// How `check` prints the statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// For people: statuses, then the diagnostics, then counts.
+    Text,
+    /// The routes with their `status`, as YAML documents.
+    Yaml,
+    /// The routes with their `status`, as a JSON `List`.
+    Json,
+}
+
+pub fn check(dir: &Path, strict: bool, output: Output) -> Report {
     // Statuses and diagnostics are the same for clients in every namespace (GEP-1294 only
     // changes which routes each sees); the table, which `check` does not show, is a client's in
     // `default`.
     match build(dir, "default") {
-        Err(errors) => Report { text: errors_text(&errors), ok: false },
+        Err(errors) => Report { text: String::new(), stderr: errors_text(&errors), ok: false }.for_people(output),
         Ok(mut b) => {
             with_proxyless_gaps(&mut b);
-            Report { text: status_text(&b), ok: b.is_valid() && (!strict || b.warnings().next().is_none()) }
+            let ok = b.is_valid() && (!strict || b.warnings().next().is_none());
+            let documents = crate::status::documents(&b.statuses, &mut Default::default(), &crate::status::now());
+            let text = match output {
+                Output::Text => return Report { text: status_text(&b), stderr: String::new(), ok },
+                Output::Yaml => documents.iter().filter_map(|d| crate::status::to_yaml(d).ok()).collect(),
+                Output::Json => {
+                    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": documents });
+                    serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
+                }
+            };
+            let mut stderr = String::new();
+            for d in &b.diagnostics {
+                let _ = writeln!(stderr, "{d}");
+            }
+            Report { text, stderr, ok }
+        }
+    }
+}
+
+impl Report {
+    /// Text output prints everything on stdout, as it always has.
+    fn for_people(self, output: Output) -> Self {
+        match output {
+            Output::Text => Report { text: self.stderr, stderr: String::new(), ok: self.ok },
+            Output::Yaml | Output::Json => self,
         }
     }
 }

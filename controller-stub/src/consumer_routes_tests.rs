@@ -19,6 +19,7 @@ fn route(kind: RouteKind, namespace: &str, name: &str) -> RouteStatus {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             creation_timestamp: None,
+            generation: 0,
             source: Source { file: "m.yaml".into(), line: 1 },
             last_good: None,
         },

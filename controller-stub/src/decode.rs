@@ -326,10 +326,12 @@ fn decode_meta(r: &mut Reader<'_>, top: &Fields<'_>, name_check: fn(&str) -> Res
             }
         }
     });
+    let generation = fields.get("generation").and_then(|n| r.int(n, "metadata.generation", 0, i64::MAX)).unwrap_or(0);
     Some(Meta {
         namespace,
         name: name?,
         creation_timestamp,
+        generation,
         source: Source { file: r.file.to_path_buf(), line: node.line },
         last_good: None,
     })

@@ -25,6 +25,7 @@ mod route;
 mod route_filters;
 mod serve;
 mod shadow;
+mod status;
 mod sync;
 mod syntax;
 mod typo;
@@ -62,6 +63,9 @@ pub struct CheckArgs {
     /// Treat unresolved references and shadowed rules as errors.
     #[arg(long)]
     pub strict: bool,
+    /// `yaml` or `json`: each route with its Gateway API `status`, diagnostics on stderr.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: check::Output,
 }
 
 #[derive(Args)]
@@ -184,8 +188,9 @@ fn main() -> ExitCode {
 
 /// Exit 0 when valid (and, with `--strict`, without warnings), 1 otherwise.
 fn run_check(args: &CheckArgs) -> ExitCode {
-    let report = check::check(&args.dir, args.strict);
+    let report = check::check(&args.dir, args.strict, args.output);
     print!("{}", report.text);
+    eprint!("{}", report.stderr);
     if report.ok {
         ExitCode::SUCCESS
     } else {

@@ -20,6 +20,9 @@ pub struct Meta {
     pub name: String,
     /// RFC 3339 in UTC, as Kubernetes writes it.
     pub creation_timestamp: Option<String>,
+    /// `metadata.generation`, what a status's `observedGeneration` reports; 0 when absent (a
+    /// manifest that never went through an API server).
+    pub generation: i64,
     pub source: Source,
     /// Set on the last good version of a resource whose current manifest does not validate: why
     /// it is still served (the first error of the current manifest).
@@ -171,6 +174,9 @@ pub struct ParentRef {
     pub port: Option<u16>,
     /// For a Service parent, the name of one of its ports (ParentReference.sectionName).
     pub section_name: Option<String>,
+    /// Whether `namespace` was written (the status repeats a parentRef as written; `group` and
+    /// `kind` have CRD defaults, so an API server always stores them).
+    pub namespace_written: bool,
     pub source: Source,
 }
 

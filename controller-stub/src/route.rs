@@ -293,7 +293,9 @@ fn parent_refs(r: &mut Reader<'_>, spec: &Fields<'_>, meta: &Meta) -> Vec<Parent
         });
         let port = f.get("port").and_then(|n| r.port(n, &join(&path, "port")));
         let Some(name) = name else { continue };
-        let parent = ParentRef { group, kind, namespace, name, port, section_name, source: source(r, item.line) };
+        let namespace_written = f.get("namespace").is_some();
+        let parent =
+            ParentRef { group, kind, namespace, name, port, section_name, namespace_written, source: source(r, item.line) };
         let same: Vec<&ParentRef> = out
             .iter()
             .filter(|p| {

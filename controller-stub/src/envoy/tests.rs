@@ -14,6 +14,7 @@ fn meta(namespace: &str, name: &str) -> Meta {
         namespace: namespace.into(),
         name: name.into(),
         creation_timestamp: None,
+        generation: 0,
         source: Source { file: PathBuf::from("m.yaml"), line: 1 },
     }
 }

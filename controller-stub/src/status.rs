@@ -1,0 +1,335 @@
+//! Route status in the Gateway API's own shape (`HTTPRouteStatus`, `GRPCRouteStatus`:
+//! `status.parents[]` of `RouteParentStatus`), for `check -o yaml|json` and the files `sync`
+//! writes under `OUT/status/`.
+//!
+//! Only parents meshroute is responsible for get an entry: Service parentRefs, including one
+//! naming a Service that does not exist (`Accepted: False`, `NoMatchingParent`), so that a
+//! user reading the status sees why a route does nothing. A Gateway parent is another
+//! implementation's. Conditions, in this order: `Accepted`, `ResolvedRefs`, and
+//! `PartiallyInvalid` while rules are dropped; each with the manifest's `metadata.generation`
+//! as `observedGeneration`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::resolve::{kind_name, Condition, ParentStatus, RouteStatus};
+
+/// The `controllerName` of meshroute's statuses: a domain-prefixed path, as the API requires.
+pub const CONTROLLER_NAME: &str = "meshroute.dev/mesh-controller";
+
+/// One route's status document: what `kubectl get -o yaml` shows of it, status included.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatusDoc {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: MetadataDoc,
+    pub status: StatusDoc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetadataDoc {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusDoc {
+    pub parents: Vec<ParentStatusDoc>,
+}
+
+/// `RouteParentStatus`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentStatusDoc {
+    pub parent_ref: ParentRefDoc,
+    pub controller_name: &'static str,
+    pub conditions: Vec<ConditionDoc>,
+}
+
+/// `ParentReference` as an API server stores it: `group` and `kind` always (CRD defaults),
+/// `namespace`, `sectionName` and `port` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRefDoc {
+    pub group: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// `metav1.Condition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionDoc {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `"True"` or `"False"`.
+    pub status: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+    pub observed_generation: i64,
+    /// RFC 3339, seconds, UTC.
+    pub last_transition_time: String,
+}
+
+/// When each condition last changed status: `(route key, parent index, condition type)` to
+/// `(status, time)`. A condition keeps its `lastTransitionTime` while its status stays.
+#[derive(Debug, Clone, Default)]
+pub struct Transitions(HashMap<(String, usize, &'static str), (&'static str, String)>);
+
+/// The API's limit on a condition's message.
+const MAX_MESSAGE: usize = 32_768;
+
+/// The status documents of every route with a Service parent, in `statuses` order; `now` is
+/// the time a condition that changed (or is new) records, and `transitions` learns them.
+pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &str) -> Vec<RouteStatusDoc> {
+    statuses
+        .iter()
+        .filter_map(|status| {
+            let key = file_stem(status);
+            let parents: Vec<ParentStatusDoc> = status
+                .parents
+                .iter()
+                .enumerate()
+                .filter_map(|(index, parent)| {
+                    let ParentStatus::Mesh { parent, accepted, resolved_refs, .. } = parent else { return None };
+                    let mut conditions = vec![("Accepted", accepted.clone()), ("ResolvedRefs", resolved_refs.clone())];
+                    if !status.dropped.is_empty() {
+                        let why: Vec<String> =
+                            status.dropped.iter().map(|(rule, why)| format!("spec.rules[{rule}] dropped: {why}")).collect();
+                        conditions.push((
+                            "PartiallyInvalid",
+                            Condition { status: true, reason: "UnsupportedValue", message: why.join("; ") },
+                        ));
+                    }
+                    let conditions = conditions
+                        .into_iter()
+                        .map(|(kind, c)| {
+                            let state = if c.status { "True" } else { "False" };
+                            let slot = (key.clone(), index, kind);
+                            let time = match transitions.0.get(&slot) {
+                                Some((was, time)) if *was == state => time.clone(),
+                                _ => now.to_owned(),
+                            };
+                            transitions.0.insert(slot, (state, time.clone()));
+                            ConditionDoc {
+                                kind,
+                                status: state,
+                                reason: c.reason,
+                                message: truncate(c.message, MAX_MESSAGE),
+                                observed_generation: status.meta.generation,
+                                last_transition_time: time,
+                            }
+                        })
+                        .collect();
+                    Some(ParentStatusDoc {
+                        parent_ref: ParentRefDoc {
+                            group: parent.group.clone(),
+                            kind: parent.kind.clone(),
+                            namespace: parent.namespace_written.then(|| parent.namespace.clone()),
+                            name: parent.name.clone(),
+                            section_name: parent.section_name.clone(),
+                            port: parent.port,
+                        },
+                        controller_name: CONTROLLER_NAME,
+                        conditions,
+                    })
+                })
+                .collect();
+            (!parents.is_empty()).then(|| RouteStatusDoc {
+                api_version: "gateway.networking.k8s.io/v1",
+                kind: kind_name(status.kind),
+                metadata: MetadataDoc {
+                    namespace: status.meta.namespace.clone(),
+                    name: status.meta.name.clone(),
+                    generation: status.meta.generation,
+                },
+                status: StatusDoc { parents },
+            })
+        })
+        .collect()
+}
+
+/// `httproute_NAMESPACE_NAME`: the status file's name without `.yaml`, one per route. Names
+/// and namespaces never hold `_` (DNS subdomains and labels), so the parts cannot run together.
+pub fn file_stem(status: &RouteStatus) -> String {
+    format!("{}_{}_{}", kind_name(status.kind).to_ascii_lowercase(), status.meta.namespace, status.meta.name)
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The current time as RFC 3339 in UTC, to the second, as Kubernetes writes condition times.
+pub fn now() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let seconds = i64::try_from(seconds).unwrap_or(0);
+    match jiff::Timestamp::from_second(seconds) {
+        Ok(t) => jiff::tz::Offset::UTC.to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => "1970-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+/// One status document as YAML (`---` first, as multi-document output wants).
+pub fn to_yaml(doc: &RouteStatusDoc) -> Result<String, String> {
+    let value = serde_json::to_value(doc).map_err(|e| e.to_string())?;
+    crate::envoy::yaml::to_yaml("", &value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::load::SourceFile;
+    use crate::pipeline::{build_files, LastGood};
+
+    const SERVICES: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: v1, namespace: default}
+spec:
+  clusterIP: 10.96.0.11
+  ports: [{port: 80}]
+";
+
+    /// The status documents of `routes` beside [`SERVICES`], as JSON, at time `now`.
+    fn statuses(routes: &str, transitions: &mut Transitions, now: &str) -> Vec<Value> {
+        let files = [
+            SourceFile { path: "services.yaml".into(), text: SERVICES.to_owned() },
+            SourceFile { path: "routes.yaml".into(), text: routes.to_owned() },
+        ];
+        let b = build_files(&files, Vec::new(), &LastGood::default(), "default").unwrap_or_else(|e| panic!("{e:#?}"));
+        documents(&b.statuses, transitions, now).into_iter().map(|d| serde_json::to_value(d).unwrap()).collect()
+    }
+
+    fn route(parents: &str, rules: &str) -> String {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: default, generation: 7}}
+spec:
+  parentRefs: {parents}
+  rules:
+{rules}"
+        )
+    }
+
+    fn conditions(doc: &Value, parent: usize) -> Vec<(String, String, String)> {
+        doc["status"]["parents"][parent]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (c["type"].as_str().unwrap().into(), c["status"].as_str().unwrap().into(), c["reason"].as_str().unwrap().into())
+            })
+            .collect()
+    }
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+    const T1: &str = "2026-01-01T00:05:00Z";
+
+    #[test]
+    fn an_accepted_route_has_the_api_shape_with_the_parent_ref_as_written() {
+        let docs = statuses(
+            &route("[{group: \"\", kind: Service, name: echo, port: 80}]", "  - backendRefs: [{name: v1, port: 80}]\n"),
+            &mut Transitions::default(),
+            T0,
+        );
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        assert_eq!((doc["apiVersion"].as_str(), doc["kind"].as_str()), (Some("gateway.networking.k8s.io/v1"), Some("HTTPRoute")));
+        assert_eq!(doc["metadata"], json!({"namespace": "default", "name": "r", "generation": 7}));
+        let parent = &doc["status"]["parents"][0];
+        assert_eq!(parent["parentRef"], json!({"group": "", "kind": "Service", "name": "echo", "port": 80}));
+        assert_eq!(parent["controllerName"], json!(CONTROLLER_NAME));
+        assert_eq!(
+            conditions(doc, 0),
+            [
+                ("Accepted".into(), "True".into(), "Accepted".into()),
+                ("ResolvedRefs".into(), "True".into(), "ResolvedRefs".into())
+            ]
+        );
+        for c in parent["conditions"].as_array().unwrap() {
+            assert_eq!((c["observedGeneration"].as_i64(), c["lastTransitionTime"].as_str()), (Some(7), Some(T0)));
+            assert!(!c["message"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_missing_service_a_bad_backend_and_a_dropped_rule_each_show_as_the_api_says() {
+        let parents = "[{group: \"\", kind: Service, name: echo, namespace: default}, {group: \"\", kind: Service, name: gone}]";
+        let rules = "  - backendRefs: [{name: v1, port: 80}, {name: nothing, port: 80}]
+  - matches: [{path: {value: /cors}}]
+    filters: [{type: CORS, cors: {allowOrigins: [\"*\"]}}]
+    backendRefs: [{name: v1, port: 80}]
+";
+        let docs = statuses(&route(parents, rules), &mut Transitions::default(), T0);
+        let doc = &docs[0];
+        assert_eq!(doc["status"]["parents"][0]["parentRef"]["namespace"], json!("default"), "written, so shown");
+        assert_eq!(
+            conditions(doc, 0),
+            [
+                ("Accepted".into(), "True".into(), "Accepted".into()),
+                ("ResolvedRefs".into(), "False".into(), "BackendNotFound".into()),
+                ("PartiallyInvalid".into(), "True".into(), "UnsupportedValue".into()),
+            ]
+        );
+        assert_eq!(conditions(doc, 1)[0], ("Accepted".into(), "False".into(), "NoMatchingParent".into()));
+    }
+
+    #[test]
+    fn a_gateway_parent_is_not_ours_and_gets_no_entry() {
+        let docs = statuses(
+            &route("[{name: gateway}, {group: \"\", kind: Service, name: echo}]", "  - backendRefs: [{name: v1, port: 80}]\n"),
+            &mut Transitions::default(),
+            T0,
+        );
+        let parents = docs[0]["status"]["parents"].as_array().unwrap();
+        assert_eq!(parents.len(), 1);
+        assert_eq!(parents[0]["parentRef"]["kind"], json!("Service"));
+    }
+
+    #[test]
+    fn last_transition_time_moves_only_when_a_condition_changes_status() {
+        let mut transitions = Transitions::default();
+        let parents = "[{group: \"\", kind: Service, name: echo}]";
+        statuses(&route(parents, "  - backendRefs: [{name: v1, port: 80}]\n"), &mut transitions, T0);
+        // An unrelated change (another weight): the same statuses, the same times.
+        let docs = statuses(&route(parents, "  - backendRefs: [{name: v1, port: 80, weight: 5}]\n"), &mut transitions, T1);
+        let times = |doc: &Value| -> Vec<String> {
+            doc["status"]["parents"][0]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["lastTransitionTime"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(times(&docs[0]), [T0, T0]);
+        // The backend goes away: ResolvedRefs turns False at T1, Accepted keeps T0.
+        let docs = statuses(&route(parents, "  - backendRefs: [{name: gone, port: 80}]\n"), &mut transitions, T1);
+        assert_eq!(times(&docs[0]), [T0, T1]);
+    }
+}
