@@ -10,9 +10,12 @@
 //! as `observedGeneration`.
 
 use std::collections::HashMap;
+use std::io;
+use std::path::Path;
 
 use serde::Serialize;
 
+use crate::publish;
 use crate::resolve::{kind_name, Condition, ParentStatus, RouteStatus};
 
 /// The `controllerName` of meshroute's statuses: a domain-prefixed path, as the API requires.
@@ -191,6 +194,57 @@ pub fn to_yaml(doc: &RouteStatusDoc) -> Result<String, String> {
     crate::envoy::yaml::to_yaml("", &value).map_err(|e| e.to_string())
 }
 
+/// The directory under `sync`'s OUT that holds one status file per route.
+pub const STATUS_DIR: &str = "status";
+
+/// Writes each route's status document to `dir/KIND_NAMESPACE_NAME.yaml` (atomically, and only
+/// when its content changed) and removes the files of routes that are gone. Returns the names
+/// written and removed.
+pub fn publish(dir: &Path, statuses: &[RouteStatus], transitions: &mut Transitions) -> io::Result<(Vec<String>, Vec<String>)> {
+    std::fs::create_dir_all(dir)?;
+    let now = now();
+    let mut names = Vec::new();
+    let mut written = Vec::new();
+    for (status, doc) in statuses.iter().filter_map(|s| Some((s, documents(std::slice::from_ref(s), transitions, &now).pop()?))) {
+        let name = format!("{}.yaml", file_stem(status));
+        let text = to_yaml(&doc).map_err(io::Error::other)?;
+        if publish::write_if_changed(dir, &name, text.as_bytes())? {
+            written.push(name.clone());
+        }
+        names.push(name);
+    }
+    let keep: Vec<&str> = names.iter().map(String::as_str).collect();
+    let removed = publish::remove_stale(dir, "", ".yaml", &keep)?;
+    Ok((written, removed))
+}
+
+impl Transitions {
+    /// What the status files in `dir` recorded, so that a restarted `sync` keeps the times of
+    /// conditions that did not change. Files it cannot read are skipped.
+    pub fn read(dir: &Path) -> Self {
+        let mut out = Transitions::default();
+        let Ok(entries) = std::fs::read_dir(dir) else { return out };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".yaml") else { continue };
+            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+            let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(&text) else { continue };
+            let Some(parents) = docs.first().and_then(|d| d["status"]["parents"].as_vec()) else { continue };
+            for (index, parent) in parents.iter().enumerate() {
+                for c in parent["conditions"].as_vec().into_iter().flatten() {
+                    let kind =
+                        ["Accepted", "ResolvedRefs", "PartiallyInvalid"].into_iter().find(|k| c["type"].as_str() == Some(k));
+                    let state = ["True", "False"].into_iter().find(|s| c["status"].as_str() == Some(s));
+                    if let (Some(kind), Some(state), Some(time)) = (kind, state, c["lastTransitionTime"].as_str()) {
+                        out.0.insert((stem.to_owned(), index, kind), (state, time.to_owned()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
@@ -331,5 +385,35 @@ spec:
         // The backend goes away: ResolvedRefs turns False at T1, Accepted keeps T0.
         let docs = statuses(&route(parents, "  - backendRefs: [{name: gone, port: 80}]\n"), &mut transitions, T1);
         assert_eq!(times(&docs[0]), [T0, T1]);
+    }
+
+    #[test]
+    fn status_files_are_written_when_they_change_and_keep_their_times_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = |rules: &str| {
+            [
+                SourceFile { path: "services.yaml".into(), text: SERVICES.to_owned() },
+                SourceFile { path: "routes.yaml".into(), text: route("[{group: \"\", kind: Service, name: echo}]", rules) },
+            ]
+        };
+        let build = |rules: &str| build_files(&files(rules), Vec::new(), &LastGood::default(), "default").unwrap();
+        let mut transitions = Transitions::default();
+        let b = build("  - backendRefs: [{name: v1, port: 80}]\n");
+        let (written, removed) = publish(dir.path(), &b.statuses, &mut transitions).unwrap();
+        assert_eq!((written, removed), (vec!["httproute_default_r.yaml".to_owned()], vec![]));
+        let first = std::fs::read_to_string(dir.path().join("httproute_default_r.yaml")).unwrap();
+        assert!(first.contains("controllerName: meshroute.dev/mesh-controller"), "{first}");
+        // Nothing changed: nothing written.
+        assert_eq!(publish(dir.path(), &b.statuses, &mut transitions).unwrap(), (vec![], vec![]));
+        // A restarted sync reads the times back: an unrelated change writes nothing either.
+        let mut restarted = Transitions::read(dir.path());
+        let b = build("  - backendRefs: [{name: v1, port: 80, weight: 3}]\n");
+        assert_eq!(publish(dir.path(), &b.statuses, &mut restarted).unwrap(), (vec![], vec![]));
+        // The route is gone: so is its file.
+        let b = build_files(&files("")[..1], Vec::new(), &LastGood::default(), "default").unwrap();
+        assert_eq!(
+            publish(dir.path(), &b.statuses, &mut restarted).unwrap(),
+            (vec![], vec!["httproute_default_r.yaml".to_owned()])
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::envoy::{self, EnvoyFiles, Options};
 use crate::model::Manifests;
 use crate::pipeline::{self, LastGood};
 use crate::publish;
+use crate::status::{self, Transitions, STATUS_DIR};
 use crate::watch;
 use crate::SyncArgs;
 
@@ -55,11 +56,12 @@ pub fn run(args: &SyncArgs) -> ExitCode {
         }
     };
     let mut last_good = LastGood::default();
-    let published = cycle(args, &out, &mut last_good);
+    let mut transitions = Transitions::read(&out.join(STATUS_DIR));
+    let published = cycle(args, &out, &mut last_good, &mut transitions);
     if args.once {
         return if published { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    match watch(args, &out, last_good) {
+    match watch(args, &out, last_good, transitions) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("meshroute sync: cannot watch {}: {e}", args.dir.display());
@@ -80,10 +82,11 @@ fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
     }
 }
 
-/// Builds and publishes what validates, with the last good version of anything that does not;
-/// reports what happened on stdout/stderr. Returns whether the output now reflects the input
-/// exactly (everything validated and was published). `last_good` becomes what was published.
-fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
+/// Builds and publishes what validates, with the last good version of anything that does not,
+/// and each route's status under `OUT/status/`; reports what happened on stdout/stderr. Returns
+/// whether the output now reflects the input exactly (everything validated and was published).
+/// `last_good` becomes what was published; `transitions` keeps the conditions' times.
+fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mut Transitions) -> bool {
     let build = match pipeline::build_with(&args.dir, last_good, &args.client.namespace) {
         Ok(build) => build,
         Err(diagnostics) => {
@@ -104,6 +107,13 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood) -> bool {
         crate::Mode::Filter => publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port),
         crate::Mode::Native => publish_native(&build.manifests, &build.table, out, args.admin_port),
     };
+    let published = published.and_then(|(mut published, warnings)| {
+        let (written, removed) = status::publish(&out.join(STATUS_DIR), &build.statuses, transitions)
+            .map_err(|source| SyncError::Write { path: out.join(STATUS_DIR), source })?;
+        published.written.extend(written.into_iter().map(|name| format!("{STATUS_DIR}/{name}")));
+        published.removed.extend(removed.into_iter().map(|name| format!("{STATUS_DIR}/{name}")));
+        Ok((published, warnings))
+    });
     match published {
         Ok((published, warnings)) => {
             for warning in warnings {
@@ -190,7 +200,7 @@ pub fn publish_native(
 }
 
 /// Republishes after every change under DIR (and to the module file) until the process ends.
-fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood) -> notify::Result<()> {
+fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood, mut transitions: Transitions) -> notify::Result<()> {
     let (sender, events) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(sender)?;
     // Absolute paths, so that events can be compared with OUT and the module's path.
@@ -215,7 +225,7 @@ fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood) -> notify::Result
     };
     eprintln!("meshroute sync: watching {}", args.dir.display());
     watch::on_changes(&events, "meshroute sync", relevant, || {
-        cycle(args, out, &mut last_good);
+        cycle(args, out, &mut last_good, &mut transitions);
     });
     Ok(())
 }

@@ -546,3 +546,46 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
     write(&config, &bootstrap.to_string());
     validate(&config);
 }
+
+/// `sync` writes each route's status, in the Gateway API's shape, to `OUT/status/`: one file per
+/// route, rewritten only when it changes, so an unrelated change (another Service) leaves it
+/// alone, times included, even across a restart; a route that goes away takes its file along.
+#[test]
+fn sync_writes_each_routes_status_and_rewrites_it_only_when_it_changes() {
+    let work = TempDir::new("status");
+    let (manifests, out) = (work.join("manifests"), work.join("out"));
+    write_manifests(&manifests);
+    let output = sync_once(&manifests, &out);
+    assert!(output.status.success(), "{}", describe(&output));
+    let file = out.join("status/httproute_default_echo-route.yaml");
+    let first = read(&file);
+    for needle in [
+        "kind: HTTPRoute",
+        "controllerName: meshroute.dev/mesh-controller",
+        "type: Accepted",
+        "type: ResolvedRefs",
+        "status: \"True\"",
+        "observedGeneration: 0",
+        "lastTransitionTime: ",
+    ] {
+        assert!(first.contains(needle), "status lacks {needle}:\n{first}");
+    }
+    let modified = fs::metadata(&file).and_then(|m| m.modified()).ok();
+
+    // Another Service, a second run of sync (a restart): the status file is not rewritten.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(
+        &manifests.join("other.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: other, namespace: default}\nspec:\n  clusterIP: 127.77.0.99\n  ports: [{port: 80}]\n",
+    );
+    let output = sync_once(&manifests, &out);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(read(&file), first);
+    assert_eq!(fs::metadata(&file).and_then(|m| m.modified()).ok(), modified, "rewritten without a change");
+
+    // The route goes: so does its status.
+    fs::remove_file(manifests.join("routes/echo-route.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let output = sync_once(&manifests, &out);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(!file.exists(), "{}", describe(&output));
+}
