@@ -416,4 +416,59 @@ spec:
             (vec![], vec!["httproute_default_r.yaml".to_owned()])
         );
     }
+
+    /// The CRD's OpenAPI constraints on `status.parents` (Gateway API v1 `RouteParentStatus`,
+    /// `ParentReference`, and `metav1.Condition`), transcribed, checked on every document the
+    /// statuses above produce.
+    #[test]
+    fn status_documents_satisfy_the_crds_status_schema() {
+        let re = |pattern: &str| regex_lite::Regex::new(pattern).unwrap();
+        let controller =
+            re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$");
+        let condition_type = re(
+            r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        );
+        let reason = re(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$");
+        let group = re(r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+        let kind = re(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$");
+        let namespace = re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
+        let section = re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+        let time = re(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$");
+        let parents = "[{group: \"\", kind: Service, name: echo, namespace: default, port: 80}, {group: \"\", kind: Service, name: gone, sectionName: grpc}]";
+        let rules = "  - backendRefs: [{name: v1, port: 80}, {name: nothing, port: 80}]
+  - matches: [{path: {value: /cors}}]
+    filters: [{type: CORS, cors: {allowOrigins: [\"*\"]}}]
+    backendRefs: [{name: v1, port: 80}]
+";
+        let docs = statuses(&route(parents, rules), &mut Transitions::default(), &now());
+        let parents = docs[0]["status"]["parents"].as_array().unwrap();
+        assert!((1..=32).contains(&parents.len()));
+        for parent in parents {
+            let name = parent["controllerName"].as_str().unwrap();
+            assert!(name.len() <= 253 && controller.is_match(name), "{name}");
+            let r = &parent["parentRef"];
+            let text = |key: &str| r[key].as_str();
+            assert!(text("name").is_some_and(|n| (1..=253).contains(&n.len())));
+            assert!(text("group").is_some_and(|g| g.len() <= 253 && group.is_match(g)));
+            assert!(text("kind").is_some_and(|k| (1..=63).contains(&k.len()) && kind.is_match(k)));
+            assert!(text("namespace").is_none_or(|n| (1..=63).contains(&n.len()) && namespace.is_match(n)));
+            assert!(text("sectionName").is_none_or(|s| (1..=253).contains(&s.len()) && section.is_match(s)));
+            assert!(r["port"].as_u64().is_none_or(|p| (1..=65535).contains(&p)));
+            let allowed = ["group", "kind", "namespace", "name", "sectionName", "port"];
+            assert!(r.as_object().unwrap().keys().all(|k| allowed.contains(&k.as_str())), "{r}");
+            let conditions = parent["conditions"].as_array().unwrap();
+            assert!((1..=8).contains(&conditions.len()));
+            let mut types = std::collections::HashSet::new();
+            for c in conditions {
+                let t = c["type"].as_str().unwrap();
+                assert!(t.len() <= 316 && condition_type.is_match(t) && types.insert(t), "{t}: types are a map key");
+                assert!(["True", "False", "Unknown"].contains(&c["status"].as_str().unwrap()));
+                let why = c["reason"].as_str().unwrap();
+                assert!((1..=1024).contains(&why.len()) && reason.is_match(why), "{why}");
+                assert!(c["message"].as_str().unwrap().len() <= 32_768);
+                assert!(c["observedGeneration"].as_i64().is_some_and(|g| g >= 0));
+                assert!(time.is_match(c["lastTransitionTime"].as_str().unwrap()));
+            }
+        }
+    }
 }
