@@ -83,11 +83,6 @@ impl Audience {
         Audience { data_plane: DataPlane::Grpc, namespace: namespace.to_owned() }
     }
 
-    #[cfg(test)]
-    pub fn envoy(namespace: &str) -> Audience {
-        Audience { data_plane: DataPlane::Envoy, namespace: namespace.to_owned() }
-    }
-
     /// From the node of a stream's first request.
     fn of(node: Option<&Node>) -> Audience {
         let data_plane = match metadata_string(node, DATA_PLANE_KEY) {
