@@ -454,3 +454,25 @@ fn a_snapshot_computes_each_namespace_once() {
     assert!(Arc::ptr_eq(&first, &again));
     assert_eq!(*calls.lock().unwrap(), ["team-a", "team-b"]);
 }
+
+#[test]
+fn envoy_is_told_from_grpc_by_node_metadata_else_user_agent() {
+    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+    let node = |agent: &str, metadata: &[(&str, &str)]| Node {
+        user_agent_name: agent.to_owned(),
+        metadata: Some(Struct {
+            fields: metadata
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), Value { kind: Some(Kind::StringValue((*value).to_owned())) }))
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    let of = |node: &Node| Audience::of(Some(node));
+    assert_eq!(of(&node("envoy", &[])).data_plane, DataPlane::Envoy);
+    assert_eq!(of(&node("gRPC Python", &[("NAMESPACE", "a")])), Audience::grpc("a"));
+    let envoy = of(&node("", &[(DATA_PLANE_KEY, "envoy"), ("NAMESPACE", "team-a")]));
+    assert_eq!((envoy.data_plane, envoy.namespace.as_str()), (DataPlane::Envoy, "team-a"));
+    assert_eq!(of(&node("envoy", &[(DATA_PLANE_KEY, "grpc")])).data_plane, DataPlane::Grpc, "the metadata wins");
+    assert_eq!(Audience::of(None), Audience::grpc(DEFAULT_NAMESPACE));
+}
