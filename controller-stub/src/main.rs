@@ -134,6 +134,14 @@ pub struct SyncArgs {
     /// Port of Envoy's admin interface, on 127.0.0.1.
     #[arg(long, default_value_t = 9901)]
     pub admin_port: u16,
+    /// Write only a bootstrap (OUT/envoy.yaml) whose listeners, clusters and filter come over
+    /// ADS from `meshroute serve` at this address (run it with --wasm), then exit: after that,
+    /// route changes reach Envoy through serve alone. Loopback only, unless --xds-allow-remote.
+    #[arg(long, conflicts_with = "mode")]
+    pub xds: Option<String>,
+    /// Name a non-loopback --xds address: xDS here has no authentication or TLS.
+    #[arg(long, requires = "xds")]
+    pub xds_allow_remote: bool,
     #[command(flatten)]
     pub client: Client,
 }
@@ -159,6 +167,11 @@ pub struct ServeArgs {
     /// endpoint: xDS here has no authentication.
     #[arg(long)]
     pub xds_allow_remote: bool,
+    /// The filter module for Envoy nodes (`sync --xds`), served on the xDS port at
+    /// /modules/meshroute_filter-HASH.wasm and named by the filter configuration with its
+    /// sha256. Read again on every rebuild. Without it, Envoy nodes get no filter configuration.
+    #[arg(long)]
+    pub wasm: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -181,7 +194,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => run_explain(&args),
         Command::Compile(args) => run_compile(&args),
         Command::Sync(args) => sync::run(&args),
-        Command::Serve(args) => serve::run(&args, Arc::new(xds::grpc::resources)),
+        Command::Serve(args) => serve::run(&args, Arc::new(serve::resources)),
         Command::GrpcBootstrap(args) => grpc_bootstrap::run(&args),
     }
 }

@@ -1,6 +1,8 @@
-//! `meshroute serve`: the xDS control plane of proxyless gRPC clients. Watches the manifests
-//! directory as `sync` does (same debounce, same per-resource last-good rule) and serves each
-//! build over ADS as a new version, pushed on every open stream.
+//! `meshroute serve`: the xDS control plane of proxyless gRPC clients and of Envoy. Watches the
+//! manifests directory as `sync` does (same debounce, same per-resource last-good rule) and
+//! serves each build over ADS as a new version, pushed on every open stream. With `--wasm`, it
+//! also serves the filter module over HTTP on the same port, for the Envoys it configures
+//! ([`crate::xds::envoy`]); the module is read again on every rebuild.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -13,16 +15,68 @@ use tokio::sync::watch;
 
 use crate::model::Manifests;
 use crate::pipeline::{self, Build, LastGood};
-use crate::xds::ads::{AdsServer, Log, Snapshot};
+use crate::xds::ads::{AdsServer, Audience, DataPlane, Log, Snapshot};
+use crate::xds::envoy::{ModuleRef, MODULE_PATH};
 use crate::xds::Resources;
 use crate::ServeArgs;
 
 /// The xDS address `serve` listens on and `grpc-bootstrap` names by default.
 pub const DEFAULT_XDS: &str = "127.0.0.1:15010";
 
-/// What a client in a namespace is served, from the manifests and the route table its
-/// namespace routes by.
-pub type ResourcesFn = Arc<dyn Fn(&Manifests, &TableDocument, &str) -> Resources + Send + Sync>;
+/// What a client is served, from the manifests, the route table its namespace routes by and
+/// the filter module on offer.
+pub type ResourcesFn = Arc<dyn Fn(&Manifests, &TableDocument, &Audience, Option<&ModuleRef>) -> Resources + Send + Sync>;
+
+/// Each data plane's resources in its own shape.
+pub fn resources(manifests: &Manifests, table: &TableDocument, audience: &Audience, module: Option<&ModuleRef>) -> Resources {
+    match audience.data_plane {
+        DataPlane::Grpc => crate::xds::grpc::resources(manifests, table, &audience.namespace),
+        DataPlane::Envoy => crate::xds::envoy::resources(manifests, table, module),
+    }
+}
+
+/// The filter module file and what was last read from it: the current module and the one
+/// before, both fetchable, since an Envoy may still be fetching the previous one.
+#[derive(Default)]
+pub struct Modules {
+    path: Option<PathBuf>,
+    current: Option<(ModuleRef, bytes::Bytes)>,
+    previous: Option<(ModuleRef, bytes::Bytes)>,
+}
+
+impl Modules {
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Modules { path, ..Default::default() }
+    }
+
+    /// Reads the module again; a module that cannot be read leaves the last one in place.
+    fn refresh(&mut self) {
+        let Some(path) = &self.path else { return };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let module = ModuleRef::of(&bytes);
+                if self.current.as_ref().is_some_and(|(current, _)| *current == module) {
+                    return;
+                }
+                eprintln!("meshroute serve: module {} ({})", module.file_name, path.display());
+                self.previous = self.current.replace((module, bytes.into()));
+            }
+            Err(e) => eprintln!("meshroute serve: cannot read the filter module {}: {e}", path.display()),
+        }
+    }
+
+    fn offered(&self) -> Option<ModuleRef> {
+        self.current.as_ref().map(|(module, _)| module.clone())
+    }
+
+    /// Both modules as snapshot files, by the path Envoy fetches.
+    fn files(&self) -> impl Iterator<Item = (String, bytes::Bytes)> + '_ {
+        self.current
+            .iter()
+            .chain(&self.previous)
+            .map(|(module, bytes)| (format!("{MODULE_PATH}{}", module.file_name), bytes.clone()))
+    }
+}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
@@ -78,7 +132,8 @@ pub fn run(args: &ServeArgs, resources: ResourcesFn) -> ExitCode {
             }
         };
         let log: Log = Arc::new(|line: &str| eprintln!("meshroute serve: {line}"));
-        match serve(&args.dir, listener, resources, log, shutdown_signal()).await {
+        let modules = Modules::new(args.wasm.clone());
+        match serve(&args.dir, listener, resources, modules, log, shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("meshroute serve: stopped");
                 ExitCode::SUCCESS
@@ -97,13 +152,14 @@ pub async fn serve(
     dir: &Path,
     listener: TcpListener,
     resources: ResourcesFn,
+    mut modules: Modules,
     log: Log,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let watched = crate::watch::Dir::new(dir).map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     let mut last_good = LastGood::default();
     // Until the directory can be read, clients get nothing (and their does-not-exist timers).
-    let first = cycle(dir, &mut last_good, &resources, 1).unwrap_or_else(|| Snapshot::empty(0));
+    let first = cycle(dir, &mut last_good, &resources, &mut modules, 1).unwrap_or_else(|| Snapshot::empty(0));
     let mut version = first.version();
     if let Ok(addr) = listener.local_addr() {
         log(&format!("ADS on {addr}, version {version}"));
@@ -114,7 +170,7 @@ pub async fn serve(
     std::thread::spawn(move || {
         eprintln!("meshroute serve: watching {}", dir.display());
         watched.on_changes("meshroute serve", || {
-            if let Some(snapshot) = cycle(&dir, &mut last_good, &resources, version + 1) {
+            if let Some(snapshot) = cycle(&dir, &mut last_good, &resources, &mut modules, version + 1) {
                 version += 1;
                 snapshots.send_replace(Arc::new(snapshot));
             }
@@ -126,7 +182,8 @@ pub async fn serve(
 /// Builds `dir` with `last_good` standing in for what does not validate, reports it as `sync`
 /// does, and returns the build as snapshot `version`; `None` (the last snapshot stays) when the
 /// directory cannot be read. `last_good` becomes what is served.
-fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, version: u64) -> Option<Snapshot> {
+fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, modules: &mut Modules, version: u64) -> Option<Snapshot> {
+    modules.refresh();
     // The namespace only picks `build.table`, which is not served: each client namespace gets
     // its own table ([`table_for`]).
     let build = match pipeline::build_with(dir, last_good, "default") {
@@ -148,7 +205,11 @@ fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, version:
     *last_good = LastGood::of(&build);
     eprintln!("meshroute serve: version {version}");
     let resources = resources.clone();
-    Some(Snapshot::new(version, move |namespace| resources(&build.manifests, &table_for(&build, namespace), namespace)))
+    let module = modules.offered();
+    let snapshot = Snapshot::new(version, move |audience| {
+        resources(&build.manifests, &table_for(&build, &audience.namespace), audience, module.as_ref())
+    });
+    Some(modules.files().fold(snapshot, |snapshot, (path, contents)| snapshot.with_file(path, contents)))
 }
 
 /// The route table a client in `namespace` routes by: its consumer routes, else the producer

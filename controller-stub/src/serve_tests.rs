@@ -43,7 +43,8 @@ spec:
 
 /// A Listener per Service, named like a gRPC target, tagged with the client's namespace and
 /// the Service's ClusterIP: enough to see which build, and which namespace, a client was served.
-fn listeners(manifests: &Manifests, _table: &TableDocument, namespace: &str) -> Resources {
+fn listeners(manifests: &Manifests, _table: &TableDocument, audience: &Audience, _module: Option<&ModuleRef>) -> Resources {
+    let namespace = &audience.namespace;
     let mut resources = Resources::default();
     for service in &manifests.services {
         let name = format!("{}.{}.svc.cluster.local:8080", service.meta.name, service.meta.namespace);
@@ -74,7 +75,7 @@ async fn each_good_build_is_pushed_as_a_new_version_and_a_broken_manifest_is_nev
     let server = tokio::spawn({
         let dir = dir.path().to_path_buf();
         async move {
-            serve(&dir, listener, Arc::new(listeners), log, async {
+            serve(&dir, listener, Arc::new(listeners), Modules::default(), log, async {
                 let _ = stopped.await;
             })
             .await

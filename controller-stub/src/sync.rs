@@ -25,6 +25,8 @@ pub enum SyncError {
     OutInsideManifests { out: PathBuf, dir: PathBuf },
     #[error(transparent)]
     Render(#[from] envoy::RenderError),
+    #[error(transparent)]
+    Address(#[from] crate::serve::AddressError),
 }
 
 /// What one publication changed.
@@ -55,6 +57,18 @@ pub fn run(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(xds) = &args.xds {
+        return match publish_ads_bootstrap(xds, args, &out) {
+            Ok(published) => {
+                println!("meshroute sync: {}: {published}; the rest comes from meshroute serve at {xds}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meshroute sync: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut last_good = LastGood::default();
     let mut transitions = Transitions::read(&out.join(STATUS_DIR));
     let published = cycle(args, &out, &mut last_good, &mut transitions);
@@ -68,6 +82,28 @@ pub fn run(args: &SyncArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--xds`: writes OUT/envoy.yaml for an Envoy that `meshroute serve` at `xds` configures over
+/// ADS; nothing else, since nothing else is read from files. Watching would have nothing to do:
+/// the bootstrap does not depend on the manifests.
+fn publish_ads_bootstrap(xds: &str, args: &SyncArgs, out: &Path) -> Result<Published, SyncError> {
+    let addr = crate::serve::xds_address(xds, args.xds_allow_remote)?;
+    let bootstrap = envoy::bootstrap::render_ads(&envoy::bootstrap::AdsBootstrapValues {
+        node_id: &format!("meshroute-envoy~{}", args.client.namespace),
+        node_cluster: "meshroute",
+        namespace: &args.client.namespace,
+        admin_port: args.admin_port,
+        xds: addr,
+    })
+    .map_err(envoy::RenderError::from)?;
+    let mut published = Published::default();
+    if publish::write_if_changed(out, envoy::BOOTSTRAP_FILE, bootstrap.as_bytes())
+        .map_err(|source| SyncError::Write { path: out.join(envoy::BOOTSTRAP_FILE), source })?
+    {
+        published.written.push(envoy::BOOTSTRAP_FILE.to_owned());
+    }
+    Ok(published)
 }
 
 /// Creates OUT if needed and returns it absolute, as Envoy's configuration names it. OUT may not

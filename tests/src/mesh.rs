@@ -236,19 +236,25 @@ pub enum Backend {
 
 /// How the mesh's Envoy routes: by the meshroute filter (the default), or natively from the
 /// RouteConfiguration of `meshroute sync --mode native`. `MESHROUTE_E2E_MODE=native` makes
-/// native the default, so any test file runs against Envoy's own router unchanged.
+/// native the default, so any test file runs against Envoy's own router unchanged;
+/// `MESHROUTE_E2E_MODE=ads` makes it the filter configured over ADS ([`Mode::Ads`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Filter,
     Native,
+    /// The filter, with Envoy's listeners, clusters and filter configuration (its module
+    /// fetched over HTTP) from `meshroute serve --wasm` ([`Mesh::xds`]) rather than files: the
+    /// bootstrap is `meshroute sync --xds`'s.
+    Ads,
 }
 
 impl Mode {
     fn from_env() -> Mode {
         match std::env::var("MESHROUTE_E2E_MODE").as_deref() {
             Ok("native") => Mode::Native,
+            Ok("ads") => Mode::Ads,
             Ok("filter") | Ok("") | Err(_) => Mode::Filter,
-            Ok(other) => panic!("MESHROUTE_E2E_MODE={other:?}: expected filter or native"),
+            Ok(other) => panic!("MESHROUTE_E2E_MODE={other:?}: expected filter, native or ads"),
         }
     }
 }
@@ -472,6 +478,9 @@ impl MeshBuilder {
             mesh.xds = Some(mesh.serve_xds());
             return mesh;
         };
+        if mesh.mode == Mode::Ads {
+            mesh.xds = Some(mesh.serve_xds_for_envoy(&wasm));
+        }
         // The admin port was free when it was chosen, but another process may take it before
         // Envoy binds it; then Envoy exits at once, and a new port is tried.
         for attempt in 1.. {
@@ -864,16 +873,16 @@ impl Mesh {
             .arg("--out")
             .arg(&out)
             .arg("--once")
-            .arg("--wasm")
-            .arg(wasm)
             .arg("--admin-port")
             .arg(self.admin_port.to_string())
             .arg("--namespace")
             .arg(&self.client_namespace)
             .current_dir(tools::workspace_root());
-        if self.mode == Mode::Native {
-            command.args(["--mode", "native"]);
-        }
+        match (self.mode, &self.xds) {
+            (Mode::Native, _) => command.args(["--mode", "native", "--wasm"]).arg(wasm),
+            (Mode::Ads, Some(xds)) => command.arg("--xds").arg(xds.address().to_string()),
+            _ => command.arg("--wasm").arg(wasm),
+        };
         let status = run_bounded(&mut command, &log, SYNC_DEADLINE);
         let says = fs::read_to_string(&log).unwrap_or_default();
         let failed = match status {

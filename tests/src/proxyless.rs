@@ -496,12 +496,13 @@ impl Drop for ProxylessClient {
 }
 
 /// `meshroute serve DIR --xds 127.0.0.1:PORT`: the xDS server proxyless clients take their
-/// routes from. Killed when dropped.
+/// routes from, and with `--wasm` an Envoy too ([`crate::mesh::Mode::Ads`]). Killed when dropped.
 pub struct XdsServer {
     child: Child,
     address: SocketAddr,
     manifests: PathBuf,
     log: PathBuf,
+    wasm: Option<PathBuf>,
 }
 
 impl XdsServer {
@@ -509,13 +510,19 @@ impl XdsServer {
     /// to `log`; returns once it accepts connections.
     #[track_caller]
     pub fn start(manifests: &Path, log: &Path) -> XdsServer {
+        Self::start_with_module(manifests, log, None)
+    }
+
+    /// [`XdsServer::start`], serving Envoy nodes the filter module `wasm` too (`--wasm`).
+    #[track_caller]
+    pub fn start_with_module(manifests: &Path, log: &Path, wasm: Option<&Path>) -> XdsServer {
         for attempt in 1.. {
             let port = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .and_then(|listener| listener.local_addr())
                 .map(|address| address.port())
                 .unwrap_or_else(|error| panic!("cannot find a free port for meshroute serve: {error}"));
             let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            match Self::start_on(manifests, log, address) {
+            match Self::start_on(manifests, log, address, wasm) {
                 Ok(server) => return server,
                 // Another process took the port between choosing and binding it.
                 Err(said) if attempt < 3 && said.contains("in use") => continue,
@@ -525,7 +532,7 @@ impl XdsServer {
         unreachable!()
     }
 
-    fn start_on(manifests: &Path, log: &Path, address: SocketAddr) -> Result<XdsServer, String> {
+    fn start_on(manifests: &Path, log: &Path, address: SocketAddr, wasm: Option<&Path>) -> Result<XdsServer, String> {
         // Appended to: a server started again goes on in the same log.
         let out = File::options().create(true).append(true).open(log).map_err(|error| format!("{}: {error}", log.display()))?;
         let err = out.try_clone().map_err(|error| format!("{}: {error}", log.display()))?;
@@ -534,13 +541,15 @@ impl XdsServer {
             .arg(manifests)
             .arg("--xds")
             .arg(address.to_string())
+            .args(wasm.iter().flat_map(|wasm| [std::ffi::OsStr::new("--wasm"), wasm.as_os_str()]))
             .current_dir(tools::workspace_root())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|error| format!("cannot run {}: {error}", tools::meshroute_bin().display()))?;
-        let mut server = XdsServer { child, address, manifests: manifests.to_owned(), log: log.to_owned() };
+        let mut server =
+            XdsServer { child, address, manifests: manifests.to_owned(), log: log.to_owned(), wasm: wasm.map(Path::to_owned) };
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -598,7 +607,7 @@ impl XdsServer {
         if let Ok(mut log) = File::options().append(true).open(&self.log) {
             let _ = writeln!(log, "--- started again ---");
         }
-        let restarted = Self::start_on(&self.manifests, &self.log, self.address)
+        let restarted = Self::start_on(&self.manifests, &self.log, self.address, self.wasm.as_deref())
             .unwrap_or_else(|error| panic!("meshroute serve started again on {}: {error}", self.address));
         *self = restarted;
     }
@@ -642,6 +651,12 @@ impl Mesh {
     pub fn serve_xds(&self) -> XdsServer {
         let log = self.work_dir().join(format!("serve-{}.log", SERVE_LOGS.fetch_add(1, Ordering::Relaxed)));
         XdsServer::start(&self.manifests_dir(), &log)
+    }
+
+    /// `meshroute serve` for this mesh's Envoy ([`crate::mesh::Mode::Ads`]), offering `wasm`.
+    pub(crate) fn serve_xds_for_envoy(&self, wasm: &Path) -> XdsServer {
+        let log = self.work_dir().join(format!("serve-{}.log", SERVE_LOGS.fetch_add(1, Ordering::Relaxed)));
+        XdsServer::start_with_module(&self.manifests_dir(), &log, Some(wasm))
     }
 
     /// A new proxyless client of the mesh's `meshroute serve` ([`Mesh::xds`]) dialling `target`

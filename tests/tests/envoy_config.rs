@@ -1,6 +1,7 @@
 //! Envoy accepts the configuration meshroute ships: the local bootstrap `meshroute sync` renders
-//! (with the listeners, clusters and filter it writes beside it), the pod sidecar bootstrap and
-//! the Istio EnvoyFilter's patches, each checked by stock Envoy.
+//! (with the listeners, clusters and filter it writes beside it), its ADS variant (`sync --xds`,
+//! with what `meshroute serve` serves), the pod sidecar bootstraps (files and ADS) and the
+//! Istio EnvoyFilter's patches, each checked by stock Envoy.
 //!
 //! `envoy --mode validate` checks a bootstrap and its static resources, and runs the wasm
 //! filter's `on_configure` for a static filter, but it does not read files named by
@@ -15,6 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use meshroute_e2e::proxyless::XdsServer;
 use meshroute_e2e::tools;
 use serde_json::{json, Value};
 
@@ -588,4 +590,82 @@ fn sync_writes_each_routes_status_and_rewrites_it_only_when_it_changes() {
     let output = sync_once(&manifests, &out);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(!file.exists(), "{}", describe(&output));
+}
+
+/// `sync --xds ADDR`: only a bootstrap, which validates and names serve at ADDR; a non-loopback
+/// ADDR is refused as `serve` refuses it, unless `--xds-allow-remote`.
+#[test]
+fn sync_xds_writes_an_ads_bootstrap_and_refuses_a_remote_address() {
+    let work = TempDir::new("sync-xds");
+    let manifests = work.join("manifests");
+    write_manifests(&manifests);
+    let sync_xds = |out: &Path, xds: &str, extra: &[&str]| {
+        run(Command::new(meshroute())
+            .arg("sync")
+            .arg(&manifests)
+            .arg("--out")
+            .arg(out)
+            .args(["--once", "--xds", xds])
+            .args(extra))
+    };
+    let out = work.join("out");
+    let output = sync_xds(&out, "127.0.0.1:15010", &["--namespace", "team-a"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let names: Vec<String> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["envoy.yaml"], "only the bootstrap: everything else comes over ADS");
+    let bootstrap = read(&out.join("envoy.yaml"));
+    for needle in
+        ["ads_config", "cluster_name: meshroute_xds", "NAMESPACE: \"team-a\"", "MESHROUTE_DATA_PLANE: envoy", "port_value: 15010"]
+    {
+        assert!(bootstrap.contains(needle), "the bootstrap lacks {needle}:\n{bootstrap}");
+    }
+    validate(&out.join("envoy.yaml"));
+
+    let remote = work.join("remote");
+    let output = sync_xds(&remote, "10.1.2.3:15010", &[]);
+    let text = describe(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("not a loopback address") && text.contains("--xds-allow-remote"), "{text}");
+    assert!(!remote.join("envoy.yaml").exists(), "nothing written for a refused address");
+    let output = sync_xds(&remote, "10.1.2.3:15010", &["--xds-allow-remote"]);
+    assert!(output.status.success() && read(&remote.join("envoy.yaml")).contains("10.1.2.3"), "{}", describe(&output));
+}
+
+/// The ADS sidecar bootstrap validates, and loads for real what `meshroute serve --wasm`
+/// serves: clusters, the sidecar's routes, the filter with its module fetched from serve.
+#[test]
+fn sidecar_ads_bootstrap_validates_and_loads_what_serve_serves() {
+    let work = TempDir::new("sidecar-ads");
+    let manifests = work.join("manifests");
+    write_manifests(&manifests);
+    let text = envoy_config("sidecar-ads-bootstrap.yaml");
+    for needle in ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "route_config_name: meshroute", "ads: {}"] {
+        assert!(text.contains(needle), "sidecar ADS bootstrap lacks {needle}");
+    }
+    assert!(!text.contains("path_config_source"), "nothing from files");
+    let config = work.join("sidecar-ads.yaml");
+    write(&config, &text);
+    validate(&config);
+
+    let xds = XdsServer::start_with_module(&manifests, &work.join("serve.log"), Some(&module()));
+    let serve_host = "address: meshroute-xds.meshroute-system.svc.cluster.local";
+    assert!(text.contains(serve_host) && text.contains("port_value: 15010"));
+    let running = text
+        .replace(serve_host, &format!("address: {}", xds.address().ip()))
+        .replace("port_value: 15010", &format!("port_value: {}", xds.address().port()))
+        .replace("port_value: 15000", "port_value: 0")
+        .replace("port_value: 15001", "port_value: 0");
+    let config = work.join("sidecar-ads-run.yaml");
+    write(&config, &running);
+    let envoy = Envoy::start(&config, &work);
+    envoy.wait_for(&[
+        ("cluster_manager.cds.update_success", 1),
+        (ECDS_SUCCESS, 1),
+        ("http.outbound_http.rds.meshroute.update_success", 1),
+        ("listener_manager.total_listeners_active", 1),
+        ("wasm.remote_load_fetch_successes", 1),
+    ]);
+    assert_eq!(envoy.stat(ECDS_REJECTED), Some(0), "{}", envoy.log_text());
+    assert!(envoy.get("/clusters").contains("outbound|18080||echo-v1.default.svc.cluster.local"));
+    assert!(xds.log().contains("(namespace default, Envoy)"), "serve told Envoy from gRPC clients:\n{}", xds.log());
 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use meshroute_e2e::live::{module_variant, process_start_time, replace_file, wait_until, SyncProcess, DEADLINE};
 use meshroute_e2e::load::{Load, LoadReport, LoadSpec, Target};
-use meshroute_e2e::mesh::Mesh;
+use meshroute_e2e::mesh::{Mesh, Mode};
 use meshroute_e2e::tools;
 
 const ECDS_SUCCESS: &str = "extension_config_discovery.http_filter.meshroute.update_success";
 const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.meshroute.update_rejected";
+const MODULE_FETCHES: &str = "wasm.remote_load_fetch_successes";
 const VMS_CREATED: &str = "wasm.envoy.wasm.runtime.v8.created";
 
 /// Whether this is the long run of `make soak`.
@@ -60,7 +61,12 @@ const MOVE: usize = 0;
 const STAY: usize = 1;
 
 fn mesh(name: &str) -> Mesh {
+    mesh_in(name, Mode::Filter)
+}
+
+fn mesh_in(name: &str, mode: Mode) -> Mesh {
     Mesh::builder(name)
+        .mode(mode)
         .service("echo")
         .service("echo-v1")
         .service("echo-v2")
@@ -207,6 +213,56 @@ fn table_swaps_under_load_lose_no_request() {
     assert_eq!(envoy_identity(&mesh), before, "Envoy's process changed");
     assert_eq!(stat(&mesh, ECDS_REJECTED), rejected_before, "Envoy rejected a table:\n{}", mesh.envoy_log_tail());
     assert!(publications >= swaps / 2, "sync published {publications} of {swaps} changes:\n{sync_log}");
+}
+
+/// The same over ADS: `meshroute serve --wasm` watches the manifests and pushes each table to
+/// Envoy (ECDS over ADS, `sync --xds` bootstrap); no file of Envoy's changes. Every 200 ms for
+/// 3 s in CI.
+#[test]
+fn table_swaps_over_ads_lose_no_request() {
+    let swapping = if soak() { Duration::from_secs(30) } else { Duration::from_secs(3) };
+    let mesh = mesh_in("swaps_table_ads", Mode::Ads);
+    let routes = mesh.manifests_dir().join("routes-0.yaml");
+    let before = envoy_identity(&mesh);
+    let rejected_before = stat(&mesh, ECDS_REJECTED);
+    let applied_before = stat(&mesh, ECDS_SUCCESS);
+    let fetched_before = stat(&mesh, MODULE_FETCHES);
+    assert!(fetched_before >= 1, "Envoy fetched no module from serve:\n{}", mesh.envoy_log_tail());
+
+    let load = Load::start(mesh.runtime(), &load_spec(&mesh, swapping + Duration::from_secs(4)));
+    let mut changes = vec![(Duration::ZERO, RouteSet::One)];
+    thread::sleep(Duration::from_millis(500));
+    let mut set = RouteSet::One;
+    let first_write = load.now();
+    let mut next = Instant::now();
+    while load.now() < first_write + swapping {
+        set = set.other();
+        replace_file(&routes, set.manifest().as_bytes());
+        changes.push((load.now(), set));
+        next += Duration::from_millis(200);
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    thread::sleep(MAX_LAG + Duration::from_millis(500));
+    let report = load.stop(mesh.runtime());
+    let serve_log = mesh.xds().log();
+
+    println!("table swaps over ADS: {report}");
+    let swaps = changes.len() - 1;
+    let versions = serve_log.lines().filter(|line| line.starts_with("meshroute serve: version ")).count() - 1;
+    let applied = stat(&mesh, ECDS_SUCCESS) - applied_before;
+    println!("table swaps over ADS: {swaps} changes written, {versions} versions served, {applied} applied by Envoy");
+    report.assert_all_ok();
+    let mut latencies = check_against_timeline(&report, &changes);
+    let measured = latencies.len();
+    match median_and_worst(&mut latencies) {
+        Some((median, worst)) => println!(
+            "table swaps over ADS: publish-to-visible median {median:.0} ms, worst {worst:.0} ms, over {measured} of {swaps} changes"
+        ),
+        None => panic!("no change became visible:\n{serve_log}"),
+    }
+    assert_eq!(envoy_identity(&mesh), before, "Envoy's process changed");
+    assert_eq!(stat(&mesh, ECDS_REJECTED), rejected_before, "Envoy rejected a table:\n{}", mesh.envoy_log_tail());
+    assert!(applied >= 1 && versions >= swaps / 2, "serve served {versions} of {swaps} changes:\n{serve_log}");
 }
 
 /// The names and modification times of every file in `dir`.

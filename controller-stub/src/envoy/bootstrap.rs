@@ -1,4 +1,5 @@
-//! The local bootstrap, rendered from `envoy-config/local-bootstrap.yaml`.
+//! The local bootstraps: from files (`envoy-config/local-bootstrap.yaml`), or over ADS from
+//! `meshroute serve` (`envoy-config/local-ads-bootstrap.yaml`, `sync --xds`).
 
 use std::collections::BTreeMap;
 
@@ -30,15 +31,51 @@ pub fn render(values: &BootstrapValues) -> Result<String, TemplateError> {
 }
 
 pub fn render_template(template: &str, values: &BootstrapValues) -> Result<String, TemplateError> {
-    let quoted = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    let filled: BTreeMap<&str, String> = BTreeMap::from([
-        ("node_id", quoted(values.node_id)),
-        ("node_cluster", quoted(values.node_cluster)),
-        ("admin_port", values.admin_port.to_string()),
-        ("lds_path", quoted(values.lds_path)),
-        ("cds_path", quoted(values.cds_path)),
-        ("watched_dir", quoted(values.watched_dir)),
-    ]);
+    fill(
+        template,
+        &BTreeMap::from([
+            ("node_id", quoted(values.node_id)),
+            ("node_cluster", quoted(values.node_cluster)),
+            ("admin_port", values.admin_port.to_string()),
+            ("lds_path", quoted(values.lds_path)),
+            ("cds_path", quoted(values.cds_path)),
+            ("watched_dir", quoted(values.watched_dir)),
+        ]),
+    )
+}
+
+/// The ADS template, with `{{name}}` placeholders documented at its top.
+pub const ADS_TEMPLATE: &str = include_str!("../../../envoy-config/local-ads-bootstrap.yaml");
+
+/// What fills the ADS template's placeholders.
+pub struct AdsBootstrapValues<'a> {
+    pub node_id: &'a str,
+    pub node_cluster: &'a str,
+    pub namespace: &'a str,
+    pub admin_port: u16,
+    pub xds: std::net::SocketAddr,
+}
+
+/// The bootstrap of an Envoy configured by `meshroute serve` at `values.xds`.
+pub fn render_ads(values: &AdsBootstrapValues) -> Result<String, TemplateError> {
+    fill(
+        ADS_TEMPLATE,
+        &BTreeMap::from([
+            ("node_id", quoted(values.node_id)),
+            ("node_cluster", quoted(values.node_cluster)),
+            ("namespace", quoted(values.namespace)),
+            ("admin_port", values.admin_port.to_string()),
+            ("xds_address", quoted(&values.xds.ip().to_string())),
+            ("xds_port", values.xds.port().to_string()),
+        ]),
+    )
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+fn fill(template: &str, filled: &BTreeMap<&str, String>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
     for line in template.split_inclusive('\n') {
         if line.trim_start().starts_with('#') {

@@ -9,7 +9,9 @@ use crate::model::{self, EndpointSlice, Manifests, Service, ServicePort, TargetP
 use crate::protocol::{self, Declared};
 
 /// How long a connection to an upstream endpoint may take before Envoy tries another.
-const CONNECT_TIMEOUT: &str = "2s";
+pub const CONNECT_TIMEOUT: &str = "2s";
+/// [`CONNECT_TIMEOUT`] in seconds, for the clusters sent over ADS.
+pub const CONNECT_TIMEOUT_SECONDS: i64 = 2;
 
 /// The CDS document: `resources` holding one Cluster per Service port.
 pub fn clusters(manifests: &Manifests) -> Value {
@@ -22,40 +24,21 @@ pub fn clusters(manifests: &Manifests) -> Value {
 }
 
 fn cluster(manifests: &Manifests, service: &Service, port: &ServicePort) -> Value {
-    let (namespace, name) = (&service.meta.namespace, &service.meta.name);
-    let cluster_name = model::cluster_name(namespace, name, port.port);
-    let slices: Vec<&EndpointSlice> = manifests
-        .endpoint_slices
-        .iter()
-        .filter(|slice| slice.meta.namespace == *namespace && slice.service_name == *name)
-        .collect();
-    let mut cluster = if slices.is_empty() {
-        // Nothing known about the endpoints: let DNS find them, as a pod's client would.
-        let fqdn = format!("{name}.{namespace}.svc.cluster.local");
-        json!({
-            "name": cluster_name,
-            "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-            "type": "STRICT_DNS",
-            "connect_timeout": CONNECT_TIMEOUT,
-            "load_assignment": {
-                "cluster_name": cluster_name,
-                "endpoints": [{ "lb_endpoints": [endpoint(&fqdn, port.port)] }],
-            },
-        })
-    } else {
-        let endpoints: Vec<Value> =
-            ready_endpoints(&slices, port).iter().map(|(address, target)| endpoint(address, *target)).collect();
-        json!({
-            "name": cluster_name,
-            "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-            "type": "STATIC",
-            "connect_timeout": CONNECT_TIMEOUT,
-            "load_assignment": {
-                "cluster_name": cluster_name,
-                "endpoints": [{ "lb_endpoints": endpoints }],
-            },
-        })
+    let cluster_name = model::cluster_name(&service.meta.namespace, &service.meta.name, port.port);
+    let (kind, endpoints) = match endpoints(manifests, service, port) {
+        Endpoints::Dns { host, port } => ("STRICT_DNS", vec![endpoint(&host, port)]),
+        Endpoints::Static(found) => ("STATIC", found.iter().map(|(address, target)| endpoint(address, *target)).collect()),
     };
+    let mut cluster = json!({
+        "name": cluster_name,
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "type": kind,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "load_assignment": {
+            "cluster_name": cluster_name,
+            "endpoints": [{ "lb_endpoints": endpoints }],
+        },
+    });
     if let Some(options) = upstream_protocol(port) {
         cluster["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -65,6 +48,30 @@ fn cluster(manifests: &Manifests, service: &Service, port: &ServicePort) -> Valu
         });
     }
     cluster
+}
+
+/// Where a Service port's cluster finds its endpoints; the one place both the CDS file and the
+/// clusters `serve` sends Envoy over ADS take it from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoints {
+    /// No EndpointSlice: let DNS find them, as a pod's client would (`STRICT_DNS`).
+    Dns { host: String, port: u16 },
+    /// The ready addresses of the Service's EndpointSlices (`STATIC`).
+    Static(BTreeSet<(String, u16)>),
+}
+
+pub fn endpoints(manifests: &Manifests, service: &Service, port: &ServicePort) -> Endpoints {
+    let (namespace, name) = (&service.meta.namespace, &service.meta.name);
+    let slices: Vec<&EndpointSlice> = manifests
+        .endpoint_slices
+        .iter()
+        .filter(|slice| slice.meta.namespace == *namespace && slice.service_name == *name)
+        .collect();
+    if slices.is_empty() {
+        Endpoints::Dns { host: format!("{name}.{namespace}.svc.cluster.local"), port: port.port }
+    } else {
+        Endpoints::Static(ready_endpoints(&slices, port))
+    }
 }
 
 fn endpoint(address: &str, port: u16) -> Value {

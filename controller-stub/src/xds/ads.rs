@@ -24,11 +24,18 @@
 //!
 //! The client's namespace, which selects its resources, is the node metadata key `NAMESPACE`
 //! as Istio's proxyless bootstrap sets it; gRPC sends its node in the first request only (A27).
+//! Whether the client is Envoy or a proxyless gRPC client ([`DataPlane`]) selects their shape:
+//! the node metadata key `MESHROUTE_DATA_PLANE` (`envoy` in the bootstrap `sync --xds` writes),
+//! else the node's `user_agent_name`, which Envoy sets to `envoy` and gRPC to `gRPC <language>`
+//! (`config.core.v3.Node`: "Free-form string that identifies the entity requesting config.
+//! E.g. "envoy" or "grpc"").
 //! Delta xDS (`DeltaAggregatedResources`) answers UNIMPLEMENTED: gRPC speaks SotW.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -45,12 +52,49 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Resources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use super::{Resources, CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
 /// The node metadata key naming the client's namespace (Istio's proxyless gRPC bootstrap).
 pub const NAMESPACE_KEY: &str = "NAMESPACE";
 /// The namespace of a client whose node does not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// The node metadata key naming the client's data plane, `envoy` or `grpc`.
+pub const DATA_PLANE_KEY: &str = "MESHROUTE_DATA_PLANE";
+
+/// What kind of client a stream serves: each gets the resources in its own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataPlane {
+    /// A proxyless gRPC client (gRFC A27): API listeners, RDS, EDS.
+    Grpc,
+    /// Envoy: listeners on the Service addresses, clusters, the filter by ECDS.
+    Envoy,
+}
+
+/// Whom a set of resources is for: clients with the same data plane and namespace get the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Audience {
+    pub data_plane: DataPlane,
+    pub namespace: String,
+}
+
+impl Audience {
+    #[cfg(test)]
+    pub fn grpc(namespace: &str) -> Audience {
+        Audience { data_plane: DataPlane::Grpc, namespace: namespace.to_owned() }
+    }
+
+    /// From the node of a stream's first request.
+    fn of(node: Option<&Node>) -> Audience {
+        let data_plane = match metadata_string(node, DATA_PLANE_KEY) {
+            Some("envoy") => DataPlane::Envoy,
+            Some(_) => DataPlane::Grpc,
+            None if node.is_some_and(|node| node.user_agent_name == "envoy") => DataPlane::Envoy,
+            None => DataPlane::Grpc,
+        };
+        let namespace = metadata_string(node, NAMESPACE_KEY).unwrap_or(DEFAULT_NAMESPACE).to_owned();
+        Audience { data_plane, namespace }
+    }
+}
 /// Type URLs one stream may subscribe to; requests for more are ignored, so that a client
 /// cannot grow the server's memory without bound.
 const MAX_TYPES: usize = 16;
@@ -60,18 +104,31 @@ const QUEUE: usize = 16;
 /// Where log lines go: stderr in `serve`, a buffer in tests.
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Everything the server serves at one version: each namespace's [`Resources`], computed the
-/// first time a client of that namespace asks and shared by every stream after that.
+/// Everything the server serves at one version: each audience's [`Resources`], computed the
+/// first time a client of that audience asks and shared by every stream after that; and the
+/// files served over plain HTTP `GET` on the same port (the filter module Envoy fetches).
 pub struct Snapshot {
     version: u64,
-    source: Box<dyn Fn(&str) -> Resources + Send + Sync>,
-    by_namespace: Mutex<HashMap<String, Arc<Resources>>>,
+    source: Box<dyn Fn(&Audience) -> Resources + Send + Sync>,
+    by_audience: Mutex<HashMap<Audience, Arc<Resources>>>,
+    files: BTreeMap<String, bytes::Bytes>,
 }
 
 impl Snapshot {
-    /// `source` gives a namespace's resources; it is called at most once per namespace.
-    pub fn new(version: u64, source: impl Fn(&str) -> Resources + Send + Sync + 'static) -> Self {
-        Snapshot { version, source: Box::new(source), by_namespace: Mutex::default() }
+    /// `source` gives an audience's resources; it is called at most once per audience.
+    pub fn new(version: u64, source: impl Fn(&Audience) -> Resources + Send + Sync + 'static) -> Self {
+        Snapshot { version, source: Box::new(source), by_audience: Mutex::default(), files: BTreeMap::new() }
+    }
+
+    /// Also serves `GET path` with `contents`.
+    pub fn with_file(mut self, path: String, contents: bytes::Bytes) -> Self {
+        self.files.insert(path, contents);
+        self
+    }
+
+    /// The file served at `path`, if any.
+    pub fn file(&self, path: &str) -> Option<bytes::Bytes> {
+        self.files.get(path).cloned()
     }
 
     /// Nothing for anyone, e.g. before the manifests could be read.
@@ -83,14 +140,14 @@ impl Snapshot {
         self.version
     }
 
-    pub fn resources(&self, namespace: &str) -> Arc<Resources> {
+    pub fn resources(&self, audience: &Audience) -> Arc<Resources> {
         // A poisoned lock only means another stream's source call panicked; the map is intact.
-        let mut by_namespace = self.by_namespace.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(resources) = by_namespace.get(namespace) {
+        let mut by_audience = self.by_audience.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(resources) = by_audience.get(audience) {
             return resources.clone();
         }
-        let resources = Arc::new((self.source)(namespace));
-        by_namespace.insert(namespace.to_owned(), resources.clone());
+        let resources = Arc::new((self.source)(audience));
+        by_audience.insert(audience.clone(), resources.clone());
         resources
     }
 }
@@ -125,13 +182,55 @@ impl AdsServer {
             shutdown.await;
             stopping.send_replace(true);
         };
+        let files = WithFiles { snapshots: self.snapshots.clone(), inner: AggregatedDiscoveryServiceServer::new(self) };
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(
-                AggregatedDiscoveryServiceServer::new(self),
+                files,
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 shutdown,
             )
             .await
+    }
+}
+
+/// The ADS service, and `GET` of the snapshot's files on the same port (HTTP/2, as Envoy's
+/// xDS cluster speaks it): Envoy fetches the filter module through the cluster it already has
+/// for xDS, so the module needs no address, cluster or exposure rule of its own.
+#[derive(Clone)]
+struct WithFiles<S> {
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    inner: S,
+}
+
+type HttpResponse = http::Response<tonic::body::Body>;
+
+impl<S> tower_service::Service<http::Request<tonic::body::Body>> for WithFiles<S>
+where
+    S: tower_service::Service<http::Request<tonic::body::Body>, Response = HttpResponse, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.method() != http::Method::GET {
+            return Box::pin(self.inner.call(request));
+        }
+        let file = self.snapshots.borrow().file(request.uri().path());
+        let response = match file {
+            Some(contents) => http::Response::builder()
+                .header(http::header::CONTENT_TYPE, "application/wasm")
+                .body(tonic::body::Body::new(http_body_util::Full::new(contents))),
+            None => http::Response::builder().status(http::StatusCode::NOT_FOUND).body(tonic::body::Body::empty()),
+        };
+        // Neither builder can fail: a fixed status and header.
+        let response = response.unwrap_or_else(|_| http::Response::new(tonic::body::Body::empty()));
+        Box::pin(std::future::ready(Ok(response)))
     }
 }
 
@@ -185,7 +284,8 @@ async fn run_stream(
                     let client = client.get_or_insert_with(|| {
                         let client = Client::new(request.node.as_ref());
                         let from = peer.map(|peer| format!(" from {peer}")).unwrap_or_default();
-                        log(&format!("node {} connected{from} (namespace {})", client.node_id, client.namespace));
+                        let envoy = if client.audience.data_plane == DataPlane::Envoy { ", Envoy" } else { "" };
+                        log(&format!("node {} connected{from} (namespace {}{envoy})", client.node_id, client.audience.namespace));
                         client
                     });
                     let snapshot = snapshots.borrow_and_update().clone();
@@ -269,7 +369,7 @@ struct Sent {
 /// One connected client: who it is and, per type URL, what it was last sent.
 struct Client {
     node_id: String,
-    namespace: String,
+    audience: Audience,
     sent: BTreeMap<String, Sent>,
     /// The version of each type the client last ACKed, for the NACK log.
     acked: BTreeMap<String, u64>,
@@ -279,7 +379,7 @@ struct Client {
 impl Client {
     fn new(node: Option<&Node>) -> Self {
         let node_id = node.map(|node| node.id.as_str()).filter(|id| !id.is_empty()).unwrap_or("(no id)").to_owned();
-        Client { node_id, namespace: namespace_of(node), sent: BTreeMap::new(), acked: BTreeMap::new(), responses: 0 }
+        Client { node_id, audience: Audience::of(node), sent: BTreeMap::new(), acked: BTreeMap::new(), responses: 0 }
     }
 
     /// The response a request calls for, if any.
@@ -330,7 +430,7 @@ impl Client {
     /// The responses a new snapshot calls for: each subscribed type whose resources, as this
     /// client would see them, changed; in push order.
     fn on_snapshot(&mut self, snapshot: &Snapshot) -> Vec<DiscoveryResponse> {
-        let resources = snapshot.resources(&self.namespace);
+        let resources = snapshot.resources(&self.audience);
         let mut changed: Vec<(String, Subscription)> = self
             .sent
             .iter()
@@ -344,7 +444,7 @@ impl Client {
     }
 
     fn respond(&mut self, type_url: String, subscription: Subscription, snapshot: &Snapshot) -> DiscoveryResponse {
-        let resources = snapshot.resources(&self.namespace);
+        let resources = snapshot.resources(&self.audience);
         self.responses += 1;
         let nonce = self.responses.to_string();
         let response = DiscoveryResponse {
@@ -359,20 +459,20 @@ impl Client {
     }
 }
 
-/// The node's `NAMESPACE` metadata, if it is a non-empty string; else [`DEFAULT_NAMESPACE`].
-fn namespace_of(node: Option<&Node>) -> String {
-    node.and_then(|node| node.metadata.as_ref())
-        .and_then(|metadata| metadata.fields.get(NAMESPACE_KEY))
-        .and_then(|value| match &value.kind {
-            Some(Kind::StringValue(namespace)) if !namespace.is_empty() => Some(namespace.clone()),
+/// The node's metadata `key`, if it is a non-empty string.
+fn metadata_string<'n>(node: Option<&'n Node>, key: &str) -> Option<&'n str> {
+    node.and_then(|node| node.metadata.as_ref()).and_then(|metadata| metadata.fields.get(key)).and_then(|value| {
+        match &value.kind {
+            Some(Kind::StringValue(text)) if !text.is_empty() => Some(text.as_str()),
             _ => None,
-        })
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+        }
+    })
 }
 
-/// CDS, EDS, LDS, RDS, then any other type by URL: make-before-break.
+/// CDS, EDS, ECDS, LDS, RDS, then any other type by URL: make-before-break (a new route table
+/// may name a new cluster; a new listener's filter configuration is there when it asks).
 fn push_order(type_url: &str) -> (usize, &str) {
-    let known = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+    let known = [CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE];
     (known.iter().position(|known| *known == type_url).unwrap_or(known.len()), type_url)
 }
 

@@ -93,7 +93,7 @@ impl Server {
 
     /// Serves `tag` in every namespace, as version `version`.
     fn publish(&self, version: u64, tag: &'static str) {
-        self.snapshots.send_replace(Arc::new(Snapshot::new(version, move |namespace| world(namespace, tag))));
+        self.snapshots.send_replace(Arc::new(Snapshot::new(version, move |audience| world(&audience.namespace, tag))));
     }
 
     /// Waits up to 5 s for a log line containing `text`.
@@ -109,7 +109,7 @@ impl Server {
 }
 
 fn tagged(tag: &'static str) -> Snapshot {
-    Snapshot::new(1, move |namespace| world(namespace, tag))
+    Snapshot::new(1, move |audience| world(&audience.namespace, tag))
 }
 
 /// A proxyless client's side of one ADS stream.
@@ -345,7 +345,7 @@ async fn wildcard_lds_and_cds_get_everything_and_lose_what_no_longer_exists() {
     let listeners = client.subscribe(LDS, &["*"]).await;
     assert_eq!(listeners.resources.len(), 2);
     client.ack(&listeners, &["*"]).await;
-    server.snapshots.send_replace(Arc::new(Snapshot::new(2, |namespace| world_of(namespace, "one", &["echo"]))));
+    server.snapshots.send_replace(Arc::new(Snapshot::new(2, |audience| world_of(&audience.namespace, "one", &["echo"]))));
     let (clusters, listeners) = (client.recv().await, client.recv().await);
     assert_eq!(clusters.resources, [cluster("echo", "default", "one")]);
     assert_eq!(listeners.resources, [listener("echo", "default", "one")]);
@@ -444,13 +444,35 @@ async fn the_last_snapshot_stays_served_when_no_more_come() {
 fn a_snapshot_computes_each_namespace_once() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
-    let snapshot = Snapshot::new(7, move |namespace| {
-        seen.lock().unwrap().push(namespace.to_owned());
-        world(namespace, "one")
+    let snapshot = Snapshot::new(7, move |audience| {
+        seen.lock().unwrap().push(audience.namespace.clone());
+        world(&audience.namespace, "one")
     });
-    let first = snapshot.resources("team-a");
-    let again = snapshot.resources("team-a");
-    snapshot.resources("team-b");
+    let first = snapshot.resources(&Audience::grpc("team-a"));
+    let again = snapshot.resources(&Audience::grpc("team-a"));
+    snapshot.resources(&Audience::grpc("team-b"));
     assert!(Arc::ptr_eq(&first, &again));
     assert_eq!(*calls.lock().unwrap(), ["team-a", "team-b"]);
+}
+
+#[test]
+fn envoy_is_told_from_grpc_by_node_metadata_else_user_agent() {
+    use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+    let node = |agent: &str, metadata: &[(&str, &str)]| Node {
+        user_agent_name: agent.to_owned(),
+        metadata: Some(Struct {
+            fields: metadata
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), Value { kind: Some(Kind::StringValue((*value).to_owned())) }))
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    let of = |node: &Node| Audience::of(Some(node));
+    assert_eq!(of(&node("envoy", &[])).data_plane, DataPlane::Envoy);
+    assert_eq!(of(&node("gRPC Python", &[("NAMESPACE", "a")])), Audience::grpc("a"));
+    let envoy = of(&node("", &[(DATA_PLANE_KEY, "envoy"), ("NAMESPACE", "team-a")]));
+    assert_eq!((envoy.data_plane, envoy.namespace.as_str()), (DataPlane::Envoy, "team-a"));
+    assert_eq!(of(&node("envoy", &[(DATA_PLANE_KEY, "grpc")])).data_plane, DataPlane::Grpc, "the metadata wins");
+    assert_eq!(Audience::of(None), Audience::grpc(DEFAULT_NAMESPACE));
 }

@@ -181,7 +181,8 @@ fn listener(name: &str, route_config: &str) -> Listener {
     }
 }
 
-fn ads() -> ConfigSource {
+/// The ADS config source, for what a resource served over ADS discovers in turn.
+pub(crate) fn ads() -> ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3.into(),
         config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::google::protobuf::Any;
 
+pub mod envoy;
 pub mod grpc;
 
 /// Listener, RouteConfiguration, Cluster and ClusterLoadAssignment type URLs (xDS v3).
@@ -14,6 +15,8 @@ pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Li
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const ENDPOINT_TYPE: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+/// ECDS: an HTTP filter's configuration (Envoy's `config_discovery`).
+pub const EXTENSION_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 
 /// Every resource one client is served, by type URL, then by resource name. A state-of-the-world
 /// response for a type holds the subscribed names of that type's map.
