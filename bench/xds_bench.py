@@ -3,6 +3,7 @@
 grpcio client and with many simulated ones; writes bench/xds-report.md (and xds-results.json).
 
     .venv/bin/python bench/xds_bench.py [--changes 120] [--clients 1000] [--services 1000] [--build]
+        [--only latency|scale|build ...] [--report]
 
 Run from the repository root, after `make build` and `cargo build --release -p meshroute-bench`
 (`make bench-xds` does all of it). It needs grpcio (installed by `make setup`) and nothing else
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -403,14 +405,16 @@ def measure_build(work):
             try:
                 state = machine_state()
                 env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-                started = time.monotonic()
+                started, children = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 build = subprocess.run(["cargo", "build", "--release", "--locked", "-p", "meshroute"], cwd=tree, env=env,
                                        capture_output=True, text=True)
                 wall = time.monotonic() - started
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
                 if build.returncode != 0:
                     raise RuntimeError(f"build of {label} failed:\n{build.stderr[-3000:]}")
                 crates = sum(1 for line in build.stderr.splitlines() if line.strip().startswith("Compiling "))
-                results[label] = {"commit": commits[label][:12], "wall_s": wall, "crates": crates,
+                results[label] = {"commit": commits[label][:12], "wall_s": wall, "cpu_s": cpu, "crates": crates,
                                   "binary_bytes": (target / "release" / "meshroute").stat().st_size, "machine": state}
             finally:
                 git("worktree", "remove", "--force", str(tree))
@@ -443,8 +447,9 @@ def percentile(values, p):
 def report(results):
     out = ["# Proxyless gRPC: `meshroute serve` measured", "",
            "Written by `bench/xds_bench.py` (`make bench-xds`); the raw figures are in `xds-results.json`.",
-           "Each part ran once, on a 2-core machine shared with other work; the load on it is given per part.",
-           "Times are medians with their range within the run, never a single sample.", ""]
+           "Each part ran once; other processes may have competed for the CPU, so each part gives the load "
+           "average and the busiest other processes when it started. Repeated figures are medians with their range within the run. CPU "
+           "time is the steadier figure: wall times stretch with whatever else runs.", ""]
     lat = results.get("latency")
     if lat:
         totals = [s["total_ms"] for s in lat["samples"]]
@@ -454,7 +459,7 @@ def report(results):
                 f"One grpcio {lat['grpcio']} channel dialling `xds:///echo-service.default.svc.cluster.local:8080`, "
                 "calling `Echo` one call after another; its GRPCRoute's backend flipped "
                 f"{lat['changes']} times, each a new `route.yaml` renamed into the watched directory "
-                "(0.15–0.3 s apart). Time from the rename to the first call answered by the new backend:", "",
+                "0.15–0.3 s after the previous change was seen. Time from the rename to the first call answered by the new backend:", "",
                 "| | median | p90 | worst |", "| --- | --- | --- | --- |",
                 f"| rename → call answered by the new backend | {statistics.median(totals):.1f} ms | "
                 f"{percentile(totals, 0.9):.1f} ms | {max(totals):.1f} ms |",
@@ -513,12 +518,14 @@ def report(results):
                 "`cargo build --release -p meshroute` from an empty target directory (release profile: LTO, one "
                 f"codegen unit), at the commit before `{build['xds_dependencies_commit']}` "
                 "(\"meshroute: the xDS dependencies\": envoy-types, tonic, prost, tokio) and now, one after the "
-                "other; wall time, so it moves with whatever else runs.", "",
+                "other, once each. Wall time moves with whatever else runs; CPU time much less so.", "",
                 "| | before | now | difference |", "| --- | --- | --- | --- |",
                 f"| `meshroute` binary (stripped) | {before['binary_bytes'] / 2**20:.2f} MiB | "
                 f"{now['binary_bytes'] / 2**20:.2f} MiB | +{(now['binary_bytes'] - before['binary_bytes']) / 2**20:.2f} MiB |",
                 f"| clean release build, wall | {before['wall_s']:.0f} s | {now['wall_s']:.0f} s | "
                 f"+{now['wall_s'] - before['wall_s']:.0f} s |",
+                f"| the same, CPU (user + system of cargo and every rustc) | {before['cpu_s']:.0f} s | "
+                f"{now['cpu_s']:.0f} s | +{now['cpu_s'] - before['cpu_s']:.0f} s |",
                 f"| crates compiled | {before['crates']} | {now['crates']} | +{now['crates'] - before['crates']} |", "",
                 f"Machine, before: {machine_line(before['machine'])}. Now: {machine_line(now['machine'])}.", ""]
     return "\n".join(out)
@@ -533,16 +540,18 @@ def main():
     parser.add_argument("--only", choices=["latency", "scale", "build"], action="append",
                         help="run only these parts (repeatable); the others keep their last results")
     parser.add_argument("--build", action="store_true", help="also the two clean release builds (slow)")
+    parser.add_argument("--report", action="store_true", help="only write the report from xds-results.json")
     parser.add_argument("--out", default=str(ROOT / "bench"))
     args = parser.parse_args()
-    parts = args.only or ["latency", "scale"] + (["build"] if args.build else [])
+    parts = [] if args.report else args.only or ["latency", "scale"] + (["build"] if args.build else [])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "xds-results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    shutil.rmtree(RUN, ignore_errors=True)
-    RUN.mkdir(parents=True)
-    work = Path(tempfile.mkdtemp(prefix="xds-bench-", dir=RUN))
+    if parts:
+        shutil.rmtree(RUN, ignore_errors=True)
+        RUN.mkdir(parents=True)
+        work = Path(tempfile.mkdtemp(prefix="xds-bench-", dir=RUN))
     random.seed(1)
     for part in parts:
         print(f"xds_bench: {part}", file=sys.stderr)
