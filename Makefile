@@ -30,7 +30,7 @@ export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 export MESHROUTE_BENCH_BIN := $(CURDIR)/target/release/meshroute-bench
 export MESHROUTE_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke clean
+.PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke bench-xds clean
 
 all: build
 
@@ -131,6 +131,13 @@ bench-smoke: setup build $(VENV)/.matplotlib-installed
 	ENVOY_BIN="$(ENVOY_BIN)" $(VENV)/bin/python bench/bench.py --smoke --out .run/bench-smoke
 	@test -s .run/bench-smoke/report.md && grep -q "filter / native" .run/bench-smoke/report.md \
 		&& echo "bench-smoke: report written, every request answered 2xx"
+
+# Proxyless gRPC (meshroute serve): change-to-client latency with a real grpcio client, memory
+# and CPU with 1,000 simulated clients on 1,000 Services; bench/xds-report.md. A few minutes;
+# XDS_BENCH_ARGS=--build adds clean release builds before and after the xDS dependencies (slow).
+bench-xds: setup build
+	$(CARGO) build --release -p meshroute-bench
+	$(VENV)/bin/python bench/xds_bench.py $(XDS_BENCH_ARGS)
 
 $(VENV)/.matplotlib-installed: $(VENV)/.envoy-installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(MATPLOTLIB_WHEEL)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local demo behind `make run`: the product page's two examples — echo-route (HTTPRoute) and
 # its GRPCRoute — served by stock Envoy with the meshroute filter, real HTTP and gRPC echo
-# backends, and `meshroute sync` watching examples/mesh.
+# backends, and `meshroute sync` watching examples/mesh; and `meshroute serve` on the same
+# manifests, the xDS control plane of proxyless gRPC clients (grpcio, from .venv).
 # Runs until Ctrl-C and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,9 @@ MESHROUTE=$(realpath --relative-to=. "${MESHROUTE_BIN:-target/release/meshroute}
 ECHO=${MESHROUTE_ECHO_BIN:-target/release/meshroute-echo}
 GRPC_ECHO=$(realpath --relative-to=. "${MESHROUTE_GRPC_ECHO_BIN:-target/release/meshroute-grpc-echo}")
 WASM=${MESHROUTE_WASM:-target/wasm32-wasip1/release/meshroute_filter.wasm}
+PYTHON=$(realpath -s --relative-to=. "${MESHROUTE_PYTHON:-.venv/bin/python}")
 ADMIN_PORT=${ADMIN_PORT:-9901}
+XDS=${XDS_ADDR:-127.0.0.1:15010}
 RUN=.run
 OUT=$RUN/envoy
 
@@ -48,6 +51,16 @@ for _ in $(seq 100); do
 done
 [ "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready")" = "LIVE" ] || { echo "Envoy did not become ready; see $RUN/envoy.log"; exit 1; }
 
+# Proxyless gRPC: serve answers xDS from the same manifests; a client in namespace default reads
+# its bootstrap (where serve is, its node id and namespace) from GRPC_XDS_BOOTSTRAP.
+"$MESHROUTE" serve examples/mesh --xds "$XDS" >"$RUN/serve.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do grep -q "ADS on" "$RUN/serve.log" && break; sleep 0.1; done
+grep -q "ADS on" "$RUN/serve.log" || { cat "$RUN/serve.log"; echo "meshroute serve did not start; see above"; exit 1; }
+"$MESHROUTE" grpc-bootstrap --xds "$XDS" --namespace default --node-id demo-client >"$RUN/grpc-bootstrap.json"
+TARGET=xds:///echo-service.default.svc.cluster.local:8080
+echo "A proxyless gRPC client (grpcio, no Envoy in the path) calls Echo through meshroute serve:"
+echo "  $(GRPC_XDS_BOOTSTRAP=$RUN/grpc-bootstrap.json "$PYTHON" scripts/grpc-call.py "$TARGET" Echo hello)"
+
 cat <<MSG
 
 meshroute demo is running. echo-service is 127.0.10.1: on port 80 its HTTPRoute splits 9:1 over
@@ -65,6 +78,15 @@ EchoTwo to grpc-infra-backend-v2.
   $GRPC_ECHO call --to 127.0.10.1:8080 EchoTwo hello
   $GRPC_ECHO call --to 127.0.10.1:8080 EchoThree hello
 
+  # the same calls from a proxyless gRPC client: grpcio's xds:/// resolver takes the GRPCRoute
+  # from meshroute serve ($XDS) and calls the backends directly, no Envoy involved. The names
+  # it can dial: echo-service.default.svc.cluster.local:8080, echo-service.default.svc:8080,
+  # echo-service.default:8080, echo-service:8080 (a client in namespace default)
+  export GRPC_XDS_BOOTSTRAP=$RUN/grpc-bootstrap.json    # written by: $MESHROUTE grpc-bootstrap --xds $XDS --namespace default --node-id demo-client
+  $PYTHON scripts/grpc-call.py $TARGET Echo hello
+  $PYTHON scripts/grpc-call.py $TARGET EchoTwo hello
+  $PYTHON scripts/grpc-call.py xds:///echo-service:8080 EchoThree hello
+
   # what the filter would do with a request, without sending it (--namespace NS: as a client
   # in NS, whose consumer routes apply, would see it)
   $MESHROUTE explain examples/mesh --to echo-service --path /hello
@@ -73,7 +95,8 @@ EchoTwo to grpc-infra-backend-v2.
   # the product page's literal text: the typos, and why echo-route's second rule never matches
   $MESHROUTE check examples/product-page
 
-Edit examples/mesh/*.yaml and the change is live at once (sync republishes, Envoy swaps the table).
+Edit examples/mesh/*.yaml and the change is live at once (sync republishes, Envoy swaps the table;
+serve pushes the new routes to connected proxyless clients).
 Logs are in $RUN/. Ctrl-C stops everything.
 MSG
 wait

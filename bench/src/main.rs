@@ -1,11 +1,13 @@
 //! `meshroute-bench`: what `make bench` (bench/bench.py) drives.
 //!
 //! - `gen`: a route set as manifests (Services, EndpointSlices, HTTPRoutes) and the list of
-//!   requests that spreads over every rule.
+//!   requests that spreads over every rule; with `--grpc`, Services of one gRPC port and a
+//!   GRPCRoute each, and the names proxyless gRPC clients dial them by.
 //! - `load`: sends requests from such a list through Envoy, closed-loop (as fast as the
 //!   connections allow) or at a fixed rate, and prints one JSON line: counts, throughput and
 //!   latency percentiles. At a fixed rate, latency counts from when a request was due, so a
 //!   stalled server is not hidden by a client that waits for it (no coordinated omission).
+//! - `ads`: simulated proxyless gRPC clients on `meshroute serve` (see `ads.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -20,13 +22,16 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+mod ads;
 // `miss()` is the criterion benchmark's; every request here is taken by a rule.
 #[allow(dead_code)]
 mod routeset;
 
 const USAGE: &str = "usage:
   meshroute-bench gen (--rules N | --services N) [--no-routes] [--header-modifier] --upstream IP:PORT --out DIR
-  meshroute-bench load --requests FILE --net A.B --count N [--connections C] [--rate PER_SECOND]";
+  meshroute-bench gen --services N --grpc [--swap-backends] --upstream IP:PORT --out DIR
+  meshroute-bench load --requests FILE --net A.B --count N [--connections C] [--rate PER_SECOND]
+  meshroute-bench ads --xds IP:PORT --listeners FILE --clients N [--connections C] [--namespace NS]";
 
 /// Rules per HTTPRoute (the Gateway API allows 16).
 const RULES_PER_ROUTE: usize = 10;
@@ -40,6 +45,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("gen") => generate(&Options::parse(&args[1..])),
         Some("load") => load(&Options::parse(&args[1..])),
+        Some("ads") => ads::run(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
     if let Err(error) = result {
@@ -55,6 +61,10 @@ struct Options {
     no_routes: bool,
     /// Every rule also sets a request header (RequestHeaderModifier): what such a rule costs.
     header_modifier: bool,
+    /// Services of one gRPC port, each with a GRPCRoute, for proxyless clients.
+    grpc: bool,
+    /// The GRPCRoutes' backends b1 and b2 exchanged: the same set with every route changed.
+    swap_backends: bool,
     upstream: Option<SocketAddr>,
     out: Option<PathBuf>,
     requests: Option<PathBuf>,
@@ -75,6 +85,14 @@ impl Options {
             }
             if flag == "--header-modifier" {
                 options.header_modifier = true;
+                continue;
+            }
+            if flag == "--grpc" {
+                options.grpc = true;
+                continue;
+            }
+            if flag == "--swap-backends" {
+                options.swap_backends = true;
                 continue;
             }
             let Some(value) = args.next() else { fail(&format!("{flag} needs a value")) };
@@ -113,6 +131,54 @@ fn service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
         upstream.port(),
         upstream.ip()
     );
+}
+
+/// A Service with one gRPC port, 8080, and its EndpointSlice.
+fn grpc_service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
+    let _ = write!(
+        out,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: bench\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: grpc\n    port: 8080\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-a\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: {name}\n\
+         addressType: IPv4\nports:\n- name: grpc\n  port: {}\nendpoints:\n- addresses: [\"{}\"]\n---\n",
+        upstream.port(),
+        upstream.ip()
+    );
+}
+
+/// Service `parent`'s GRPCRoute: one method of its gRPC service to one backend, the rest of the
+/// service split 9:1 over two.
+fn grpc_route_yaml(out: &mut String, parent: &str, swap: bool) {
+    let (one, two) = if swap { ("b2", "b1") } else { ("b1", "b2") };
+    let _ = write!(
+        out,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: {parent}\n  namespace: bench\n  creationTimestamp: \"2024-01-01T00:00:00Z\"\n\
+         spec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: {parent}\n    port: 8080\n  rules:\n\
+         \x20 - matches:\n    - method:\n        service: bench.{parent}.Api\n        method: Get\n    backendRefs:\n    - name: {one}\n      port: 8080\n\
+         \x20 - matches:\n    - method:\n        service: bench.{parent}.Api\n    backendRefs:\n    - name: {one}\n      port: 8080\n      weight: 9\n    - name: {two}\n      port: 8080\n      weight: 1\n---\n"
+    );
+}
+
+/// `--grpc`: N Services with a GRPCRoute each, and `listeners.txt`, the name a client dials
+/// each by.
+fn generate_grpc(options: &Options, count: usize, upstream: SocketAddr, out: &std::path::Path) -> Result<(), String> {
+    let manifests = out.join("manifests");
+    let (mut services, mut routes, mut listeners) = (String::new(), String::new(), String::new());
+    grpc_service(&mut services, "b1", &format!("{NET}.255.1"), upstream);
+    grpc_service(&mut services, "b2", &format!("{NET}.255.2"), upstream);
+    for j in 0..count {
+        let name = format!("s{j:05}");
+        grpc_service(&mut services, &name, &format!("{NET}.{}.{}", 1 + j / 250, 1 + j % 250), upstream);
+        grpc_route_yaml(&mut routes, &name, options.swap_backends);
+        let _ = writeln!(listeners, "{name}.bench.svc.cluster.local:8080");
+    }
+    for (path, text) in [
+        (manifests.join("services.yaml"), services),
+        (manifests.join("routes.yaml"), routes),
+        (out.join("listeners.txt"), listeners),
+    ] {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn rule_yaml(out: &mut String, rule: &routeset::Rule, header_modifier: bool) {
@@ -173,6 +239,10 @@ fn generate(options: &Options) -> Result<(), String> {
     let out = options.out.clone().ok_or("--out is needed")?;
     let manifests = out.join("manifests");
     std::fs::create_dir_all(&manifests).map_err(|e| format!("{}: {e}", manifests.display()))?;
+    if options.grpc {
+        let count = options.services.ok_or("--grpc needs --services N")?;
+        return generate_grpc(options, count, upstream, &out);
+    }
     let mut services = String::new();
     let mut routes = String::new();
     let mut requests = String::new();
