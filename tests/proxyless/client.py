@@ -21,10 +21,11 @@ each line on stdin is one probe, a JSON object, answered by one JSON line on std
   it made. One steady stream at a time.
 
 A RESULT is `{"code": "OK", "backend": ..., "method": ..., "message": ..., "metadata": {...},
-"header_backend": ..., "started": UNIX_SECONDS, "elapsed_s": SECONDS}` for an answer (the fields of
-the echo backend's `EchoResponse`, and its `x-echo-backend` response header), or `{"code":
-"UNAVAILABLE", "details": ..., "header_backend": ..., "started": ..., "elapsed_s": ...}` for a gRPC
-status, `header_backend` being null unless a backend gave the status. A probe that cannot be read
+"header_backend": ..., "attempts": ..., "started": UNIX_SECONDS, "elapsed_s": SECONDS}` for an
+answer (the fields of the echo backend's `EchoResponse`, and its `x-echo-backend` and
+`x-echo-attempts` response metadata), or `{"code": "UNAVAILABLE", "details": ..., "header_backend":
+..., "attempts": ..., "started": ..., "elapsed_s": ...}` for a gRPC status, `header_backend` being
+null unless a backend gave the status, `attempts` null unless the backend counted the call's tries. A probe that cannot be read
 is answered `{"error": "..."}`. Nothing a call or a probe does ends the process; only the end of
 stdin does.
 
@@ -41,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 BACKEND_HEADER = "x-echo-backend"
+ATTEMPTS_HEADER = "x-echo-attempts"
 
 
 def varint(value):
@@ -114,16 +116,16 @@ def decode_response(data):
     return answer
 
 
-def backend_header(call):
-    """The `x-echo-backend` a backend sent, in the headers or, for a trailers-only answer, the
-    trailers; None when no backend answered."""
+def backend_header(call, name=BACKEND_HEADER):
+    """The `x-echo-backend` (or header `name`) a backend sent, in the headers or, for a
+    trailers-only answer, the trailers; None when no backend answered."""
     for read in (call.initial_metadata, call.trailing_metadata):
         try:
             metadata = read() or ()
         except Exception:  # a call that never reached a server may have none to give
             metadata = ()
         for key, value in metadata:
-            if key == BACKEND_HEADER:
+            if key == name:
                 return value if isinstance(value, str) else value.decode("utf-8", "replace")
     return None
 
@@ -153,10 +155,12 @@ class Client:
                 timeout=float(probe.get("timeout_s", 10)),
             )
             result = {"code": "OK", **decode_response(response), "header_backend": backend_header(call)}
+            result["attempts"] = backend_header(call, ATTEMPTS_HEADER)
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
             details = error.details() if hasattr(error, "details") else str(error)
             result = {"code": code.name, "details": details or "", "header_backend": backend_header(error)}
+            result["attempts"] = backend_header(error, ATTEMPTS_HEADER)
         except Exception as error:  # a malformed answer or probe: reported, never fatal
             result = {"code": "CLIENT_ERROR", "details": f"{type(error).__name__}: {error}", "header_backend": None}
         result["started"] = started

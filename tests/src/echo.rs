@@ -78,7 +78,8 @@ pub const FAIL_FIRST_REQUEST: &str = "x-echo-fail-first";
 /// the one answered included.
 pub const ATTEMPTS_HEADER: &str = "x-echo-attempts";
 
-/// The status a try fails with under [`FAIL_FIRST_REQUEST`] when [`FAIL_REQUEST`] names none.
+/// The status a try fails with under [`FAIL_FIRST_REQUEST`] when [`FAIL_REQUEST`] names none
+/// (`StatusCode::SERVICE_UNAVAILABLE`).
 pub const DEFAULT_FAIL_STATUS: u16 = 503;
 
 /// A key no other call of this process (nor, in practice, of another process) returns, for
@@ -122,14 +123,8 @@ pub async fn serve_as(name: String, listener: TcpListener, behaviour: Behaviour,
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend {name}: {code} is not a status code")))
         })
         .transpose()?;
-    let backend = Arc::new(Backend {
-        name: name.clone(),
-        header,
-        attempts: Mutex::new(HashMap::new()),
-        delay: behaviour.delay,
-        status,
-        received,
-    });
+    let backend =
+        Arc::new(Backend { name: name.clone(), header, attempts: Attempts::default(), delay: behaviour.delay, status, received });
     let answer = move |request| {
         let backend = Arc::clone(&backend);
         async move { backend.answer(request).await }
@@ -142,7 +137,7 @@ struct Backend {
     name: String,
     header: HeaderValue,
     /// Tries seen per [`ATTEMPT_KEY_REQUEST`] key.
-    attempts: Mutex<HashMap<String, u64>>,
+    attempts: Attempts,
     /// [`Behaviour::delay`].
     delay: Duration,
     /// [`Behaviour::status`].
@@ -150,24 +145,31 @@ struct Backend {
     received: Received,
 }
 
-/// What a request asks of the backend's behaviour ([`DELAY_REQUEST`] and the rest).
-struct Asked {
-    delay: Duration,
-    fail: Option<StatusCode>,
+/// What a request asks of the backend's behaviour ([`DELAY_REQUEST`] and the rest), its failing
+/// status of type `S`: an HTTP [`StatusCode`] here, a gRPC code for the gRPC echo backend
+/// ([`crate::grpc`]), which reads the same headers as its request metadata.
+pub(crate) struct Asked<S> {
+    pub(crate) delay: Duration,
+    fail: Option<S>,
     fail_first: Option<u64>,
-    key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
-impl Asked {
-    fn from_headers(headers: &HeaderMap) -> Result<Asked, String> {
+impl Asked<StatusCode> {
+    fn from_headers(headers: &HeaderMap) -> Result<Asked<StatusCode>, String> {
+        Asked::parse(headers, "an HTTP status code", |text| {
+            text.parse::<u16>().ok().and_then(|code| StatusCode::from_u16(code).ok())
+        })
+    }
+}
+
+impl<S: Copy> Asked<S> {
+    /// Reads the headers, `x-echo-fail`'s value with `status` (`what` it should be, for the
+    /// complaint when it is not).
+    pub(crate) fn parse(headers: &HeaderMap, what: &str, status: impl Fn(&str) -> Option<S>) -> Result<Asked<S>, String> {
         let delay = single(headers, DELAY_REQUEST)?.map(|text| number(DELAY_REQUEST, text)).transpose()?;
         let fail = single(headers, FAIL_REQUEST)?
-            .map(|text| {
-                text.parse::<u16>()
-                    .ok()
-                    .and_then(|code| StatusCode::from_u16(code).ok())
-                    .ok_or_else(|| format!("{FAIL_REQUEST}: {text:?} is not an HTTP status code"))
-            })
+            .map(|text| status(text).ok_or_else(|| format!("{FAIL_REQUEST}: {text:?} is not {what}")))
             .transpose()?;
         let fail_first = single(headers, FAIL_FIRST_REQUEST)?.map(|text| number(FAIL_FIRST_REQUEST, text)).transpose()?;
         let key = single(headers, ATTEMPT_KEY_REQUEST)?.map(str::to_owned);
@@ -177,14 +179,31 @@ impl Asked {
         Ok(Asked { delay: Duration::from_millis(delay.unwrap_or(0)), fail, fail_first, key })
     }
 
-    /// The status to answer the `attempt`-th try of the key (1 for the first) with.
-    fn status(&self, attempt: Option<u64>) -> StatusCode {
-        let failing = self.fail.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    /// The status to answer the `attempt`-th try of the key (1 for the first) with: `ok`, or
+    /// the failing one (`failing` when `x-echo-fail` names none).
+    pub(crate) fn status(&self, attempt: Option<u64>, ok: S, failing: S) -> S {
+        let failing = self.fail.unwrap_or(failing);
         match (self.fail_first, attempt) {
             (Some(first), Some(attempt)) if attempt <= first => failing,
-            (Some(_), _) => StatusCode::OK,
-            (None, _) => self.fail.unwrap_or(StatusCode::OK),
+            (Some(_), _) => ok,
+            (None, _) => self.fail.unwrap_or(ok),
         }
+    }
+}
+
+/// The tries a backend has seen per [`ATTEMPT_KEY_REQUEST`] key.
+#[derive(Default)]
+pub(crate) struct Attempts(Mutex<HashMap<String, u64>>);
+
+impl Attempts {
+    /// Counts a try of the request's key, if it has one; the count, this try included.
+    pub(crate) fn count<S>(&self, asked: &Asked<S>) -> Option<u64> {
+        asked.key.as_ref().map(|key| {
+            let mut attempts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen = attempts.entry(key.clone()).or_default();
+            *seen += 1;
+            *seen
+        })
     }
 }
 
@@ -221,12 +240,7 @@ impl Backend {
             (Err(why), _) | (_, Err(why)) => return self.bad_request(why),
         };
         // Counted as it arrives: a try the proxy gives up on during the delay still counts.
-        let attempt = asked.key.as_ref().map(|key| {
-            let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-            let seen = attempts.entry(key.clone()).or_default();
-            *seen += 1;
-            *seen
-        });
+        let attempt = self.attempts.count(&asked);
         let delay = self.delay + asked.delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -242,7 +256,8 @@ impl Backend {
             answer["attempts"] = attempt.into();
         }
         let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *response.status_mut() = self.status.unwrap_or_else(|| asked.status(attempt));
+        *response.status_mut() =
+            self.status.unwrap_or_else(|| asked.status(attempt, StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE));
         for (name, value) in requested {
             response.headers_mut().append(name, value);
         }

@@ -12,12 +12,23 @@
 //! `x-echo-response-header: name=value` metadata ([`crate::echo::RESPONSE_HEADER_REQUEST`]); an
 //! item that is not a valid `name=value` is answered `INVALID_ARGUMENT`.
 //!
+//! As the HTTP echo backend does, a call may ask the backend to be slow or to fail, with the same
+//! request metadata, read the same way ([`crate::echo`]): `x-echo-delay-ms: N` waits N
+//! milliseconds before answering; `x-echo-fail: CODE` answers with gRPC status CODE (a number,
+//! 0 to 16) instead of OK; `x-echo-attempt-key: KEY` counts the tries of KEY and reports the
+//! count, this try included, in the response metadata `x-echo-attempts` of every answer, failing
+//! ones included; `x-echo-fail-first: K` (with a key) fails only the first K tries of the key,
+//! with `x-echo-fail`'s status, UNAVAILABLE (14) without it. A try is counted as it arrives,
+//! before its delay. A value that is not a number (or not a gRPC status code), a header given
+//! twice, or `x-echo-fail-first` without a key is answered INVALID_ARGUMENT.
+//!
 //! As the HTTP echo backend does, it keeps a record of the calls it received ([`serve_recorded`],
 //! [`Received`]): each call's full method as its path, and its metadata as its headers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,7 +45,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_prost::ProstCodec;
 
-use crate::echo::BACKEND_HEADER;
+use crate::echo::{Asked, Attempts, ATTEMPTS_HEADER, BACKEND_HEADER, FAIL_REQUEST};
 use crate::serve::{requested_response_headers, seen_headers, serve_connections};
 pub use crate::serve::{Received, SeenRequest};
 
@@ -49,6 +60,14 @@ pub use proto::{EchoRequest, EchoResponse};
 
 /// The service's full name, as GRPCRoute `method.service` names it.
 pub const SERVICE: &str = "echo_basic.grpcecho.GrpcEcho";
+
+/// The status a try fails with under `x-echo-fail-first` when `x-echo-fail` names none.
+pub const DEFAULT_FAIL_CODE: Code = Code::Unavailable;
+
+/// The gRPC status code numbered `text` (0 to 16), for `x-echo-fail`.
+fn code_numbered(text: &str) -> Option<Code> {
+    text.parse::<i32>().ok().filter(|number| (0..=16).contains(number)).map(Code::from_i32)
+}
 
 /// The trailer in which `EchoStream` says how many request messages arrived.
 pub const MESSAGES_TRAILER: &str = "echo-messages";
@@ -77,23 +96,39 @@ pub async fn serve_recorded(name: String, listener: TcpListener, received: Recei
     let header = HeaderValue::from_str(&name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("backend name {name:?} is not a valid header value")))?;
     let server = GrpcEchoServer::new(Backend { name: name.clone() });
+    let attempts = Arc::new(Attempts::default());
     let answer = move |mut request: hyper::Request<hyper::body::Incoming>| {
-        let (mut server, header) = (server.clone(), header.clone());
+        let (mut server, header, attempts) = (server.clone(), header.clone(), Arc::clone(&attempts));
         received.record(&request);
         async move {
             // Generated servers dispatch on the path but do not hand it on; the answers report it.
             let served = ServedMethod(request.uri().path().to_owned());
             request.extensions_mut().insert(served);
             let requested = requested_response_headers(request.headers());
-            let mut response = match requested {
-                Ok(_) => match server.call(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                },
-                Err(ref why) => Status::invalid_argument(why.clone()).into_http(),
+            let asked = Asked::parse(request.headers(), "a gRPC status code (0 to 16)", code_numbered);
+            let mut attempt = None;
+            let mut response = match (requested.as_ref().map_err(Clone::clone), asked) {
+                (Ok(_), Ok(asked)) => {
+                    // Counted as it arrives: a try the client gives up on during the delay counts.
+                    attempt = attempts.count(&asked);
+                    if !asked.delay.is_zero() {
+                        tokio::time::sleep(asked.delay).await;
+                    }
+                    match asked.status(attempt, Code::Ok, DEFAULT_FAIL_CODE) {
+                        Code::Ok => match server.call(request).await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        },
+                        code => Status::new(code, format!("{FAIL_REQUEST} asked for {code:?}")).into_http(),
+                    }
+                }
+                (Err(why), _) | (_, Err(why)) => Status::invalid_argument(why).into_http(),
             };
             for (name, value) in requested.into_iter().flatten() {
                 response.headers_mut().append(name, value);
+            }
+            if let Some(attempt) = attempt {
+                response.headers_mut().insert(ATTEMPTS_HEADER, HeaderValue::from(attempt));
             }
             response.headers_mut().insert(BACKEND_HEADER, header);
             response
@@ -385,7 +420,95 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::echo::RESPONSE_HEADER_REQUEST;
+    use crate::echo::{attempt_key, ATTEMPT_KEY_REQUEST, DELAY_REQUEST, FAIL_FIRST_REQUEST, RESPONSE_HEADER_REQUEST};
+
+    async fn start(name: &str) -> Channel {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap_or_else(|error| panic!("listen: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("{error}"));
+        tokio::spawn(serve(name.to_owned(), listener));
+        channel(&address.to_string()).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn asking(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+    }
+
+    /// The code and `x-echo-attempts` of a call's outcome, and that the backend gave it.
+    async fn outcome(channel: &Channel, items: &[(&str, &str)]) -> (Code, Option<String>) {
+        match unary(channel.clone(), "Echo", "hi", &asking(items)).await {
+            Ok(response) => {
+                assert_eq!(response.get_ref().backend, "grpc-v1", "{items:?}: {:?}", response.get_ref());
+                (Code::Ok, header_text(response.metadata().as_ref(), ATTEMPTS_HEADER))
+            }
+            Err(status) => {
+                let backend = header_text(status.metadata().as_ref(), BACKEND_HEADER);
+                assert_eq!(backend.as_deref(), Some("grpc-v1"), "{items:?}: {status:?}");
+                (status.code(), header_text(status.metadata().as_ref(), ATTEMPTS_HEADER))
+            }
+        }
+    }
+
+    /// `x-echo-delay-ms` holds the answer back at least that long; `x-echo-fail` answers with
+    /// the gRPC status of that number, from the backend, with no count without a key.
+    #[tokio::test]
+    async fn a_call_chooses_a_delay_and_a_failing_status() {
+        let channel = start("grpc-v1").await;
+        let started = std::time::Instant::now();
+        assert_eq!(outcome(&channel, &[(DELAY_REQUEST, "200")]).await, (Code::Ok, None));
+        let elapsed = started.elapsed();
+        // Only a lower bound: the backend waited; how much longer the machine took is no concern.
+        assert!(elapsed >= Duration::from_millis(200), "answered after {elapsed:?}");
+        for (number, code) in [("14", Code::Unavailable), ("13", Code::Internal), ("4", Code::DeadlineExceeded)] {
+            assert_eq!(outcome(&channel, &[(FAIL_REQUEST, number)]).await, (code, None), "{FAIL_REQUEST}: {number}");
+        }
+    }
+
+    /// `x-echo-fail-first: K` fails the first K tries of a key with `x-echo-fail`'s status
+    /// (UNAVAILABLE without it) and answers later ones OK; every answer counts the key's tries,
+    /// and each key counts on its own.
+    #[tokio::test]
+    async fn fail_first_fails_only_the_first_tries_of_a_key_and_counts_them() {
+        let channel = start("grpc-v1").await;
+        let (key, other) = (attempt_key("grpc-fail-first"), attempt_key("grpc-fail-first"));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(outcome(&channel, &[(FAIL_FIRST_REQUEST, "2"), (FAIL_REQUEST, "13"), (ATTEMPT_KEY_REQUEST, &key)]).await);
+        }
+        let count = |n: &str| Some(n.to_owned());
+        assert_eq!(seen, [(Code::Internal, count("1")), (Code::Internal, count("2")), (Code::Ok, count("3"))]);
+        let first = outcome(&channel, &[(FAIL_FIRST_REQUEST, "1"), (ATTEMPT_KEY_REQUEST, &other)]).await;
+        assert_eq!(first, (DEFAULT_FAIL_CODE, count("1")));
+        assert_eq!(outcome(&channel, &[(FAIL_FIRST_REQUEST, "1"), (ATTEMPT_KEY_REQUEST, &other)]).await, (Code::Ok, count("2")));
+        // With a key but no fail-first, every try fails and is counted.
+        let always = attempt_key("grpc-always");
+        for expected in ["1", "2", "3"] {
+            let got = outcome(&channel, &[(FAIL_REQUEST, "14"), (ATTEMPT_KEY_REQUEST, &always)]).await;
+            assert_eq!(got, (Code::Unavailable, count(expected)));
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_delay_or_failure_requests_get_invalid_argument() {
+        let channel = start("grpc-v1").await;
+        let bad: [&[(&str, &str)]; 7] = [
+            &[(DELAY_REQUEST, "soon")],
+            &[(DELAY_REQUEST, "-1")],
+            &[(FAIL_REQUEST, "oops")],
+            &[(FAIL_REQUEST, "17")],
+            &[(FAIL_REQUEST, "503")],
+            &[(FAIL_FIRST_REQUEST, "1")],
+            &[(ATTEMPT_KEY_REQUEST, "a"), (ATTEMPT_KEY_REQUEST, "b")],
+        ];
+        for items in bad {
+            let status = match unary(channel.clone(), "Echo", "hi", &asking(items)).await {
+                Ok(response) => panic!("{items:?}: expected INVALID_ARGUMENT, got {:?}", response.get_ref()),
+                Err(status) => status,
+            };
+            assert_eq!(status.code(), Code::InvalidArgument, "{items:?}: {status:?}");
+            assert!(status.message().contains(items[0].0), "{items:?}: {status:?}");
+            assert_eq!(header_text(status.metadata().as_ref(), BACKEND_HEADER).as_deref(), Some("grpc-v1"), "{status:?}");
+        }
+    }
 
     /// The gRPC echo backend reports the metadata it saw and adds the response headers a call
     /// asks for; a malformed request for one is answered INVALID_ARGUMENT by the backend.

@@ -52,7 +52,7 @@ use serde_json::json;
 use tonic::{Code, Status};
 
 use crate::client::Tally;
-use crate::echo::BACKEND_HEADER;
+use crate::echo::{ATTEMPTS_HEADER, BACKEND_HEADER};
 use crate::grpc::{self, EchoResponse};
 use crate::mesh::{GrpcCall, Mesh, SELECTION_HEADER};
 use crate::tools;
@@ -106,11 +106,20 @@ pub struct Outcome {
     /// The `x-echo-backend` response header or trailer: the backend that answered or gave the
     /// status; none when no backend did (the proxy or the client's routing gave the status).
     pub header_backend: Option<String>,
+    /// The `x-echo-attempts` response metadata: how many tries of the call's
+    /// `x-echo-attempt-key` the backend that answered had seen ([`crate::echo`]); none without a
+    /// key or a backend's answer.
+    pub attempts: Option<u64>,
     /// When the call started.
     pub started: SystemTime,
     /// How long it took, connecting (and for a proxyless client's first call, fetching its
     /// configuration) included.
     pub elapsed: Duration,
+}
+
+/// The `x-echo-attempts` count in response metadata, if any.
+fn attempts_in(metadata: &hyper::header::HeaderMap) -> Option<u64> {
+    grpc::header_text(metadata, ATTEMPTS_HEADER).and_then(|count| count.parse().ok())
 }
 
 impl Outcome {
@@ -121,6 +130,7 @@ impl Outcome {
                 answer: Some(response.get_ref().clone()),
                 details: String::new(),
                 header_backend: grpc::header_text(response.metadata().as_ref(), BACKEND_HEADER),
+                attempts: attempts_in(response.metadata().as_ref()),
                 started,
                 elapsed,
             },
@@ -129,6 +139,7 @@ impl Outcome {
                 answer: None,
                 details: status.message().to_owned(),
                 header_backend: grpc::header_text(status.metadata().as_ref(), BACKEND_HEADER),
+                attempts: attempts_in(status.metadata().as_ref()),
                 started,
                 elapsed,
             },
@@ -170,6 +181,9 @@ impl fmt::Display for Outcome {
                 }
             }
         }
+        if let Some(attempts) = self.attempts {
+            write!(f, ", {ATTEMPTS_HEADER}: {attempts}")?;
+        }
         write!(f, " after {} ms", self.elapsed.as_millis())
     }
 }
@@ -192,6 +206,8 @@ struct WireResult {
     details: String,
     #[serde(default)]
     header_backend: Option<String>,
+    #[serde(default)]
+    attempts: Option<String>,
     started: f64,
     elapsed_s: f64,
 }
@@ -211,7 +227,8 @@ impl WireResult {
             metadata: self.metadata,
             sequence: self.sequence,
         });
-        Outcome { code, answer, details, header_backend: self.header_backend, started, elapsed }
+        let attempts = self.attempts.and_then(|count| count.parse().ok());
+        Outcome { code, answer, details, header_backend: self.header_backend, attempts, started, elapsed }
     }
 }
 
