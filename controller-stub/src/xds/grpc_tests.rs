@@ -565,3 +565,36 @@ fn a_port_without_routes_passes_through() {
     );
     assert!(routes[0].typed_per_filter_config.is_empty());
 }
+
+/// A request timeout under 2 s is listed: gRPC C-core clients fail every such call.
+#[test]
+fn a_short_request_timeout_is_listed_for_grpc_clients() {
+    let b = from_text(
+        "apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: default}
+spec:
+  clusterIP: 10.96.0.50
+  ports: [{name: grpc, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{group: \"\", kind: Service, name: s, port: 8080}]
+  rules:
+  - timeouts: {request: 500ms}
+    backendRefs: [{name: s, port: 8080}]
+  - matches: [{path: {value: /long}}]
+    timeouts: {request: 3s}
+    backendRefs: [{name: s, port: 8080}]
+",
+    );
+    let listed: Vec<String> = unsupported(&b.table).iter().map(ToString::to_string).collect();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert!(
+        listed[0].contains(".timeouts.request: its calls fail with DEADLINE_EXCEEDED for proxyless gRPC clients"),
+        "{}",
+        listed[0]
+    );
+}
