@@ -95,6 +95,10 @@ EchoTwo to grpc-infra-backend-v2.
   # the product page's literal text: the typos, and why echo-route's second rule never matches
   $MESHROUTE check examples/product-page
 
+  # each route's Gateway API status, as sync keeps it (one file per route; -o json also works)
+  cat $OUT/status/*.yaml
+  $MESHROUTE check examples/mesh -o yaml
+
 Edit examples/mesh/*.yaml and the change is live at once (sync republishes, Envoy swaps the table;
 serve pushes the new routes to connected proxyless clients).
 Logs are in $RUN/. Ctrl-C stops everything.
