@@ -172,6 +172,9 @@ pub struct ServeArgs {
     /// sha256. Read again on every rebuild. Without it, Envoy nodes get no filter configuration.
     #[arg(long)]
     pub wasm: Option<PathBuf>,
+    /// Where to write each route's Gateway API status, as `sync` does: OUT/status/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::model::Manifests;
 use crate::pipeline::{self, Build, LastGood};
+use crate::status::{Transitions, STATUS_DIR};
 use crate::xds::ads::{AdsServer, Audience, DataPlane, Log, Snapshot};
 use crate::xds::envoy::{ModuleRef, MODULE_PATH};
 use crate::xds::Resources;
@@ -133,7 +134,8 @@ pub fn run(args: &ServeArgs, resources: ResourcesFn) -> ExitCode {
         };
         let log: Log = Arc::new(|line: &str| eprintln!("meshroute serve: {line}"));
         let modules = Modules::new(args.wasm.clone());
-        match serve(&args.dir, listener, resources, modules, log, shutdown_signal()).await {
+        let status = args.out.as_ref().map(|out| StatusFiles::new(out.join(STATUS_DIR)));
+        match serve(&args.dir, listener, resources, modules, status, log, shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("meshroute serve: stopped");
                 ExitCode::SUCCESS
@@ -153,13 +155,14 @@ pub async fn serve(
     listener: TcpListener,
     resources: ResourcesFn,
     mut modules: Modules,
+    mut status: Option<StatusFiles>,
     log: Log,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let watched = crate::watch::Dir::new(dir).map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     let mut last_good = LastGood::default();
     // Until the directory can be read, clients get nothing (and their does-not-exist timers).
-    let first = cycle(dir, &mut last_good, &resources, &mut modules, 1).unwrap_or_else(|| Snapshot::empty(0));
+    let first = cycle(dir, &mut last_good, &resources, &mut modules, status.as_mut(), 1).unwrap_or_else(|| Snapshot::empty(0));
     let mut version = first.version();
     if let Ok(addr) = listener.local_addr() {
         log(&format!("ADS on {addr}, version {version}"));
@@ -170,7 +173,7 @@ pub async fn serve(
     std::thread::spawn(move || {
         eprintln!("meshroute serve: watching {}", dir.display());
         watched.on_changes("meshroute serve", || {
-            if let Some(snapshot) = cycle(&dir, &mut last_good, &resources, &mut modules, version + 1) {
+            if let Some(snapshot) = cycle(&dir, &mut last_good, &resources, &mut modules, status.as_mut(), version + 1) {
                 version += 1;
                 snapshots.send_replace(Arc::new(snapshot));
             }
@@ -179,10 +182,30 @@ pub async fn serve(
     AdsServer::new(receiver, log).serve(listener, shutdown).await.map_err(|e| format!("xDS server: {e}"))
 }
 
+/// Where `serve --out OUT` writes each route's status (`OUT/status/`), and the conditions' times.
+pub struct StatusFiles {
+    dir: PathBuf,
+    transitions: Transitions,
+}
+
+impl StatusFiles {
+    /// Keeps the times the files in `dir` already record (a restarted `serve`).
+    pub fn new(dir: PathBuf) -> Self {
+        StatusFiles { transitions: Transitions::read(&dir), dir }
+    }
+}
+
 /// Builds `dir` with `last_good` standing in for what does not validate, reports it as `sync`
 /// does, and returns the build as snapshot `version`; `None` (the last snapshot stays) when the
 /// directory cannot be read. `last_good` becomes what is served.
-fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, modules: &mut Modules, version: u64) -> Option<Snapshot> {
+fn cycle(
+    dir: &Path,
+    last_good: &mut LastGood,
+    resources: &ResourcesFn,
+    modules: &mut Modules,
+    status: Option<&mut StatusFiles>,
+    version: u64,
+) -> Option<Snapshot> {
     modules.refresh();
     // The namespace only picks `build.table`, which is not served: each client namespace gets
     // its own table ([`table_for`]).
@@ -204,6 +227,15 @@ fn cycle(dir: &Path, last_good: &mut LastGood, resources: &ResourcesFn, modules:
     }
     *last_good = LastGood::of(&build);
     eprintln!("meshroute serve: version {version}");
+    if let Some(status) = status {
+        match crate::status::publish(&status.dir, &build.statuses, &mut status.transitions) {
+            Ok((written, removed)) if !(written.is_empty() && removed.is_empty()) => {
+                eprintln!("meshroute serve: status: wrote {written:?}, removed {removed:?}");
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("meshroute serve: cannot write the status files in {}: {e}", status.dir.display()),
+        }
+    }
     let resources = resources.clone();
     let module = modules.offered();
     let snapshot = Snapshot::new(version, move |audience| {

@@ -75,7 +75,7 @@ async fn each_good_build_is_pushed_as_a_new_version_and_a_broken_manifest_is_nev
     let server = tokio::spawn({
         let dir = dir.path().to_path_buf();
         async move {
-            serve(&dir, listener, Arc::new(listeners), Modules::default(), log, async {
+            serve(&dir, listener, Arc::new(listeners), Modules::default(), None, log, async {
                 let _ = stopped.await;
             })
             .await
@@ -110,4 +110,31 @@ async fn each_good_build_is_pushed_as_a_new_version_and_a_broken_manifest_is_nev
 
     stop.send(()).unwrap();
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap(), Ok(()));
+}
+
+/// `serve --out OUT` writes each route's status to OUT/status/ as `sync` does, on every build.
+#[test]
+fn serve_writes_each_routes_status_like_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        "{}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: default}}
+spec:
+  parentRefs: [{{group: \"\", kind: Service, name: gone}}]
+  rules:
+  - backendRefs: [{{name: gone, port: 80}}]
+",
+        service("echo", "10.96.0.10")
+    );
+    std::fs::write(dir.path().join("m.yaml"), manifests).unwrap();
+    let mut status = StatusFiles::new(out.path().join(STATUS_DIR));
+    let resources: ResourcesFn =
+        Arc::new(|_: &Manifests, _: &TableDocument, _: &Audience, _: Option<&ModuleRef>| Resources::default());
+    let snapshot = cycle(dir.path(), &mut LastGood::default(), &resources, &mut Modules::default(), Some(&mut status), 1);
+    assert!(snapshot.is_some());
+    let text = std::fs::read_to_string(out.path().join("status/httproute_default_r.yaml")).unwrap();
+    assert!(text.contains("reason: NoMatchingParent") && text.contains("status: \"False\""), "{text}");
 }
