@@ -12,49 +12,16 @@ so grpcio is all it needs.
 """
 
 import json
+import pathlib
 import sys
 
 import grpc
 
+# The echo messages' encoding is the end-to-end tests' proxyless client's.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "proxyless"))
+from client import decode_response, encode_request  # noqa: E402
+
 SERVICE = "echo_basic.grpcecho.GrpcEcho"
-
-
-def varint(value):
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_varint(data, at):
-    value, shift = 0, 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-
-
-def decode(data):
-    """`EchoResponse`'s `backend` (1), `method` (2) and `message` (3); other fields skipped."""
-    names, answer, at = {1: "backend", 2: "method", 3: "message"}, {}, 0
-    while at < len(data):
-        key, at = read_varint(data, at)
-        wire = key & 7
-        if wire == 0:
-            _, at = read_varint(data, at)
-        elif wire == 2:
-            length, at = read_varint(data, at)
-            if key >> 3 in names:
-                answer[names[key >> 3]] = data[at:at + length].decode("utf-8", "replace")
-            at += length
-        else:
-            at += 8 if wire == 1 else 4
-    return {name: answer.get(name, "") for name in names.values()}
 
 
 def main():
@@ -62,16 +29,17 @@ def main():
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     target, method = sys.argv[1], sys.argv[2]
-    message = (sys.argv[3] if len(sys.argv) == 4 else "hello").encode()
+    message = sys.argv[3] if len(sys.argv) == 4 else "hello"
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(f"/{SERVICE}/{method}")
         try:
-            answer = call(b"\x0a" + varint(len(message)) + message, timeout=20)
+            answer = call(encode_request(message), timeout=20)
         except grpc.RpcError as error:
             code = error.code()
             print(f"/{SERVICE}/{method} to {target}: grpc-status {code.value[0]} ({code.name}): {error.details()}")
             return 1
-    print(json.dumps(decode(answer)))
+    decoded = decode_response(answer)
+    print(json.dumps({name: decoded[name] for name in ("backend", "method", "message")}))
     return 0
 
 
