@@ -41,12 +41,12 @@ pub fn check(dir: &Path, strict: bool, output: Output) -> Report {
         Ok(mut b) => {
             with_proxyless_gaps(&mut b);
             let ok = b.is_valid() && (!strict || b.warnings().next().is_none());
-            let documents = crate::status::documents(&b.statuses, &mut Default::default(), &crate::status::now());
+            let documents = || crate::status::documents(&b.statuses, &mut Default::default(), &crate::status::now());
             let text = match output {
                 Output::Text => return Report { text: status_text(&b), stderr: String::new(), ok },
-                Output::Yaml => documents.iter().filter_map(|d| crate::status::to_yaml(d).ok()).collect(),
+                Output::Yaml => documents().iter().filter_map(|d| crate::status::to_yaml(d).ok()).collect(),
                 Output::Json => {
-                    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": documents });
+                    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": documents() });
                     serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
                 }
             };

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use meshroute_filter::document::TableDocument;
+use meshroute_filter::table::RouteTable;
 use notify::{RecursiveMode, Watcher};
 
 use crate::envoy::{self, EnvoyFiles, Options};
@@ -140,7 +141,7 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mu
         eprintln!("meshroute sync: {problems}; everything else is published");
     }
     let published = match args.mode {
-        crate::Mode::Filter => publish(&build.manifests, &build.table, &args.wasm, out, args.admin_port),
+        crate::Mode::Filter => publish(&build.manifests, &build.table, &build.compiled, &args.wasm, out, args.admin_port),
         crate::Mode::Native => publish_native(&build.manifests, &build.table, out, args.admin_port),
     };
     let published = published.and_then(|(mut published, warnings)| {
@@ -175,6 +176,7 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mu
 pub fn publish(
     manifests: &Manifests,
     table: &TableDocument,
+    compiled: &RouteTable,
     wasm: &Path,
     out: &Path,
     admin_port: u16,
@@ -182,7 +184,7 @@ pub fn publish(
     let module = std::fs::read(wasm).map_err(|source| SyncError::Module { path: wasm.to_path_buf(), source })?;
     let module_file = envoy::module_file_name(&module);
     let options = Options { out_dir: out.to_path_buf(), admin_port, module_file: module_file.clone() };
-    let files: EnvoyFiles = envoy::render(manifests, table, &options)?;
+    let files: EnvoyFiles = envoy::render(manifests, table, compiled, &options)?;
     let write_error = |name: &str| {
         let path = out.join(name);
         move |source| SyncError::Write { path, source }
@@ -271,6 +273,10 @@ mod tests {
     use super::*;
     use meshroute_filter::document::TABLE_VERSION;
 
+    fn compiled() -> RouteTable {
+        RouteTable::compile(&table()).unwrap()
+    }
+
     fn table() -> TableDocument {
         TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() }
     }
@@ -291,10 +297,10 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        let (first, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (first, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let module = envoy::module_file_name(b"module one");
         assert_eq!(first.written, [module.as_str(), "cds.yaml", "ecds.yaml", "lds.yaml", "sidecar-rds.yaml", "envoy.yaml"]);
-        let (second, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (second, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         assert_eq!(second, Published::default());
         assert_eq!(second.to_string(), "unchanged");
     }
@@ -306,9 +312,9 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         std::fs::write(&wasm, b"module two").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let (old, new) = (envoy::module_file_name(b"module one"), envoy::module_file_name(b"module two"));
         assert_eq!(published.written, [new.as_str(), "ecds.yaml"]);
         assert_eq!(published.removed, Vec::<String>::new(), "the previous module stays until a later publication");
@@ -319,7 +325,7 @@ mod tests {
 
         // The next module: the one before the previous goes.
         std::fs::write(&wasm, b"module three").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let newest = envoy::module_file_name(b"module three");
         assert_eq!(published.removed, vec![old.as_str()]);
         assert_eq!(published.to_string(), format!("wrote {newest}, ecds.yaml; removed {old}"));
@@ -333,14 +339,14 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let live = envoy::module_file_name(b"module one");
         assert_eq!(published_module(&out).as_deref(), Some(live.as_str()));
         // A module left over from long ago, and a restart of sync with a new build.
         let stray = envoy::module_file_name(b"module zero");
         std::fs::write(out.join(&stray), b"module zero").unwrap();
         std::fs::write(&wasm, b"module two").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         assert_eq!(published.removed, vec![stray]);
         assert!(out.join(&live).exists());
     }
@@ -348,7 +354,8 @@ mod tests {
     #[test]
     fn a_missing_module_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let err = publish(&Manifests::default(), &table(), &dir.path().join("none.wasm"), dir.path(), 9901).unwrap_err();
+        let err =
+            publish(&Manifests::default(), &table(), &compiled(), &dir.path().join("none.wasm"), dir.path(), 9901).unwrap_err();
         assert!(matches!(err, SyncError::Module { .. }), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -76,8 +76,6 @@ pub enum RenderError {
     Table(#[from] serde_json::Error),
     #[error("cannot write YAML: {0}")]
     Yaml(String),
-    #[error("the route table does not compile: {0}")]
-    Compile(String),
     #[error(transparent)]
     Template(#[from] bootstrap::TemplateError),
     #[error(transparent)]
@@ -159,8 +157,14 @@ fn text(path: &Path) -> Result<&str, RenderError> {
     path.to_str().ok_or_else(|| RenderError::NonUtf8Path(path.to_path_buf()))
 }
 
-/// Envoy's files for these manifests and this route table.
-pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -> Result<EnvoyFiles, RenderError> {
+/// Envoy's files for these manifests and this route table; `compiled` is `table` as the filter
+/// compiles it (the build has it already), whose mirror sets the routes carry.
+pub fn render(
+    manifests: &Manifests,
+    table: &TableDocument,
+    compiled: &RouteTable,
+    options: &Options,
+) -> Result<EnvoyFiles, RenderError> {
     let out = &options.out_dir;
     if !out.is_absolute() {
         return Err(RenderError::RelativePath(out.clone()));
@@ -181,7 +185,6 @@ pub fn render(manifests: &Manifests, table: &TableDocument, options: &Options) -
         &ecds::extension_configs(text(&module_path)?, &table_json),
     )?;
     let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
-    let compiled = RouteTable::compile(table).map_err(|e| RenderError::Compile(e.to_string()))?;
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
     let mut sidecar_routes = listeners::route_config(SIDECAR_PASSTHROUGH_CLUSTER, compiled.mirror_sets());

@@ -71,7 +71,7 @@ fn load(text: &str) -> Yaml {
 }
 
 fn rendered(manifests: &Manifests) -> EnvoyFiles {
-    render(manifests, &table(), &options()).unwrap()
+    render(manifests, &table(), &RouteTable::compile(&table()).unwrap(), &options()).unwrap()
 }
 
 fn cluster<'a>(cds: &'a Yaml, name: &str) -> &'a Yaml {
@@ -332,7 +332,10 @@ fn template_placeholders_are_all_known_and_quoted() {
 #[test]
 fn output_directory_must_be_absolute() {
     let options = Options { out_dir: PathBuf::from("out"), ..options() };
-    assert!(matches!(render(&demo(), &table(), &options), Err(RenderError::RelativePath(_))));
+    assert!(matches!(
+        render(&demo(), &table(), &RouteTable::compile(&table()).unwrap(), &options),
+        Err(RenderError::RelativePath(_))
+    ));
 }
 
 #[test]
