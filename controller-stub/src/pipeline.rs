@@ -158,6 +158,30 @@ pub fn build_with(dir: &Path, last_good: &LastGood, client_namespace: &str) -> R
     build_files(&loaded.files, loaded.errors, last_good, client_namespace)
 }
 
+/// [`build_with`], reported on stderr as `sync` and `serve` report each build: every
+/// diagnostic, then what did not validate and what stands in for it. `None` when `dir` cannot
+/// be read, and the caller's last configuration stays. `program` names the command (`meshroute
+/// sync`); `rest` says what happens to everything else (`published`, `served`).
+pub fn build_reported(dir: &Path, last_good: &LastGood, client_namespace: &str, program: &str, rest: &str) -> Option<Build> {
+    let build = match build_with(dir, last_good, client_namespace) {
+        Ok(build) => build,
+        Err(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("{program}: {} cannot be read; the last good configuration stays in place", dir.display());
+            return None;
+        }
+    };
+    for diagnostic in &build.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    if let Some(problems) = build.problems_summary(dir) {
+        eprintln!("{program}: {problems}; everything else is {rest}");
+    }
+    Some(build)
+}
+
 /// [`build_with`] from files already read; `unreadable`: a problem for each file that could
 /// not be read (see [`crate::load::Loaded`]).
 pub fn build_files(

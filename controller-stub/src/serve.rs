@@ -209,22 +209,7 @@ fn cycle(
     modules.refresh();
     // The namespace only picks `build.table`, which is not served: each client namespace gets
     // its own table ([`table_for`]).
-    let build = match pipeline::build_with(dir, last_good, "default") {
-        Ok(build) => build,
-        Err(diagnostics) => {
-            for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
-            }
-            eprintln!("meshroute serve: {} cannot be read; the last good configuration stays in place", dir.display());
-            return None;
-        }
-    };
-    for diagnostic in &build.diagnostics {
-        eprintln!("{diagnostic}");
-    }
-    if let Some(problems) = build.problems_summary(dir) {
-        eprintln!("meshroute serve: {problems}; everything else is served");
-    }
+    let build = pipeline::build_reported(dir, last_good, "default", "meshroute serve", "served")?;
     *last_good = LastGood::of(&build);
     eprintln!("meshroute serve: version {version}");
     if let Some(status) = status {

@@ -124,22 +124,10 @@ fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
 /// whether the output now reflects the input exactly (everything validated and was published).
 /// `last_good` becomes what was published; `transitions` keeps the conditions' times.
 fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mut Transitions) -> bool {
-    let build = match pipeline::build_with(&args.dir, last_good, &args.client.namespace) {
-        Ok(build) => build,
-        Err(diagnostics) => {
-            for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
-            }
-            eprintln!("meshroute sync: {} cannot be read; the last good configuration stays in place", args.dir.display());
-            return false;
-        }
+    let Some(build) = pipeline::build_reported(&args.dir, last_good, &args.client.namespace, "meshroute sync", "published")
+    else {
+        return false;
     };
-    for diagnostic in &build.diagnostics {
-        eprintln!("{diagnostic}");
-    }
-    if let Some(problems) = build.problems_summary(&args.dir) {
-        eprintln!("meshroute sync: {problems}; everything else is published");
-    }
     let published = match args.mode {
         crate::Mode::Filter => publish(&build.manifests, &build.table, &build.compiled, &args.wasm, out, args.admin_port),
         crate::Mode::Native => publish_native(&build.manifests, &build.table, out, args.admin_port),
