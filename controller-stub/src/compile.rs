@@ -85,7 +85,7 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
         })
         .collect();
     let routes = routes.iter().map(|(route, _)| route_doc(m, route)).collect();
-    TableDocument { version: TABLE_VERSION, frontends, routes }
+    TableDocument { version: TABLE_VERSION, frontends, routes, metrics: true }
 }
 
 fn kind_order(kind: RouteKind) -> u8 {

@@ -142,6 +142,10 @@ pub struct SyncArgs {
     /// Name a non-loopback --xds address: xDS here has no authentication or TLS.
     #[arg(long, requires = "xds")]
     pub xds_allow_remote: bool,
+    /// Count no requests: the filter skips its counter (one host call per request), native
+    /// mode its stats access loggers.
+    #[arg(long)]
+    pub no_metrics: bool,
     #[command(flatten)]
     pub client: Client,
 }

@@ -128,9 +128,16 @@ fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mu
     else {
         return false;
     };
+    let uncounted;
+    let table = if args.no_metrics {
+        uncounted = TableDocument { metrics: false, ..build.table.clone() };
+        &uncounted
+    } else {
+        &build.table
+    };
     let published = match args.mode {
-        crate::Mode::Filter => publish(&build.manifests, &build.table, &build.compiled, &args.wasm, out, args.admin_port),
-        crate::Mode::Native => publish_native(&build.manifests, &build.table, out, args.admin_port),
+        crate::Mode::Filter => publish(&build.manifests, table, &build.compiled, &args.wasm, out, args.admin_port),
+        crate::Mode::Native => publish_native(&build.manifests, table, out, args.admin_port),
     };
     let published = published.and_then(|(mut published, warnings)| {
         let (written, removed) = status::publish(&out.join(STATUS_DIR), &build.statuses, transitions)
@@ -266,7 +273,7 @@ mod tests {
     }
 
     fn table() -> TableDocument {
-        TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() }
+        TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true }
     }
 
     #[test]

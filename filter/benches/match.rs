@@ -72,6 +72,7 @@ fn table(rules: usize) -> TableDocument {
     }
     TableDocument {
         version: TABLE_VERSION,
+        metrics: true,
         frontends: vec![FrontendDoc {
             namespace: "bench".into(),
             name: "svc".into(),

@@ -17,6 +17,18 @@ pub struct TableDocument {
     pub frontends: Vec<FrontendDoc>,
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// Whether the filter counts requests ([`crate::metrics`]); `meshroute sync --no-metrics`
+    /// turns it off. Absent means on.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub metrics: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(value: &bool) -> bool {
+    *value
 }
 
 /// One Service port in its frontend role.

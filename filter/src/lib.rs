@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod header_modifier;
 pub mod index;
 pub mod matching;
+pub mod metrics;
 pub mod mirror;
 pub mod policy;
 pub mod precedence;
@@ -29,6 +30,8 @@ pub mod url;
 #[cfg(test)]
 mod precedence_tests;
 
+#[cfg(target_os = "wasi")]
+mod counters;
 #[cfg(target_os = "wasi")]
 mod plugin;
 

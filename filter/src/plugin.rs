@@ -11,8 +11,10 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
+use crate::counters::{self, Counters};
 use crate::decision::{decide, Decision, Forward, RequestChanges, ResponseChanges};
 use crate::header_modifier::{HeaderEdit, HeaderModifier};
+use crate::metrics::{self, Series};
 use crate::mirror::{MirrorChoice, MIRROR_HEADER};
 use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
@@ -24,7 +26,7 @@ proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     std::panic::set_hook(Box::new(|panic| error!("panic, the VM will be reloaded: {panic}")));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { table: None, rng: Rc::new(Cell::new(Rng::new(seed()))) })
+        Box::new(Root { loaded: None, rng: Rc::new(Cell::new(Rng::new(seed()))) })
     });
 }}
 
@@ -35,11 +37,17 @@ fn seed() -> u64 {
 
 thread_local! {
     /// The last table this VM compiled, with the configuration it came from.
-    static LAST_TABLE: RefCell<Option<(Vec<u8>, Rc<RouteTable>)>> = const { RefCell::new(None) };
+    static LAST_TABLE: RefCell<Option<(Vec<u8>, Rc<Loaded>)>> = const { RefCell::new(None) };
+}
+
+/// A compiled table and the counters of its series.
+struct Loaded {
+    table: RouteTable,
+    counters: Counters,
 }
 
 struct Root {
-    table: Option<Rc<RouteTable>>,
+    loaded: Option<Rc<Loaded>>,
     rng: Rc<Cell<Rng>>,
 }
 
@@ -55,9 +63,9 @@ impl RootContext for Root {
             return false;
         };
         let cached = LAST_TABLE
-            .with(|last| last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, table)| Rc::clone(table)));
-        if let Some(table) = cached {
-            self.table = Some(table);
+            .with(|last| last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, loaded)| Rc::clone(loaded)));
+        if let Some(loaded) = cached {
+            self.loaded = Some(loaded);
             return true;
         }
         let started = hostcalls::get_current_time().ok();
@@ -66,10 +74,12 @@ impl RootContext for Root {
                 let elapsed = started
                     .and_then(|start| hostcalls::get_current_time().ok()?.duration_since(start).ok())
                     .map_or_else(String::new, |d| format!(" in {:.1} ms", d.as_secs_f64() * 1000.0));
-                info!("route table loaded: {} frontend ports{elapsed}", table.frontends().len());
-                let table = Rc::new(table);
-                LAST_TABLE.with(|last| *last.borrow_mut() = Some((config, Rc::clone(&table))));
-                self.table = Some(table);
+                let version = metrics::table_version(&config);
+                info!("route table loaded: version {version}, {} frontend ports{elapsed}", table.frontends().len());
+                counters::record_table_version(version);
+                let loaded = Rc::new(Loaded { table, counters: Counters::default() });
+                LAST_TABLE.with(|last| *last.borrow_mut() = Some((config, Rc::clone(&loaded))));
+                self.loaded = Some(loaded);
                 true
             }
             Err(e) => {
@@ -84,13 +94,13 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Exchange { table: self.table.clone(), rng: Rc::clone(&self.rng), response_headers: Vec::new() }))
+        Some(Box::new(Exchange { loaded: self.loaded.clone(), rng: Rc::clone(&self.rng), response_headers: Vec::new() }))
     }
 }
 
 /// One request/response exchange.
 struct Exchange {
-    table: Option<Rc<RouteTable>>,
+    loaded: Option<Rc<Loaded>>,
     rng: Rc<Cell<Rng>>,
     /// The ResponseHeaderModifiers of the rule and backendRef the request went to, in order;
     /// empty (and unallocated) for the many routes without one.
@@ -108,8 +118,10 @@ impl HttpContext for Exchange {
     /// matched rule's filters cost one call per header they change, per rewritten `:path` or
     /// `:authority`, and per router control header of its timeouts and retries; in a table
     /// with mirrors, a forwarded request costs one more (the mirror header, set or removed).
+    /// Counting costs one call per routed request, and one more the first time a series counts.
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(table) = self.table.clone() else { return self.pass_through() };
+        let Some(loaded) = self.loaded.clone() else { return self.pass_through() };
+        let table = &loaded.table;
         let destination = self.get_property(vec!["destination", "address"]);
         let frontend = destination.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| table.frontend_at(d));
         let Some(frontend) = frontend else { return self.pass_through() };
@@ -141,7 +153,13 @@ impl HttpContext for Exchange {
             None if inputs.headers => None,
             None => self.get_http_request_header_bytes(name),
         };
-        match decide(&table, Some(frontend), &request, draw, header) {
+        let decision = decide(table, Some(frontend), &request, draw, header);
+        if table.metrics() {
+            if let Some(series) = Series::of(frontend, &decision) {
+                loaded.counters.count(&series);
+            }
+        }
+        match decision {
             Decision::PassThrough => self.pass_through(),
             // Every change named, so that a new one fails to compile until it is applied here.
             Decision::Forward(Forward {

@@ -36,6 +36,8 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// What [`Backend::mirror_set`] numbers.
     mirror_sets: Vec<MirrorSet>,
+    /// Whether requests are counted ([`TableDocument::metrics`]).
+    metrics: bool,
 }
 
 /// A Service port with attached routes, all of one kind: HTTPRoutes, or GRPCRoutes (which take
@@ -308,7 +310,7 @@ impl RouteTable {
                 inputs,
             });
         }
-        Ok(RouteTable { frontends, by_address, routes, mirror_sets: mirror_sets.into_sets() })
+        Ok(RouteTable { frontends, by_address, routes, mirror_sets: mirror_sets.into_sets(), metrics: doc.metrics })
     }
 
     /// The frontend behind a connection's original destination, as Envoy reports it in
@@ -342,6 +344,11 @@ impl RouteTable {
 
     pub fn frontends(&self) -> &[Frontend] {
         &self.frontends
+    }
+
+    /// Whether the filter counts requests under [`crate::metrics`]'s series.
+    pub fn metrics(&self) -> bool {
+        self.metrics
     }
 
     /// Every distinct list of mirrors a forwarded request may need; the route configuration

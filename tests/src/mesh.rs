@@ -835,6 +835,14 @@ impl Mesh {
             .collect()
     }
 
+    /// The series of the counter `family` in Envoy's Prometheus text (`/stats/prometheus`), each
+    /// by its labels; series at 0 are left out, so that what a request has not reached and what
+    /// does not exist read the same.
+    #[track_caller]
+    pub fn prometheus(&self, family: &str) -> std::collections::BTreeMap<std::collections::BTreeMap<String, String>, u64> {
+        prometheus_series(&self.admin("/stats/prometheus"), family).into_iter().filter(|(_, value)| *value > 0).collect()
+    }
+
     /// `meshroute explain` on the mesh's manifests with `args`, as the mesh's client.
     #[track_caller]
     fn explain(&self, args: &[String], what: &str) -> Explanation {
@@ -1737,4 +1745,56 @@ fn run_bounded(command: &mut Command, log: &Path, deadline: Duration) -> Result<
             Err(error) => return Err(format!("cannot wait for it: {error}")),
         }
     }
+}
+
+/// The series of `family` in Prometheus text exposition format: `family{a="x",b="y"} 3` lines
+/// (label values escaped as the format escapes them), by their labels.
+pub fn prometheus_series(
+    text: &str,
+    family: &str,
+) -> std::collections::BTreeMap<std::collections::BTreeMap<String, String>, u64> {
+    let mut series = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(family) else { continue };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(rest) => match rest.rsplit_once("} ") {
+                Some((labels, value)) => (labels, value),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(value) => ("", value),
+                None => continue,
+            },
+        };
+        let Ok(value) = value.trim().parse::<u64>() else { continue };
+        series.insert(prometheus_labels(labels), value);
+    }
+    series
+}
+
+fn prometheus_labels(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_owned(), value);
+        rest = &after[end..];
+    }
+    labels
 }

@@ -34,6 +34,7 @@ fn cluster(manifests: &Manifests, service: &Service, port: &ServicePort) -> Valu
         "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
         "type": kind,
         "connect_timeout": CONNECT_TIMEOUT,
+        "metadata": super::metrics::cluster_metadata(&service.meta.namespace, &service.meta.name, port.port),
         "load_assignment": {
             "cluster_name": cluster_name,
             "endpoints": [{ "lb_endpoints": endpoints }],

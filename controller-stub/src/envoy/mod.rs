@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod clusters;
 pub mod ecds;
 pub mod listeners;
+pub mod metrics;
 pub mod mirrors;
 pub mod native;
 pub mod yaml;
@@ -130,8 +131,12 @@ pub fn render_native(
         ),
         &native::route_configuration(manifests, table)?,
     )?;
-    let source =
-        native::RdsSource { path: text(&rds_path)?, watched_dir: out_text, strip_host_port: native::strips_host_port(table) };
+    let source = native::RdsSource {
+        path: text(&rds_path)?,
+        watched_dir: out_text,
+        strip_host_port: native::strips_host_port(table),
+        metrics: table.metrics,
+    };
     let (listener_doc, warnings) = native::listeners(manifests, &source);
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {

@@ -29,12 +29,14 @@ use meshroute_filter::document::{
     BackendDoc, FiltersDoc, GrpcMethodDoc, HeaderModifierDoc, MatchDoc, MirrorDoc, PathMatchType, PathModifierDoc, RedirectDoc,
     RetryDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchDoc, ValueMatchType,
 };
+use meshroute_filter::metrics::Outcome;
 use meshroute_filter::mirror::Mirror;
 use meshroute_filter::table::{only_prefix, DocumentMatch, RouteTable};
 use meshroute_filter::url::{default_port, redirect_port};
 use meshroute_filter::SELECTION_HEADER;
 
 use super::listeners::{listener_addresses, listener_name, ListenerAddress};
+use super::metrics;
 use super::mirrors;
 use crate::model::Manifests;
 
@@ -55,6 +57,8 @@ pub struct RdsSource<'a> {
     pub watched_dir: &'a str,
     /// Whether the routes need the Lua filter ([`strips_host_port`]).
     pub strip_host_port: bool,
+    /// Whether requests are counted ([`super::metrics`]).
+    pub metrics: bool,
 }
 
 /// Why a table cannot be expressed natively: it does not compile (the filter would refuse it
@@ -125,8 +129,13 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             route
         };
         let prefix = only_prefix(route.kind, &rule.matches);
+        let counted = |mut route: Value, outcome: Option<Outcome>| {
+            route["metadata"] = metrics::route_metadata(frontend, Some(&entry), outcome);
+            route
+        };
         if let Some(redirect) = &rule.filters.redirect {
-            routes.push(with_filters(redirect_route(name, route_match, redirect, prefix, listener_port)));
+            let route = with_filters(redirect_route(name, route_match, redirect, prefix, listener_port));
+            routes.push(counted(route, Some(Outcome::Redirect)));
             continue;
         }
         match action(&rule.backends, &rule.filters, grpc) {
@@ -138,17 +147,20 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
                     action["request_mirror_policies"] = json!(mirrors);
                 }
                 let route = json!({ "name": name, "match": route_match, "route": action });
-                routes.push(if on_clusters { route } else { with_filters(route) });
+                routes.push(counted(if on_clusters { route } else { with_filters(route) }, None));
             }
             Action::Fail => {
+                let failed = Some(Outcome::NoBackends);
                 if grpc {
-                    routes.push(with_filters(json!({
+                    let route = with_filters(json!({
                         "name": format!("{name}/grpc"),
                         "match": with_grpc_content_type(&route_match),
                         "direct_response": { "status": 503 },
-                    })));
+                    }));
+                    routes.push(counted(route, failed));
                 }
-                routes.push(with_filters(json!({ "name": name, "match": route_match, "direct_response": { "status": 500 } })));
+                let route = with_filters(json!({ "name": name, "match": route_match, "direct_response": { "status": 500 } }));
+                routes.push(counted(route, failed));
             }
         }
     }
@@ -157,6 +169,7 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
         "name": "no-route",
         "match": { "prefix": "/" },
         "direct_response": { "status": 404, "body": { "inline_string": "no route matched\n" } },
+        "metadata": metrics::route_metadata(frontend, None, Some(Outcome::NoRoute)),
     }));
     routes
 }
@@ -521,7 +534,7 @@ pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
     }));
-    json!({
+    let mut manager = json!({
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -550,7 +563,11 @@ pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
             },
             "http_filters": http_filters,
         }
-    })
+    });
+    if rds.metrics {
+        manager["typed_config"]["access_log"] = metrics::access_logs();
+    }
+    manager
 }
 
 /// The LDS document of native mode: the same listeners as with the filter, routing by RDS.
@@ -595,6 +612,7 @@ mod tests {
     fn table(rules: Vec<RuleDoc>) -> TableDocument {
         TableDocument {
             version: TABLE_VERSION,
+            metrics: true,
             frontends: vec![FrontendDoc {
                 namespace: "default".into(),
                 name: "echo".into(),

@@ -40,7 +40,7 @@ fn slice(service: &str, ports: &[(Option<&str>, u16)], endpoints: &[(&str, bool)
 }
 
 fn table() -> TableDocument {
-    TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new() }
+    TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true }
 }
 
 fn options() -> Options {
