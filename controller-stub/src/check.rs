@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use meshroute_filter::document::{RouteKind, TableDocument};
+use meshroute_filter::metrics;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::model::Manifests;
@@ -122,6 +123,7 @@ pub fn status_text(b: &Build) -> String {
                 }
             }
         }
+        counted_as(&mut text, b, status);
         if let Some(error) = &status.meta.last_good {
             let _ = writeln!(text, "  serving its last good version: the current manifest does not validate: {error}");
         }
@@ -145,6 +147,46 @@ pub fn status_text(b: &Build) -> String {
     }
     let _ = writeln!(text, "{}", summary.join(", "));
     text
+}
+
+/// The tags of `envoy_meshroute_requests_total` the route's requests count under, on each
+/// Service port it is attached to, rule by rule (see [`meshroute_filter::metrics`]).
+fn counted_as(text: &mut String, b: &Build, status: &RouteStatus) {
+    let (namespace, name) = (&status.meta.namespace, &status.meta.name);
+    let same = |meta: &crate::model::Meta| meta.namespace == *namespace && meta.name == *name;
+    let rule_names: Vec<Option<&str>> = match status.kind {
+        RouteKind::Http => b
+            .manifests
+            .http_routes
+            .iter()
+            .find(|r| same(&r.meta))
+            .map(|r| r.rules.iter().map(|rule| rule.name.as_deref()).collect()),
+        RouteKind::Grpc => b
+            .manifests
+            .grpc_routes
+            .iter()
+            .find(|r| same(&r.meta))
+            .map(|r| r.rules.iter().map(|rule| rule.name.as_deref()).collect()),
+    }
+    .unwrap_or_default();
+    let frontends: Vec<String> = status
+        .attachments()
+        .map(|(ns, service, port)| format!("frontend=\"{}\"", metrics::frontend_tag(ns, service, port)))
+        .collect();
+    if frontends.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        text,
+        "  counted in {} as route=\"{}\" on {}",
+        metrics::REQUESTS_TOTAL,
+        metrics::route_tag(namespace, name),
+        frontends.join(", ")
+    );
+    for (i, rule_name) in rule_names.iter().enumerate() {
+        let named = rule_name.map(|n| format!(" rule_name=\"{n}\"")).unwrap_or_default();
+        let _ = writeln!(text, "    rule=\"{i}\"{named}");
+    }
 }
 
 /// What proxyless gRPC clients cannot honour (`xds::grpc::unsupported`), as warnings on the

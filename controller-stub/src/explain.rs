@@ -14,10 +14,12 @@ use std::net::IpAddr;
 use meshroute_filter::decision::{decide, Cause, Decision, Forward};
 use meshroute_filter::document::RouteKind;
 use meshroute_filter::header_modifier::HeaderEdit;
+use meshroute_filter::metrics::Series;
 use meshroute_filter::mirror::MirrorChoice;
 use meshroute_filter::policy::RequestPolicy;
 use meshroute_filter::reply::{is_grpc_call, LocalReply};
 use meshroute_filter::request::Request;
+use meshroute_filter::table::Frontend;
 use serde::Serialize;
 
 use crate::pipeline::Build;
@@ -67,6 +69,30 @@ pub struct Explanation {
     /// The matched rule's timeouts (milliseconds, 0 for none) and retries, when it has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<RequestPolicy>,
+    /// What meshroute's answer counts under (no route, a redirect, a rule without backends);
+    /// a forwarded request's tags are its backend's ([`Candidate::stat_tags`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stat_tags: Option<StatTags>,
+}
+
+/// The tags of `envoy_meshroute_requests_total` a request counts under (see
+/// [`meshroute_filter::metrics`]); empty where a tag does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatTags {
+    pub frontend: String,
+    pub route: String,
+    pub rule: String,
+    pub rule_name: String,
+    pub backend: String,
+    pub outcome: String,
+}
+
+impl StatTags {
+    /// `None` for a request meshroute does not count (to a Service port without routes).
+    fn of(frontend: Option<&Frontend>, decision: &Decision<'_>) -> Option<Self> {
+        let [frontend, route, rule, rule_name, backend, outcome] = Series::of(frontend?, decision)?.tags();
+        Some(StatTags { frontend, route, rule, rule_name, backend, outcome })
+    }
 }
 
 /// One header change, as Envoy applies them in order: `{"remove": NAME}`, `{"set": [NAME,
@@ -115,6 +141,9 @@ pub struct Candidate {
     /// the backendRef's own).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<MirrorTarget>,
+    /// What a request this share takes counts under; absent for a Service port without routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stat_tags: Option<StatTags>,
 }
 
 /// A RequestMirror's Service port and the share of requests it gets a copy of.
@@ -212,6 +241,7 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
                 mirrors: Vec::new(),
+                stat_tags: None,
             };
             (None, None, None, vec![passed])
         }
@@ -247,7 +277,9 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                         ),
                         Decision::PassThrough | Decision::LocalReply { .. } => (Vec::new(), Vec::new(), None, None, Vec::new()),
                     };
+                    let stat_tags = StatTags::of(frontend, &decision);
                     let candidate = Candidate {
+                        stat_tags,
                         name: b.name.clone(),
                         namespace: b.namespace.clone(),
                         port: b.port,
@@ -284,7 +316,8 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
         }
     };
     let grpc_status = (grpc_call || grpc_frontend).then_some(grpc_status);
-    Ok(Explanation { status, grpc_status, route, rule, rule_name, backends, reply_headers, policy })
+    let stat_tags = if backends.is_empty() { StatTags::of(frontend, &decide_with(0)) } else { None };
+    Ok(Explanation { status, grpc_status, route, rule, rule_name, backends, reply_headers, policy, stat_tags })
 }
 
 fn local_reply(decision: Decision<'_>) -> Option<LocalReply> {

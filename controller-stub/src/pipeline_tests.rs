@@ -20,7 +20,19 @@ fn from_text(text: &str) -> Build {
     build_files(&files, Vec::new(), &LastGood::default(), "default").unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
+/// The explanation without its stat tags, which [`explain_and_check_name_the_series_a_request_counts_under`]
+/// checks on their own.
 fn ask(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Explanation {
+    without_tags(ask_with_tags(b, to, path, headers))
+}
+
+fn without_tags(mut explanation: crate::explain::Explanation) -> crate::explain::Explanation {
+    explanation.stat_tags = None;
+    explanation.backends.iter_mut().for_each(|backend| backend.stat_tags = None);
+    explanation
+}
+
+fn ask_with_tags(b: &Build, to: &str, path: &str, headers: &[&str]) -> crate::explain::Explanation {
     let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     explain(b, &Query { to, namespace: "default", method: "GET", path, headers: &headers, grpc: None }).unwrap()
 }
@@ -37,6 +49,7 @@ fn backend(name: &str, weight: u32) -> Candidate {
         request_headers: Vec::new(),
         response_headers: Vec::new(),
         mirrors: Vec::new(),
+        stat_tags: None,
     }
 }
 
@@ -378,7 +391,55 @@ fn mesh_example() -> Build {
 
 fn ask_grpc(b: &Build, to: &str, call: &str, headers: &[&str]) -> crate::explain::Explanation {
     let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    explain(b, &Query { to, namespace: "default", method: "GET", path: "/", headers: &headers, grpc: Some(call) }).unwrap()
+    let query = Query { to, namespace: "default", method: "GET", path: "/", headers: &headers, grpc: Some(call) };
+    without_tags(explain(b, &query).unwrap())
+}
+
+#[test]
+fn explain_and_check_name_the_series_a_request_counts_under() {
+    let routes = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r.v2, namespace: default}
+spec:
+  parentRefs: [{kind: Service, group: \"\", name: front, port: 80}]
+  rules:
+  - name: split
+    matches: [{path: {type: PathPrefix, value: /split}}]
+    backendRefs: [{name: a, port: 80}, {name: gone, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}}}]
+";
+    let b = from_text(&format!("{SERVICES}---\n{routes}"));
+    let tags = |t: &crate::explain::StatTags| {
+        [&t.frontend, &t.route, &t.rule, &t.rule_name, &t.backend, &t.outcome].map(|s| s.as_str()).map(str::to_owned)
+    };
+    let split = ask_with_tags(&b, "front", "/split", &[]);
+    assert_eq!(split.stat_tags, None, "a rule with backends counts under each backend's tags");
+    let shares: Vec<_> = split.backends.iter().map(|c| tags(c.stat_tags.as_ref().unwrap())).collect();
+    assert_eq!(
+        shares,
+        [
+            ["default/front:80", "default/r.v2", "0", "split", "default/a:80", "routed"].map(str::to_owned),
+            ["default/front:80", "default/r.v2", "0", "split", "default/gone:80", "invalid_backend"].map(str::to_owned),
+        ]
+    );
+    let old = ask_with_tags(&b, "front", "/old", &[]);
+    assert_eq!(
+        tags(old.stat_tags.as_ref().unwrap()),
+        ["default/front:80", "default/r.v2", "1", "", "", "redirect"].map(str::to_owned)
+    );
+    let none = ask_with_tags(&b, "front", "/nowhere", &[]);
+    assert_eq!(tags(none.stat_tags.as_ref().unwrap()), ["default/front:80", "", "", "", "", "no_route"].map(str::to_owned));
+    let text = crate::check::status_text(&b);
+    assert!(
+        text.contains(
+            "  counted in envoy_meshroute_requests_total as route=\"default/r.v2\" on frontend=\"default/front:80\"\n    rule=\"0\" rule_name=\"split\"\n    rule=\"1\"\n"
+        ),
+        "check does not show the tags:\n{text}"
+    );
+    let passed = ask_with_tags(&b, "front:8080", "/", &[]);
+    assert_eq!((passed.stat_tags, passed.backends[0].stat_tags.clone()), (None, None), "a port without routes counts nothing");
 }
 
 fn grpc_backend(name: &str) -> Candidate {

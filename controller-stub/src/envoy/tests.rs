@@ -358,3 +358,31 @@ fn files_are_written_so_that_nothing_is_referenced_before_it_exists() {
     // names the listeners and clusters.
     assert_eq!(order, [CLUSTERS_FILE, ECDS_FILE, LISTENERS_FILE, SIDECAR_ROUTES_FILE, BOOTSTRAP_FILE]);
 }
+
+/// Every bootstrap that runs the filter gives its counters their tags back: its
+/// `stats_config.stats_tags` are exactly [`meshroute_filter::metrics::stats_tags`].
+#[test]
+fn every_bootstrap_extracts_the_filters_stat_tags() {
+    let expected: Vec<(String, String)> =
+        meshroute_filter::metrics::stats_tags().into_iter().map(|(tag, regex)| (tag.to_owned(), regex)).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy-config");
+    for file in ["local-bootstrap.yaml", "local-ads-bootstrap.yaml", "sidecar-bootstrap.yaml", "sidecar-ads-bootstrap.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        // The block alone: the templates' `{{placeholders}}` are not YAML.
+        let start = text.find("\nstats_config:").unwrap_or_else(|| panic!("{file} has no stats_config"));
+        let block: String = text[start + 1..]
+            .lines()
+            .enumerate()
+            .take_while(|(i, line)| *i == 0 || line.starts_with(' ') || line.starts_with('-'))
+            .map(|(_, line)| format!("{line}\n"))
+            .collect();
+        let doc = &YamlLoader::load_from_str(&block).unwrap()[0];
+        let found: Vec<(String, String)> = doc["stats_config"]["stats_tags"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{file}: stats_tags is not a list"))
+            .iter()
+            .map(|t| (t["tag_name"].as_str().unwrap().to_owned(), t["regex"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(found, expected, "{file}");
+    }
+}
