@@ -159,9 +159,10 @@ def localize(src, dst, variant):
         (dst / f.name).write_text(f.read_text().replace(GEN_NET + ".", NETS[variant] + "."))
 
 
-def sync(manifests, out, variant, mode):
+def sync(manifests, out, variant, mode, extra=()):
     cmd = [MESHROUTE, "sync", str(manifests), "--out", str(out), "--once", "--admin-port", str(ADMIN[variant])]
     cmd += ["--wasm", WASM] if mode == "filter" else ["--mode", "native"]
+    cmd += list(extra)
     started = time.perf_counter()
     run(cmd)
     return time.perf_counter() - started
@@ -196,7 +197,7 @@ def configure_lines(log_path):
     return found
 
 
-def visible(envoy, manifests, out, variant, mode, frontend, k):
+def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
     """Adds a route for a new path, publishes, and times until Envoy routes it."""
     path = f"/visible-{variant}-{k}"
     route = (f"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: visible\n"
@@ -205,7 +206,7 @@ def visible(envoy, manifests, out, variant, mode, frontend, k):
              f"    backendRefs:\n    - name: b1\n      port: 80\n")
     (manifests / "visible.yaml").write_text(route)
     lines_before = len(configure_lines(envoy.log_path)) if mode == "filter" else 0
-    sync_s = sync(manifests, out, variant, mode)
+    sync_s = sync(manifests, out, variant, mode, extra)
     published = time.time()
     host, port = frontend[1], 80
     deadline = published + 30
@@ -232,7 +233,8 @@ def visible(envoy, manifests, out, variant, mode, frontend, k):
             "configure_reported": mode == "filter" and configure is not None and after[-1][1] is not None}
 
 
-def bench_set(name, gen_args, args, work):
+def bench_set(name, gen_args, args, work, sync_args=()):
+    """`sync_args`: more `meshroute sync` arguments for the filter's and native Envoys (`--no-metrics`)."""
     log(f"--- {name}")
     setdir = work / name
     run([BENCH, "gen", *gen_args, "--upstream", UPSTREAM, "--out", str(setdir / "gen")])
@@ -248,7 +250,8 @@ def bench_set(name, gen_args, args, work):
         src = setdir / ("gen-floor" if variant == "floor" else "gen") / "manifests"
         localize(src, manifests, variant)
         out = setdir / variant / "envoy"
-        sync(manifests, out, variant, "filter" if variant == "filter" else "native")
+        sync(manifests, out, variant, "filter" if variant == "filter" else "native",
+             sync_args if variant != "floor" else ())
         listeners = len(re.findall(r"clusterIP:", (manifests / "services.yaml").read_text()))
         envoys[variant] = Envoy(variant, out, listeners)
     started = time.perf_counter()
@@ -302,7 +305,8 @@ def bench_set(name, gen_args, args, work):
         for variant, mode in (("filter", "filter"), ("native", "native")):
             ip = NETS[variant] + (".0.1" if "--rules" in gen_args else ".1.1")
             trials = [visible(envoys[variant], setdir / variant / "manifests", setdir / variant / "envoy", variant, mode,
-                              (frontend[0], ip), k) for k in range(1 if args.smoke else 3)]
+                              (frontend[0], ip), k, sync_args)
+                      for k in range(1 if args.smoke else 3)]
             result["visible"][variant] = trials
     finally:
         for e in envoys.values():
@@ -472,6 +476,19 @@ def report(results, crit, info, args, written, path):
         rows.append(("filter / native CPU per request, a header modifier on every rule of "
                      + plain, f"{ratio(modified['name']):.3f}", "(report)",
                      f"{added:+.3f} × native, {added_us:+.1f} µs filter CPU over " + plain, spread(modified["name"])))
+    uncounted = next((r for r in results if r["name"].endswith(", no metrics")), None)
+    counted = by.get(uncounted["name"].removesuffix(", no metrics")) if uncounted else None
+    if uncounted and counted:
+        # What counting costs each data plane: the same set with and without it (the filter's
+        # proxy-wasm counter; native mode's stats access loggers), in µs and in native-without units.
+        def cost(variant):
+            return median(counted["cpu_us"][variant]) - median(uncounted["cpu_us"][variant])
+        native_without = median(uncounted["cpu_us"]["native"])
+        rows.append(("filter / native CPU per request, counting off in both (`sync --no-metrics`), " + counted["name"],
+                     f"{ratio(uncounted['name']):.3f}", "(report)",
+                     f"counting costs the filter {cost('filter'):+.1f} µs ({cost('filter') / native_without:+.3f} × native), "
+                     f"native mode {cost('native'):+.1f} µs ({cost('native') / native_without:+.3f} × native)",
+                     spread(uncounted["name"])))
     lines += ["## Summary against the targets", "", "| figure | measured | target | verdict | spread / note |",
               "| --- | --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
@@ -548,6 +565,8 @@ def main():
     p.add_argument("--pairs", type=int, default=30, help="rounds per set")
     p.add_argument("--header-modifier", action=argparse.BooleanOptionalAction, default=True,
                    help="add the smallest set again with a RequestHeaderModifier on every rule: what such a rule costs (not in --smoke)")
+    p.add_argument("--no-metrics-set", action=argparse.BooleanOptionalAction, default=True,
+                   help="add the smallest set again with counting off in the filter and native mode (sync --no-metrics): what counting costs each (not in --smoke)")
     p.add_argument("--requests", type=int, default=20000, help="requests per measured run")
     p.add_argument("--warm", type=int, default=2000, help="requests before each measured run")
     p.add_argument("--restart-every", type=int, default=10)
@@ -577,13 +596,16 @@ def main():
             except OSError:
                 time.sleep(0.05)
         info = machine()
-        sets = [(f"{int(n):,} rules", ["--rules", n]) for n in args.sizes.split(",") if n]
-        if args.header_modifier and sets and not args.smoke:
-            name, gen = sets[0]
-            sets.insert(1, (f"{name}, header modifier", [*gen, "--header-modifier"]))
+        sets = [(f"{int(n):,} rules", ["--rules", n], ()) for n in args.sizes.split(",") if n]
+        if sets and not args.smoke:
+            name, gen, _ = sets[0]
+            if args.no_metrics_set:
+                sets.insert(1, (f"{name}, no metrics", gen, ("--no-metrics",)))
+            if args.header_modifier:
+                sets.insert(1, (f"{name}, header modifier", [*gen, "--header-modifier"], ()))
         if args.services:
-            sets.append((f"{args.services:,} Services × 2", ["--services", str(args.services)]))
-        results = [bench_set(name, gen, args, work) for name, gen in sets]
+            sets.append((f"{args.services:,} Services × 2", ["--services", str(args.services)], ()))
+        results = [bench_set(name, gen, args, work, sync_args) for name, gen, sync_args in sets]
         log("criterion")
         crit = criterion(args.smoke)
         written = plots(results, outdir)

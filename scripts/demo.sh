@@ -61,6 +61,19 @@ TARGET=xds:///echo-service.default.svc.cluster.local:8080
 echo "A proxyless gRPC client (grpcio, no Envoy in the path) calls Echo through meshroute serve:"
 echo "  $(GRPC_XDS_BOOTSTRAP=$RUN/grpc-bootstrap.json "$PYTHON" scripts/grpc-call.py "$TARGET" Echo hello)"
 
+# A few requests through Envoy, then what the mesh counted for them: each route, rule and
+# backend, and meshroute's own answers (EchoThree has no route).
+for _ in $(seq 20); do curl -s -o /dev/null http://127.0.10.1/; done
+"$GRPC_ECHO" call --to 127.0.10.1:8080 Echo hello >/dev/null 2>&1 || true
+"$GRPC_ECHO" call --to 127.0.10.1:8080 EchoThree hello >/dev/null 2>&1 || true
+sleep 0.2
+echo
+echo "What Envoy counted for 20 HTTP requests, an Echo call and an EchoThree call (curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep ^envoy_meshroute):"
+curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | grep '^envoy_meshroute' | sed 's/^/  /'
+echo
+echo "Each route's Gateway API status, as sync keeps it: $OUT/status/"
+ls "$OUT/status" | sed 's/^/  /'
+
 cat <<MSG
 
 meshroute demo is running. echo-service is 127.0.10.1: on port 80 its HTTPRoute splits 9:1 over
@@ -98,6 +111,9 @@ EchoTwo to grpc-infra-backend-v2.
   # each route's Gateway API status, as sync keeps it (one file per route; -o json also works)
   cat $OUT/status/*.yaml
   $MESHROUTE check examples/mesh -o yaml
+
+  # what the mesh counted: requests per frontend, route, rule, backend and outcome (Prometheus)
+  curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep ^envoy_meshroute
 
 Edit examples/mesh/*.yaml and the change is live at once (sync republishes, Envoy swaps the table;
 serve pushes the new routes to connected proxyless clients).

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""`make bench-metrics`: what counting costs Envoy's memory at 10,000 rules.
+
+One route set of N rules (default 10,000) on one Service, as `make bench` generates it. For the
+filter and for native mode, with counting on and off (`meshroute sync --no-metrics`), one Envoy
+at a time: its resident memory once ready, and again after every rule has taken requests (each
+rule's series then exists: one per rule and backend), with the number of
+`envoy_meshroute_requests_total` series Envoy exposes. Writes bench/metrics-report.md.
+
+Usage: bench/metrics_memory.py [--rules N] [--out DIR] (make bench-metrics sets the binaries).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import bench
+from bench import ADMIN, BENCH, ECHO, ENVOY, MESHROUTE, UPSTREAM, Envoy, admin_get, load, localize, run, sync
+
+FAMILY = "envoy_meshroute_requests_total"
+
+
+def series(variant):
+    """The number of series of the family, and their total count."""
+    text = admin_get(ADMIN[variant], "/stats/prometheus")
+    lines = [line for line in text.splitlines() if line.startswith(FAMILY + "{")]
+    return len(lines), sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def measure(setdir, variant, counted, rules):
+    mode = "filter" if variant == "filter" else "native"
+    name = f"{variant}-{'counted' if counted else 'uncounted'}"
+    manifests = setdir / name / "manifests"
+    localize(setdir / "gen" / "manifests", manifests, variant)
+    out = setdir / name / "envoy"
+    sync(manifests, out, variant, mode, () if counted else ("--no-metrics",))
+    envoy = Envoy(variant, out, 3)
+    envoy.start()
+    try:
+        time.sleep(2)
+        ready = envoy.rss_mib()
+        # Every rule at least once (the requests file holds one request per rule, shuffled).
+        result = load(setdir / "gen" / "requests.tsv", variant, rules * 2)
+        if result["ok"] != result["requests"]:
+            raise SystemExit(f"{name}: not every request answered 2xx: {result}")
+        time.sleep(2)
+        after = envoy.rss_mib()
+        count, total = series(variant)
+        bench.log(f"{name}: {ready:.1f} MiB ready, {after:.1f} MiB after {result['requests']} requests, "
+                  f"{count} series counting {total}")
+        return {"variant": variant, "counted": counted, "ready_mib": ready, "after_mib": after,
+                "requests": result["requests"], "series": count, "series_total": total}
+    finally:
+        envoy.stop()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rules", type=int, default=10000)
+    p.add_argument("--out", default=str(bench.ROOT / "bench"))
+    args = p.parse_args()
+    if not ENVOY:
+        raise SystemExit("set ENVOY_BIN (make bench-metrics does)")
+    work = Path(tempfile.mkdtemp(prefix="meshroute-metrics-"))
+    host, port = UPSTREAM.split(":")
+    upstream = subprocess.Popen(["taskset", "-c", "1", ECHO, "--name", "upstream", "--listen", UPSTREAM],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        run([BENCH, "gen", "--rules", str(args.rules), "--upstream", UPSTREAM, "--out", str(work / "gen")])
+        results = [measure(work, variant, counted, args.rules)
+                   for variant in ("filter", "native") for counted in (True, False)]
+    finally:
+        os.killpg(upstream.pid, signal.SIGTERM)
+        upstream.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    by = {(r["variant"], r["counted"]): r for r in results}
+    lines = ["# What counting costs Envoy's memory", "",
+             f"Written by `make bench-metrics` (bench/metrics_memory.py) on {datetime.now():%Y-%m-%d}, Envoy "
+             f"{bench.machine()['envoy']}. One Service with {args.rules:,} rules in routes of "
+             f"{10} rules, one Envoy at a time (one worker). RSS once ready, and after "
+             f"{results[0]['requests']:,} requests spread over every rule, so that every rule's series exists.", "",
+             "| data plane | counting | RSS ready MiB | RSS after MiB | series | requests counted |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r['variant']} | {'on' if r['counted'] else 'off (`--no-metrics`)'} | {r['ready_mib']:.1f} | "
+                     f"{r['after_mib']:.1f} | {r['series']:,} | {r['series_total']:,} |")
+    lines += [""]
+    for variant in ("filter", "native"):
+        on, off = by[(variant, True)], by[(variant, False)]
+        extra = on["after_mib"] - off["after_mib"]
+        per = extra * 1024 * 1024 / on["series"] if on["series"] else float("nan")
+        lines.append(f"- {variant}: counting adds {extra:+.1f} MiB after traffic ({per:,.0f} bytes per series, "
+                     f"{on['series']:,} series).")
+    lines += ["", "Series exist only once a request reached them: at most one per rule and backendRef and outcome, "
+              "so the table bounds them; a table of 10,000 rules cannot make more than its rules allow.", ""]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics-report.md").write_text("\n".join(lines))
+    (out / "metrics-results.json").write_text(json.dumps(results, indent=1))
+    bench.log(f"wrote {out / 'metrics-report.md'}")
+
+
+if __name__ == "__main__":
+    main()
