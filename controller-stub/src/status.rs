@@ -6,8 +6,9 @@
 //! naming a Service that does not exist (`Accepted: False`, `NoMatchingParent`), so that a
 //! user reading the status sees why a route does nothing. A Gateway parent is another
 //! implementation's. Conditions, in this order: `Accepted`, `ResolvedRefs`, and
-//! `PartiallyInvalid` while rules are dropped; each with the manifest's `metadata.generation`
-//! as `observedGeneration`.
+//! `PartiallyInvalid` while rules are dropped (on accepted parents only, its message starting
+//! "Dropped Rule", as the API's `RouteConditionPartiallyInvalid` requires); each with the
+//! manifest's `metadata.generation` as `observedGeneration`.
 
 use std::collections::HashMap;
 use std::io;
@@ -105,9 +106,10 @@ pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &
                 .filter_map(|(index, parent)| {
                     let ParentStatus::Mesh { parent, accepted, resolved_refs, .. } = parent else { return None };
                     let mut conditions = vec![("Accepted", accepted.clone()), ("ResolvedRefs", resolved_refs.clone())];
-                    if !status.dropped.is_empty() {
+                    // The API: only on an accepted parent, and the message starts "Dropped Rule".
+                    if accepted.status && !status.dropped.is_empty() {
                         let why: Vec<String> =
-                            status.dropped.iter().map(|(rule, why)| format!("spec.rules[{rule}] dropped: {why}")).collect();
+                            status.dropped.iter().map(|(rule, why)| format!("Dropped Rule spec.rules[{rule}]: {why}")).collect();
                         conditions.push((
                             "PartiallyInvalid",
                             Condition { status: true, reason: "UnsupportedValue", message: why.join("; ") },
@@ -351,7 +353,15 @@ spec:
                 ("PartiallyInvalid".into(), "True".into(), "UnsupportedValue".into()),
             ]
         );
-        assert_eq!(conditions(doc, 1)[0], ("Accepted".into(), "False".into(), "NoMatchingParent".into()));
+        // The parent that does not take the route has no PartiallyInvalid: the API sets it on
+        // accepted parents only.
+        assert_eq!(
+            conditions(doc, 1),
+            [
+                ("Accepted".into(), "False".into(), "NoMatchingParent".into()),
+                ("ResolvedRefs".into(), "False".into(), "BackendNotFound".into()),
+            ]
+        );
     }
 
     #[test]
@@ -472,3 +482,7 @@ spec:
         }
     }
 }
+
+#[cfg(test)]
+#[path = "status_conformance_tests.rs"]
+mod conformance_tests;
