@@ -38,15 +38,26 @@
 //!   "Dropped Rule", and never `PartiallyInvalid` on a route that is fully invalid or not
 //!   accepted. A route whose every rule is dropped is refused, `Accepted` False/`UnsupportedValue`,
 //!   as `HTTPRouteFilter.type` says of a value an implementation does not know.
+//! - serving its last good version: the suite is silent (its `httproute-observed-generation-bump.go`
+//!   only checks that a valid change raises `observedGeneration`). The API's "Fall Back" approach
+//!   to a partly invalid route fits what `sync` and `serve` do: `Accepted` True with the
+//!   generation of the last good version, and `PartiallyInvalid` True with a message starting
+//!   "Fall Back" and saying why (see `status::partially_invalid`). The suite's
+//!   `ConditionsHaveLatestObservedGeneration` would call those conditions stale, which they are.
 //!
 //! Stricter than the suite here: the whole `parentRef` must be as written, and the conditions
 //! exactly these, in meshroute's order (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`), each
 //! with its `observedGeneration`. `message` and `lastTransitionTime` must be present.
 
-use serde_json::{json, Value};
+use std::time::Duration;
 
-use super::CONTROLLER_NAME;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::{now, Transitions, CONTROLLER_NAME, STATUS_DIR};
 use crate::check::{check, Output};
+use crate::pipeline::LastGood;
 
 const NS: &str = "gateway-conformance-mesh";
 
@@ -92,6 +103,12 @@ metadata: {{name: {name}, namespace: {NS}, generation: {generation}}}
 spec:
 {spec}"
     )
+}
+
+/// An HTTPRoute on port 80 of Service `echo` with one rule, to `backend`.
+fn echo_route(name: &str, generation: i64, backend: &str) -> String {
+    let parent = "{group: \"\", kind: Service, name: echo, port: 80}";
+    http_route(name, generation, &format!("  parentRefs: [{parent}]\n  rules:\n  - backendRefs: [{backend}]\n"))
 }
 
 /// What `meshroute check DIR -o json` prints for [`SERVICES`] and `routes`: its `items`.
@@ -292,4 +309,140 @@ fn a_rule_with_an_unsupported_filter_is_dropped_and_the_route_partially_invalid_
     assert!(messages[0][2].starts_with("Dropped Rule spec.rules[1]: "), "the API's prefix, then which rule: {messages:?}");
     let refused = parent(written, &[("Accepted", "False", "UnsupportedValue", 4), ("ResolvedRefs", "True", "ResolvedRefs", 4)]);
     assert_status(&items, "HTTPRoute", "every-rule-dropped", 4, &[refused]);
+}
+
+/// A watching `meshroute sync` (native mode: no filter module to publish) between two changes
+/// to its manifests directory: what its watch loop keeps from one publication to the next.
+struct WatchingSync {
+    dir: TempDir,
+    out: TempDir,
+    last_good: LastGood,
+    transitions: Transitions,
+}
+
+impl WatchingSync {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let sync = WatchingSync {
+            dir: tempfile::tempdir().unwrap(),
+            out: tempfile::tempdir().unwrap(),
+            last_good: LastGood::default(),
+            transitions: Transitions::default(),
+        };
+        sync.write(files);
+        sync
+    }
+
+    fn write(&self, files: &[(&str, &str)]) {
+        for (name, text) in files {
+            std::fs::write(self.dir.path().join(name), text).unwrap();
+        }
+    }
+
+    /// One publication, as after a change; whether everything validated.
+    fn publish(&mut self) -> bool {
+        let args = crate::SyncArgs {
+            dir: self.dir.path().to_path_buf(),
+            out: self.out.path().to_path_buf(),
+            once: false,
+            mode: crate::Mode::Native,
+            wasm: "unused.wasm".into(),
+            admin_port: 9901,
+            xds: None,
+            xds_allow_remote: false,
+            no_metrics: false,
+            client: crate::Client { namespace: NS.to_owned() },
+        };
+        crate::sync::cycle(&args, self.out.path(), &mut self.last_good, &mut self.transitions)
+    }
+
+    fn status_path(&self, route: &str) -> std::path::PathBuf {
+        self.out.path().join(STATUS_DIR).join(format!("httproute_{NS}_{route}.yaml"))
+    }
+
+    /// Route `route`'s status file, as JSON.
+    fn status(&self, route: &str) -> Value {
+        let text = std::fs::read_to_string(self.status_path(route)).unwrap();
+        let docs = YamlLoader::load_from_str(&text).unwrap();
+        let [doc] = docs.as_slice() else { panic!("one document: {text}") };
+        to_json(doc)
+    }
+
+    /// The cluster Envoy's published routes (native mode's `rds.yaml`) send the first rule of
+    /// route `route` to.
+    fn cluster_of(&self, route: &str) -> String {
+        let routes = std::fs::read_to_string(self.out.path().join(crate::envoy::RDS_FILE)).unwrap();
+        let at = routes.find(&format!("{NS}/{route}/rules/0")).unwrap_or_else(|| panic!("{route} in {routes}"));
+        routes[at..].lines().find_map(|line| line.trim().strip_prefix("cluster: ")).unwrap().to_owned()
+    }
+}
+
+/// A status file as read back: strings stay strings (`"True"` is no boolean), numbers numbers.
+fn to_json(yaml: &Yaml) -> Value {
+    match yaml {
+        Yaml::String(s) => json!(s),
+        Yaml::Integer(i) => json!(i),
+        Yaml::Boolean(b) => json!(b),
+        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Hash(map) => Value::Object(map.iter().map(|(k, v)| (k.as_str().unwrap().to_owned(), to_json(v))).collect()),
+        other => panic!("not in a status document: {other:?}"),
+    }
+}
+
+/// Each condition's `lastTransitionTime` in a status document, by type, of its first parent.
+fn transition_times(doc: &Value) -> Vec<(String, String)> {
+    doc["status"]["parents"][0]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["type"].as_str().unwrap().to_owned(), c["lastTransitionTime"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Until the clock, to the second as condition times are written, has moved past `time`: a
+/// condition stamped anew from now on cannot carry `time` by chance.
+fn wait_past(time: &str) {
+    while now().as_str() <= time {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A route whose current manifest does not validate while `sync` keeps its last good version
+/// live: its status says so in the API's "Fall Back" terms (see the module comment), and the
+/// fix brings it back to the current generation.
+#[test]
+fn a_route_served_as_its_last_good_version_keeps_that_versions_conditions_and_says_fall_back() {
+    let good = echo_route("split", 3, "{name: echo-v1, port: 8080}");
+    let mut sync = WatchingSync::new(&[("services.yaml", SERVICES), ("route.yaml", &good)]);
+    assert!(sync.publish());
+    let written = service_ref(json!({"port": 80}));
+    let accepted_at =
+        |generation| [("Accepted", "True", "Accepted", generation), ("ResolvedRefs", "True", "ResolvedRefs", generation)];
+    assert_status(&[sync.status("split")], "HTTPRoute", "split", 3, &[parent(written.clone(), &accepted_at(3))]);
+    let first_times = transition_times(&sync.status("split"));
+    let v1 = crate::model::cluster_name(NS, "echo-v1", 8080);
+    assert_eq!(sync.cluster_of("split"), v1);
+
+    // Generation 4 moves to echo-v2 with a typo: it does not validate, and generation 3 stays.
+    wait_past(&first_times[0].1);
+    sync.write(&[("route.yaml", &echo_route("split", 4, "{name: echo-v2, port: 8080, wieght: 1}"))]);
+    assert!(!sync.publish(), "an error: the output is not what the input says");
+    assert_eq!(sync.cluster_of("split"), v1, "generation 3 is live");
+    let [accepted, resolved] = accepted_at(3);
+    let expected = parent(written.clone(), &[accepted, resolved, ("PartiallyInvalid", "True", "UnsupportedValue", 4)]);
+    let doc = sync.status("split");
+    let messages = assert_status(std::slice::from_ref(&doc), "HTTPRoute", "split", 4, &[expected]);
+    let fall_back = &messages[0][2];
+    assert!(
+        fall_back.starts_with(
+            "Fall Back to the last version that validated (generation 3): the current manifest (generation 4) does not validate: "
+        ) && fall_back.contains("unknown field \"wieght\""),
+        "{fall_back}"
+    );
+    assert_eq!(transition_times(&doc)[..2], first_times[..], "Accepted and ResolvedRefs did not change status");
+
+    // Fixed at generation 5: served, and reported, as written.
+    sync.write(&[("route.yaml", &echo_route("split", 5, "{name: echo-v2, port: 8080}"))]);
+    assert!(sync.publish());
+    assert_eq!(sync.cluster_of("split"), crate::model::cluster_name(NS, "echo-v2", 8080));
+    assert_status(&[sync.status("split")], "HTTPRoute", "split", 5, &[parent(written, &accepted_at(5))]);
 }
