@@ -44,11 +44,15 @@
 //!   generation of the last good version, and `PartiallyInvalid` True with a message starting
 //!   "Fall Back" and saying why (see `status::partially_invalid`). The suite's
 //!   `ConditionsHaveLatestObservedGeneration` would call those conditions stale, which they are.
+//! - `lastTransitionTime` across an unrelated change: the suite never compares it;
+//!   `metav1.Condition` says it is when the condition last changed from one status to another.
 //!
 //! Stricter than the suite here: the whole `parentRef` must be as written, and the conditions
 //! exactly these, in meshroute's order (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`), each
 //! with its `observedGeneration`. `message` and `lastTransitionTime` must be present.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -445,4 +449,34 @@ fn a_route_served_as_its_last_good_version_keeps_that_versions_conditions_and_sa
     assert!(sync.publish());
     assert_eq!(sync.cluster_of("split"), crate::model::cluster_name(NS, "echo-v2", 8080));
     assert_status(&[sync.status("split")], "HTTPRoute", "split", 5, &[parent(written, &accepted_at(5))]);
+}
+
+/// A change to another route, and a new Service, leave a route's status file alone: not
+/// rewritten, so its `lastTransitionTime`s are those of its first publication.
+#[test]
+fn an_unrelated_change_neither_rewrites_a_routes_status_file_nor_moves_its_transition_times() {
+    let mut sync = WatchingSync::new(&[
+        ("services.yaml", SERVICES),
+        ("a.yaml", &echo_route("a", 1, "{name: echo-v1, port: 8080}")),
+        ("b.yaml", &echo_route("b", 1, "{name: echo-v2, port: 8080}")),
+    ]);
+    assert!(sync.publish());
+    let before = std::fs::read_to_string(sync.status_path("a")).unwrap();
+    let inode = |path: &Path| std::fs::metadata(path).unwrap().ino();
+    let a_inode = inode(&sync.status_path("a"));
+    let published_at = transition_times(&sync.status("a"))[0].1.clone();
+
+    wait_past(&published_at);
+    let unrelated = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: echo-v3, namespace: {NS}}}\nspec: {{clusterIP: 10.96.0.13, ports: [{{port: 80}}]}}\n"
+    );
+    sync.write(&[("b.yaml", &echo_route("b", 2, "{name: gone, port: 8080}")), ("more-services.yaml", &unrelated)]);
+    assert!(sync.publish());
+    assert_eq!(std::fs::read_to_string(sync.status_path("a")).unwrap(), before, "a's status is byte for byte the same");
+    assert_eq!(inode(&sync.status_path("a")), a_inode, "and the file was not replaced by an identical one");
+    assert!(transition_times(&sync.status("a")).iter().all(|(_, time)| *time == published_at));
+    // The control: b's ResolvedRefs did change, at the new time; its Accepted did not.
+    let b = transition_times(&sync.status("b"));
+    assert_eq!(b[0], ("Accepted".to_owned(), published_at.clone()));
+    assert!(b[1].0 == "ResolvedRefs" && b[1].1 > published_at, "{b:?}");
 }
