@@ -92,12 +92,11 @@ pub enum Rejected {
         key: ResourceKey,
         file: std::path::PathBuf,
         error: String,
+        /// `metadata.generation`, if it is an integer.
+        generation: Option<i64>,
     },
     /// A file that does not parse: which resources it holds is unknown.
-    File {
-        file: std::path::PathBuf,
-        error: String,
-    },
+    File { file: std::path::PathBuf, error: String },
 }
 
 /// Decodes every document of every file; then the cross-resource checks, which reject the later
@@ -154,7 +153,8 @@ fn decode_one(file: &std::path::Path, document: &Node, out: &mut Decoded, broken
         (Some(resource), None) => out.resources.push(resource),
         (draft, Some(error)) => {
             if let Some(key) = raw_key(document) {
-                out.rejected.push(Rejected::Resource { key, file: file.to_path_buf(), error });
+                let generation = raw(document, "metadata").and_then(|m| raw(m, "generation")).and_then(|g| g.scalar()?.as_int());
+                out.rejected.push(Rejected::Resource { key, file: file.to_path_buf(), error, generation });
             }
             out.drafts.extend(draft);
         }
@@ -613,7 +613,7 @@ fn reject_shared_cluster_ips(out: &mut Decoded) {
                 let error = Diagnostic::error(&service.meta.source.file, service.meta.source.line, message)
                     .subject(owner)
                     .field("spec.clusterIP");
-                rejected.push((resource.key(), error));
+                rejected.push((resource.key(), service.meta.generation, error));
                 false
             }
             None => {
@@ -624,8 +624,9 @@ fn reject_shared_cluster_ips(out: &mut Decoded) {
             }
         }
     });
-    for (key, error) in rejected {
-        out.rejected.push(Rejected::Resource { key, file: error.file.clone(), error: error.to_string() });
+    for (key, generation, error) in rejected {
+        let generation = Some(generation);
+        out.rejected.push(Rejected::Resource { key, file: error.file.clone(), error: error.to_string(), generation });
         out.diagnostics.push(error);
     }
 }

@@ -25,8 +25,24 @@ pub struct Meta {
     pub generation: i64,
     pub source: Source,
     /// Set on the last good version of a resource whose current manifest does not validate: why
-    /// it is still served (the first error of the current manifest).
-    pub last_good: Option<String>,
+    /// it is still served.
+    pub last_good: Option<RejectedVersion>,
+}
+
+/// The current manifest of a resource whose last good version is served instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedVersion {
+    /// Its first error.
+    pub error: String,
+    /// Its `metadata.generation`, where one can be read: a route's status reports it beside the
+    /// older generation its conditions were computed from.
+    pub generation: Option<i64>,
+}
+
+impl std::fmt::Display for RejectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
 }
 
 /// Everything read from one manifests directory.

@@ -18,7 +18,7 @@ use crate::compile::compile;
 use crate::decode::{Decoded, Rejected};
 use crate::diag::{Diagnostic, Severity};
 use crate::load::{load_dir, SourceFile};
-use crate::model::{Manifests, ParentRef, Resource, ResourceKey};
+use crate::model::{Manifests, ParentRef, RejectedVersion, Resource, ResourceKey};
 use crate::resolve::{find_service, is_consumer_route, is_core_service, statuses, Attachment, ParentStatus, RouteStatus};
 use crate::shadow::shadowed_rules;
 
@@ -117,15 +117,21 @@ impl LastGood {
             .flatten()
             .collect();
         for rejected in &decoded.rejected {
-            let candidates: Vec<(&Resource, &str)> = match rejected {
-                Rejected::Resource { key, error, .. } => {
-                    self.resources.iter().filter(|r| r.key() == *key).map(|r| (r, error.as_str())).collect()
-                }
-                Rejected::File { file, error } => {
-                    self.resources.iter().filter(|r| r.meta().source.file == *file).map(|r| (r, error.as_str())).collect()
-                }
+            let candidates: Vec<(&Resource, RejectedVersion)> = match rejected {
+                Rejected::Resource { key, error, generation, .. } => self
+                    .resources
+                    .iter()
+                    .filter(|r| r.key() == *key)
+                    .map(|r| (r, RejectedVersion { error: error.clone(), generation: *generation }))
+                    .collect(),
+                Rejected::File { file, error } => self
+                    .resources
+                    .iter()
+                    .filter(|r| r.meta().source.file == *file)
+                    .map(|r| (r, RejectedVersion { error: error.clone(), generation: None }))
+                    .collect(),
             };
-            for (old, error) in candidates {
+            for (old, current) in candidates {
                 if present.contains(&old.key()) {
                     continue;
                 }
@@ -136,7 +142,7 @@ impl LastGood {
                     taken_ips.extend(s.cluster_ips.iter().cloned());
                 }
                 let mut old = old.clone();
-                old.meta_mut().last_good = Some(error.to_owned());
+                old.meta_mut().last_good = Some(current);
                 present.insert(old.key());
                 decoded.resources.push(old);
             }

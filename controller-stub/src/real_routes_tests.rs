@@ -284,7 +284,7 @@ fn a_broken_route_keeps_its_last_good_version_and_the_rest_is_published() {
     assert_eq!(goes(&next, "echo", "/", &[]), "v1", "a's last good version");
     assert_eq!(goes(&next, "v1", "/", &[]), "echo", "b's change");
     let a = next.statuses.iter().find(|s| s.meta.name == "a").unwrap();
-    assert!(a.meta.last_good.as_deref().is_some_and(|e| e.contains("unknown field")), "{:?}", a.meta.last_good);
+    assert!(a.meta.last_good.as_ref().is_some_and(|v| v.error.contains("unknown field")), "{:?}", a.meta.last_good);
 
     // Without a last good version (check, a first sync), the broken route is left out and
     // everything else goes on.

@@ -6,8 +6,10 @@
 //! naming a Service that does not exist (`Accepted: False`, `NoMatchingParent`), so that a
 //! user reading the status sees why a route does nothing. A Gateway parent is another
 //! implementation's. Conditions, in this order: `Accepted`, `ResolvedRefs`, and
-//! `PartiallyInvalid` while rules are dropped; each with the manifest's `metadata.generation`
-//! as `observedGeneration`.
+//! `PartiallyInvalid` while rules are dropped or a last good version is served (on accepted
+//! parents only, as the API's `RouteConditionPartiallyInvalid` requires: see
+//! [`partially_invalid`]); each with the `metadata.generation` it was computed from as
+//! `observedGeneration`.
 
 use std::collections::HashMap;
 use std::io;
@@ -104,18 +106,16 @@ pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &
                 .enumerate()
                 .filter_map(|(index, parent)| {
                     let ParentStatus::Mesh { parent, accepted, resolved_refs, .. } = parent else { return None };
-                    let mut conditions = vec![("Accepted", accepted.clone()), ("ResolvedRefs", resolved_refs.clone())];
-                    if !status.dropped.is_empty() {
-                        let why: Vec<String> =
-                            status.dropped.iter().map(|(rule, why)| format!("spec.rules[{rule}] dropped: {why}")).collect();
-                        conditions.push((
-                            "PartiallyInvalid",
-                            Condition { status: true, reason: "UnsupportedValue", message: why.join("; ") },
-                        ));
+                    let served = status.meta.generation;
+                    let mut conditions =
+                        vec![("Accepted", accepted.clone(), served), ("ResolvedRefs", resolved_refs.clone(), served)];
+                    // The API sets it on accepted parents only.
+                    if accepted.status {
+                        conditions.extend(partially_invalid(status).map(|(c, generation)| ("PartiallyInvalid", c, generation)));
                     }
                     let conditions = conditions
                         .into_iter()
-                        .map(|(kind, c)| {
+                        .map(|(kind, c, observed_generation)| {
                             let state = if c.status { "True" } else { "False" };
                             let slot = (key.clone(), index, kind);
                             let time = match transitions.0.get(&slot) {
@@ -128,7 +128,7 @@ pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &
                                 status: state,
                                 reason: c.reason,
                                 message: truncate(c.message, MAX_MESSAGE),
-                                observed_generation: status.meta.generation,
+                                observed_generation,
                                 last_transition_time: time,
                             }
                         })
@@ -153,12 +153,52 @@ pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &
                 metadata: MetadataDoc {
                     namespace: status.meta.namespace.clone(),
                     name: status.meta.name.clone(),
-                    generation: status.meta.generation,
+                    generation: current_generation(status),
                 },
                 status: StatusDoc { parents },
             })
         })
         .collect()
+}
+
+/// The route's `PartiallyInvalid` condition and the generation it was computed from, when part
+/// of what the user wrote is not served. The API (`RouteConditionPartiallyInvalid`) names two
+/// ways of serving a partly invalid route, and meshroute takes both:
+/// - "Dropped Rule": a rule with a filter meshroute does not implement is dropped (its requests
+///   get 500); the message starts "Dropped Rule" and names the rules.
+/// - "Fall Back": while `sync` or `serve` keep the last good version of a route whose current
+///   manifest does not validate, that version's conditions stand, with its generation as their
+///   `observedGeneration` (the API: `Accepted` True "with the generation of the last known good
+///   state"), and this condition, at the current manifest's generation, says "Fall Back" and
+///   why: the user sees both that an older version is live and what keeps the new one out.
+fn partially_invalid(status: &RouteStatus) -> Option<(Condition, i64)> {
+    let dropped: Vec<String> =
+        status.dropped.iter().map(|(rule, why)| format!("Dropped Rule spec.rules[{rule}]: {why}")).collect();
+    let served = status.meta.generation;
+    let (message, generation) = match &status.meta.last_good {
+        Some(current) => {
+            let at = |g: i64| if g > 0 { format!(" (generation {g})") } else { String::new() };
+            let mut message = format!(
+                "Fall Back to the last version that validated{}: the current manifest{} does not validate: {}",
+                at(served),
+                at(current.generation.unwrap_or(0)),
+                current.error
+            );
+            if !dropped.is_empty() {
+                message.push_str(&format!("; in that version, {}", dropped.join("; ")));
+            }
+            (message, current_generation(status))
+        }
+        None if dropped.is_empty() => return None,
+        None => (dropped.join("; "), served),
+    };
+    Some((Condition { status: true, reason: "UnsupportedValue", message }, generation))
+}
+
+/// `metadata.generation` of the route as the user wrote it last: the current manifest's where
+/// its last good version stands in for it (and its generation can be read).
+fn current_generation(status: &RouteStatus) -> i64 {
+    status.meta.last_good.as_ref().and_then(|current| current.generation).unwrap_or(status.meta.generation)
 }
 
 /// `httproute_NAMESPACE_NAME`: the status file's name without `.yaml`, one per route. Names
@@ -351,7 +391,15 @@ spec:
                 ("PartiallyInvalid".into(), "True".into(), "UnsupportedValue".into()),
             ]
         );
-        assert_eq!(conditions(doc, 1)[0], ("Accepted".into(), "False".into(), "NoMatchingParent".into()));
+        // The parent that does not take the route has no PartiallyInvalid: the API sets it on
+        // accepted parents only.
+        assert_eq!(
+            conditions(doc, 1),
+            [
+                ("Accepted".into(), "False".into(), "NoMatchingParent".into()),
+                ("ResolvedRefs".into(), "False".into(), "BackendNotFound".into()),
+            ]
+        );
     }
 
     #[test]
@@ -472,3 +520,7 @@ spec:
         }
     }
 }
+
+#[cfg(test)]
+#[path = "status_conformance_tests.rs"]
+mod conformance_tests;

@@ -123,7 +123,7 @@ fn prepare_out_dir(out: &Path, dir: &Path) -> Result<PathBuf, SyncError> {
 /// and each route's status under `OUT/status/`; reports what happened on stdout/stderr. Returns
 /// whether the output now reflects the input exactly (everything validated and was published).
 /// `last_good` becomes what was published; `transitions` keeps the conditions' times.
-fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mut Transitions) -> bool {
+pub fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions: &mut Transitions) -> bool {
     let Some(build) = pipeline::build_reported(&args.dir, last_good, &args.client.namespace, "meshroute sync", "published")
     else {
         return false;
