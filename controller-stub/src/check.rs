@@ -114,17 +114,16 @@ pub fn status_text(b: &Build) -> String {
                     let _ = writeln!(text, "  parent Service {}/{}{port}", parent.namespace, parent.name);
                     let _ = writeln!(text, "    {}", condition("Accepted", accepted));
                     let _ = writeln!(text, "    {}", condition("ResolvedRefs", resolved_refs));
-                    if !status.dropped.is_empty() && accepted.status {
-                        let why: Vec<String> =
-                            status.dropped.iter().map(|(i, why)| format!("spec.rules[{i}] dropped: {why}")).collect();
-                        let partly = Condition { status: true, reason: "UnsupportedValue", message: why.join("; ") };
+                    // As the status documents say it: dropped rules, or the last good version.
+                    if let Some((partly, _)) = crate::status::partially_invalid(status).filter(|_| accepted.status) {
                         let _ = writeln!(text, "    {}", condition("PartiallyInvalid", &partly));
                     }
                 }
             }
         }
         counted_as(&mut text, b, status);
-        if let Some(error) = &status.meta.last_good {
+        let accepted_somewhere = status.attachments().next().is_some();
+        if let Some(error) = status.meta.last_good.as_ref().filter(|_| !accepted_somewhere) {
             let _ = writeln!(text, "  serving its last good version: the current manifest does not validate: {error}");
         }
     }

@@ -511,7 +511,7 @@ fn an_unsupported_filter_drops_its_rule_and_the_rest_is_served() {
     assert_eq!(goes(&b, "echo", "/other", &[]), "v2");
     assert_eq!(b.statuses[0].dropped.len(), 1);
     let text = crate::check::status_text(&b);
-    assert!(text.contains("PartiallyInvalid: True (UnsupportedValue): spec.rules[0] dropped"), "{text}");
+    assert!(text.contains("PartiallyInvalid: True (UnsupportedValue): Dropped Rule spec.rules[0]"), "{text}");
     let b = with_services(&route(
         "r",
         "{group: \"\", kind: Service, name: echo, port: 80}",

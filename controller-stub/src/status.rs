@@ -171,7 +171,7 @@ pub fn documents(statuses: &[RouteStatus], transitions: &mut Transitions, now: &
 ///   `observedGeneration` (the API: `Accepted` True "with the generation of the last known good
 ///   state"), and this condition, at the current manifest's generation, says "Fall Back" and
 ///   why: the user sees both that an older version is live and what keeps the new one out.
-fn partially_invalid(status: &RouteStatus) -> Option<(Condition, i64)> {
+pub fn partially_invalid(status: &RouteStatus) -> Option<(Condition, i64)> {
     let dropped: Vec<String> =
         status.dropped.iter().map(|(rule, why)| format!("Dropped Rule spec.rules[{rule}]: {why}")).collect();
     let served = status.meta.generation;
