@@ -118,7 +118,7 @@ impl HttpContext for Exchange {
     /// matched rule's filters cost one call per header they change, per rewritten `:path` or
     /// `:authority`, and per router control header of its timeouts and retries; in a table
     /// with mirrors, a forwarded request costs one more (the mirror header, set or removed).
-    /// Counting costs one call per routed request, and one more the first time a series counts.
+    /// Counting costs one call per request to a port with routes (a few more, once, per new series).
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(loaded) = self.loaded.clone() else { return self.pass_through() };
         let table = &loaded.table;
