@@ -155,7 +155,7 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
             });
         }
     }
-    TableDocument { version: 1, frontends, routes }
+    TableDocument { version: 1, frontends, routes, metrics: true }
 }
 
 fuzz_target!(|input: Input| {
