@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, RetryDoc, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
+    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, PassThroughDoc, RetryDoc, RouteDoc, RouteKind,
+    RuleDoc, TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta, MirrorRef};
@@ -68,7 +68,7 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
     let index: HashMap<*const RouteStatus, usize> =
         routes.iter().enumerate().map(|(i, (_, status))| (std::ptr::from_ref(*status), i)).collect();
 
-    let frontends = seen
+    let frontends: Vec<FrontendDoc> = seen
         .iter()
         .map(|((namespace, name, port), seen)| {
             let mut routes: Vec<usize> = seen.iter().filter_map(|s| index.get(&std::ptr::from_ref(*s)).copied()).collect();
@@ -85,7 +85,34 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
         })
         .collect();
     let routes = routes.iter().map(|(route, _)| route_doc(m, route)).collect();
-    TableDocument { version: TABLE_VERSION, frontends, routes, metrics: true }
+    let pass_through = pass_through(m, &frontends);
+    TableDocument { version: TABLE_VERSION, frontends, routes, metrics: true, pass_through }
+}
+
+/// Every other Service port with its own cluster, so that one listener can serve every
+/// Service address (local mode). An address two Services claim stays the first's, as with
+/// listeners; one that is not an IP address (a headless Service's `None`) has no traffic to
+/// route.
+fn pass_through(m: &Manifests, frontends: &[FrontendDoc]) -> Vec<PassThroughDoc> {
+    let ip = |address: &String| address.parse::<std::net::IpAddr>().ok();
+    let mut taken: HashSet<(std::net::IpAddr, u16)> =
+        frontends.iter().flat_map(|f| f.addresses.iter().filter_map(ip).map(move |a| (a, f.port))).collect();
+    let mut out = Vec::new();
+    for service in &m.services {
+        for port in &service.ports {
+            let addresses: Vec<String> = service
+                .cluster_ips
+                .iter()
+                .filter(|address| ip(address).is_some_and(|a| taken.insert((a, port.port))))
+                .cloned()
+                .collect();
+            if !addresses.is_empty() {
+                let cluster = crate::model::cluster_name(&service.meta.namespace, &service.meta.name, port.port);
+                out.push(PassThroughDoc { port: port.port, addresses, cluster });
+            }
+        }
+    }
+    out
 }
 
 fn kind_order(kind: RouteKind) -> u8 {

@@ -762,3 +762,44 @@ fn shadowed_grpc_rules_are_named() {
           weight, put all the backendRefs in one rule"]
     );
 }
+
+/// Every Service port without routes is in the table with its own cluster, so that one
+/// listener can serve every Service address; a port with routes is a frontend instead, and
+/// an address without an IP (a headless Service) is not there at all.
+#[test]
+fn the_table_lists_every_service_port_without_routes_with_its_cluster() {
+    let routes = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{kind: Service, group: \"\", name: front, port: 80}]
+  rules:
+  - backendRefs: [{name: a, port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: default}
+spec:
+  clusterIP: None
+  ports: [{port: 80}]
+";
+    let b = from_text(&format!("{SERVICES}---\n{routes}"));
+    let listed: Vec<(Vec<String>, u16, String)> =
+        b.table.pass_through.iter().map(|p| (p.addresses.clone(), p.port, p.cluster.clone())).collect();
+    assert!(
+        listed.contains(&(vec!["10.0.0.1".into()], 8080, "outbound|8080||front.default.svc.cluster.local".into())),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&(vec!["10.0.0.2".into()], 80, "outbound|80||a.default.svc.cluster.local".into())), "{listed:?}");
+    assert!(
+        !listed.iter().any(|(_, port, cluster)| *port == 80 && cluster.contains("||front.")),
+        "a frontend is not a pass-through"
+    );
+    assert!(!listed.iter().any(|(_, _, cluster)| cluster.contains("headless")), "{listed:?}");
+    let compiled = &b.compiled;
+    assert!(matches!(
+        compiled.destination("10.0.0.1:8080"),
+        meshroute_filter::table::Destination::PassThrough(Some("outbound|8080||front.default.svc.cluster.local"))
+    ));
+}

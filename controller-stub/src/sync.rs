@@ -273,7 +273,13 @@ mod tests {
     }
 
     fn table() -> TableDocument {
-        TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true }
+        TableDocument {
+            version: TABLE_VERSION,
+            frontends: Vec::new(),
+            routes: Vec::new(),
+            metrics: true,
+            pass_through: Vec::new(),
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn table(rules: usize) -> TableDocument {
     TableDocument {
         version: TABLE_VERSION,
         metrics: true,
+        pass_through: Vec::new(),
         frontends: vec![FrontendDoc {
             namespace: "bench".into(),
             name: "svc".into(),

@@ -82,6 +82,17 @@ impl<'t> Cause<'t> {
     }
 }
 
+/// What becomes of the mirror header of a request that goes on with the table's mirror set
+/// `set` (`None`: no mirrors): named, removed (the table has sets, so a client's copy could
+/// select one), or left alone (no route of the table reads it).
+pub fn mirror_choice(table: &RouteTable, set: Option<usize>) -> MirrorChoice<'_> {
+    match set.and_then(|i| table.mirror_sets().get(i)) {
+        Some(set) => MirrorChoice::Set(set),
+        None if table.mirror_sets().is_empty() => MirrorChoice::None,
+        None => MirrorChoice::Clear,
+    }
+}
+
 /// Decides what happens to `request`, which arrived at `frontend` (`None`: a destination that
 /// is not a Service port with routes), given a uniformly random `draw` for the weighted choice.
 ///
@@ -117,11 +128,7 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                         path: rewrite(|r| r.path.is_some()).and_then(|r| r.path_and_query(path, query)),
                         authority: rewrite(|r| r.hostname.is_some()).and_then(|r| r.hostname.as_deref()),
                         policy: matched.rule.policy.as_deref(),
-                        mirror: match backend.mirror_set.and_then(|i| table.mirror_sets().get(i)) {
-                            Some(set) => MirrorChoice::Set(set),
-                            None if table.mirror_sets().is_empty() => MirrorChoice::None,
-                            None => MirrorChoice::Clear,
-                        },
+                        mirror: mirror_choice(table, backend.mirror_set),
                     };
                     let response = ResponseChanges {
                         headers: HeaderChanges {
@@ -202,6 +209,42 @@ mod tests {
             ]}],
         });
         RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
+    }
+
+    /// One frontend with a route, one Service port without routes listed with its cluster.
+    fn table_with_pass_through(pass_through: serde_json::Value) -> Result<RouteTable, crate::table::TableError> {
+        let doc = json!({
+            "version": 1,
+            "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+            "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [backend("v1", 1)]}]}],
+            "pass_through": pass_through,
+        });
+        RouteTable::from_json(doc.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_service_port_without_routes_goes_on_to_its_own_cluster_and_an_unknown_address_to_envoy() {
+        use crate::table::Destination;
+        let t = table_with_pass_through(json!([{"port": 80, "addresses": ["10.96.0.11", "fd00::11"], "cluster": "c-plain"}]))
+            .unwrap();
+        assert!(matches!(t.destination("10.96.0.10:80"), Destination::Frontend(f) if f.name == "echo"));
+        assert!(matches!(t.destination("10.96.0.11:80"), Destination::PassThrough(Some("c-plain"))));
+        assert!(matches!(t.destination("[fd00::11]:80"), Destination::PassThrough(Some("c-plain"))));
+        assert!(matches!(t.destination("10.96.0.11:81"), Destination::PassThrough(None)));
+        assert!(matches!(t.destination("not an address"), Destination::PassThrough(None)));
+        assert!(t.frontend_at("10.96.0.11:80").is_none());
+        // No mirror sets: a pass-through leaves the mirror header alone; no route reads it.
+        assert_eq!(mirror_choice(&t, None), MirrorChoice::None);
+    }
+
+    #[test]
+    fn a_pass_through_address_taken_twice_or_without_a_cluster_is_refused() {
+        let taken = table_with_pass_through(json!([{"port": 80, "addresses": ["10.96.0.10"], "cluster": "c-plain"}]));
+        assert!(taken.unwrap_err().0.contains("listed twice"));
+        let nameless = table_with_pass_through(json!([{"port": 80, "addresses": ["10.96.0.11"], "cluster": ""}]));
+        assert!(nameless.unwrap_err().0.contains("the cluster is empty"));
+        let bad = table_with_pass_through(json!([{"port": 80, "addresses": ["nowhere"], "cluster": "c"}]));
+        assert!(bad.unwrap_err().0.contains("not an IP address"));
     }
 
     fn path_of(kind: &str, path: &str) -> String {

@@ -21,6 +21,11 @@ pub struct TableDocument {
     /// turns it off. Absent means on.
     #[serde(default = "on", skip_serializing_if = "is_on")]
     pub metrics: bool,
+    /// Service ports without routes, each with its own cluster: where the filter sends their
+    /// requests when one listener serves every Service address (local mode). A destination in
+    /// neither list is left to Envoy's default route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_through: Vec<PassThroughDoc>,
 }
 
 fn on() -> bool {
@@ -43,6 +48,17 @@ pub struct FrontendDoc {
     pub addresses: Vec<String>,
     /// Indexes into [`TableDocument::routes`] of the routes attached to this port.
     pub routes: Vec<usize>,
+}
+
+/// A Service port without routes: requests to its addresses go to `cluster` unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassThroughDoc {
+    pub port: u16,
+    /// The Service's ClusterIPs.
+    pub addresses: Vec<String>,
+    /// The Envoy cluster of the Service port.
+    pub cluster: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

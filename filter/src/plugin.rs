@@ -12,14 +12,14 @@ use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 
 use crate::choice::Rng;
 use crate::counters::{self, Counters};
-use crate::decision::{decide, Decision, Forward, RequestChanges, ResponseChanges};
+use crate::decision::{decide, mirror_choice, Decision, Forward, RequestChanges, ResponseChanges};
 use crate::header_modifier::{HeaderEdit, HeaderModifier};
 use crate::metrics::{self, Series};
 use crate::mirror::{MirrorChoice, MIRROR_HEADER};
 use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
-use crate::table::RouteTable;
+use crate::table::{Destination, RouteTable};
 use crate::SELECTION_HEADER;
 
 proxy_wasm::main! {{
@@ -123,8 +123,11 @@ impl HttpContext for Exchange {
         let Some(loaded) = self.loaded.clone() else { return self.pass_through() };
         let table = &loaded.table;
         let destination = self.get_property(vec!["destination", "address"]);
-        let frontend = destination.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| table.frontend_at(d));
-        let Some(frontend) = frontend else { return self.pass_through() };
+        let destination = destination.as_deref().and_then(|d| std::str::from_utf8(d).ok()).unwrap_or_default();
+        let frontend = match table.destination(destination) {
+            Destination::Frontend(frontend) => frontend,
+            Destination::PassThrough(cluster) => return self.pass_through_to(table, cluster),
+        };
 
         let inputs = frontend.inputs();
         let headers: Vec<(String, String)> = if inputs.headers {
@@ -189,11 +192,7 @@ impl HttpContext for Exchange {
                         HeaderEdit::Add(name, value) => self.add_http_request_header(name, value),
                     }
                 }
-                match mirror {
-                    MirrorChoice::None => {}
-                    MirrorChoice::Clear => self.set_http_request_header(MIRROR_HEADER, None),
-                    MirrorChoice::Set(set) => self.set_http_request_header(MIRROR_HEADER, Some(set.header_value())),
-                }
+                self.apply_mirror(mirror);
                 self.response_headers = response_headers.rule.into_iter().chain(response_headers.backend).cloned().collect();
                 // Replaces any copy the client sent.
                 self.set_http_request_header(SELECTION_HEADER, Some(cluster));
@@ -256,5 +255,22 @@ impl Exchange {
     fn pass_through(&self) -> Action {
         self.set_http_request_header(SELECTION_HEADER, None);
         Action::Continue
+    }
+
+    /// A request to a Service port without routes: on to the port's own cluster when the table
+    /// names it (one listener serves every Service address), else to Envoy's default route.
+    fn pass_through_to(&self, table: &RouteTable, cluster: Option<&str>) -> Action {
+        let Some(cluster) = cluster else { return self.pass_through() };
+        self.apply_mirror(mirror_choice(table, None));
+        self.set_http_request_header(SELECTION_HEADER, Some(cluster));
+        Action::Continue
+    }
+
+    fn apply_mirror(&self, mirror: MirrorChoice<'_>) {
+        match mirror {
+            MirrorChoice::None => {}
+            MirrorChoice::Clear => self.set_http_request_header(MIRROR_HEADER, None),
+            MirrorChoice::Set(set) => self.set_http_request_header(MIRROR_HEADER, Some(set.header_value())),
+        }
     }
 }

@@ -32,12 +32,32 @@ impl std::error::Error for TableError {}
 #[derive(Debug)]
 pub struct RouteTable {
     frontends: Vec<Frontend>,
-    by_address: HashMap<SocketAddr, usize, FastHash>,
+    by_address: HashMap<SocketAddr, At, FastHash>,
+    /// The clusters of the Service ports without routes ([`At::PassThrough`] numbers them).
+    pass_through: Vec<String>,
     routes: Vec<Route>,
     /// What [`Backend::mirror_set`] numbers.
     mirror_sets: Vec<MirrorSet>,
     /// Whether requests are counted ([`TableDocument::metrics`]).
     metrics: bool,
+}
+
+/// What an address of the table is: index into [`RouteTable::frontends`] or into its
+/// pass-through clusters.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Frontend(usize),
+    PassThrough(usize),
+}
+
+/// What a connection's original destination is to the table.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'t> {
+    /// A Service port with routes: the routes decide.
+    Frontend(&'t Frontend),
+    /// Not a Service port with routes: the request goes on unchanged, to this cluster (a
+    /// Service port the table lists without routes), else (`None`) by Envoy's default route.
+    PassThrough(Option<&'t str>),
 }
 
 /// A Service port with attached routes, all of one kind: HTTPRoutes, or GRPCRoutes (which take
@@ -287,7 +307,7 @@ impl RouteTable {
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
-                if by_address.insert(SocketAddr::new(ip, front.port), frontends.len()).is_some() {
+                if by_address.insert(SocketAddr::new(ip, front.port), At::Frontend(frontends.len())).is_some() {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }
             }
@@ -310,14 +330,43 @@ impl RouteTable {
                 inputs,
             });
         }
-        Ok(RouteTable { frontends, by_address, routes, mirror_sets: mirror_sets.into_sets(), metrics: doc.metrics })
+        let mut pass_through = Vec::with_capacity(doc.pass_through.len());
+        for (p, port) in doc.pass_through.iter().enumerate() {
+            let place = format!("pass_through[{p}] ({})", port.cluster);
+            if port.cluster.is_empty() {
+                return Err(TableError(format!("{place}: the cluster is empty")));
+            }
+            for address in &port.addresses {
+                let ip: IpAddr =
+                    address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
+                if by_address.insert(SocketAddr::new(ip, port.port), At::PassThrough(pass_through.len())).is_some() {
+                    return Err(TableError(format!("{place}: {address}:{} is listed twice", port.port)));
+                }
+            }
+            pass_through.push(port.cluster.clone());
+        }
+        Ok(RouteTable { frontends, by_address, pass_through, routes, mirror_sets: mirror_sets.into_sets(), metrics: doc.metrics })
     }
 
     /// The frontend behind a connection's original destination, as Envoy reports it in
     /// `destination.address` (`10.0.0.1:80`, `[fd00::1]:80`).
     pub fn frontend_at(&self, destination: &str) -> Option<&Frontend> {
-        let address: SocketAddr = destination.parse().ok()?;
-        self.by_address.get(&address).and_then(|&i| self.frontends.get(i))
+        match self.destination(destination) {
+            Destination::Frontend(frontend) => Some(frontend),
+            Destination::PassThrough(_) => None,
+        }
+    }
+
+    /// What the connection's original destination (`destination.address`, as for
+    /// [`RouteTable::frontend_at`]) is: a frontend, a Service port without routes and its
+    /// cluster, or an address the table does not know.
+    pub fn destination(&self, destination: &str) -> Destination<'_> {
+        let at = destination.parse::<SocketAddr>().ok().and_then(|address| self.by_address.get(&address));
+        match at {
+            Some(&At::Frontend(i)) => self.frontends.get(i).map_or(Destination::PassThrough(None), Destination::Frontend),
+            Some(&At::PassThrough(i)) => Destination::PassThrough(self.pass_through.get(i).map(String::as_str)),
+            None => Destination::PassThrough(None),
+        }
     }
 
     /// The frontend of a Service port named directly, for tools that know the Service.

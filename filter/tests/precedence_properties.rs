@@ -416,7 +416,7 @@ fn table() -> impl Strategy<Value = TableDocument> {
             add("web", 80, &["10.0.0.1"], if on_80.is_empty() { all_http } else { on_80 });
             add("web", 81, &["10.0.0.1"], of_kind(RouteKind::Http, &on_81));
             add("grpc", 80, &["10.0.0.2", "fd00::2"], of_kind(RouteKind::Grpc, &[true; 20]));
-            TableDocument { version: 1, frontends, routes, metrics: true }
+            TableDocument { version: 1, frontends, routes, metrics: true, pass_through: Vec::new() }
         })
 }
 
@@ -572,6 +572,7 @@ fn reference_order_is_strict() {
     let doc = TableDocument {
         version: 1,
         metrics: true,
+        pass_through: Vec::new(),
         frontends: vec![],
         routes: ["a/x", "a-b/x"]
             .iter()

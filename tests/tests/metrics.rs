@@ -233,7 +233,7 @@ fn a_table_swap_neither_resets_nor_doubles_a_counter() {
         "{}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: extra\n  namespace: default\nspec:\n  clusterIP: {a}.{b}.{c}.250\n  ports:\n  - {{name: http, port: 80}}\n",
         ROUTES.replace("- {name: echo-v3, port: 80}", "- {name: echo-v1, port: 80}")
     );
-    let added = |mesh: &Mesh| mesh.stats("^listener_manager\\.listener_added$").values().sum::<u64>();
+    let added = |mesh: &Mesh| mesh.stats("^listener_manager\\.listener_(added|modified)$").values().sum::<u64>();
     let listeners_before = added(&mesh);
     replace_file(&routes, with_new.as_bytes());
     wait_until(

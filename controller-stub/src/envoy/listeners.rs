@@ -1,5 +1,12 @@
-//! LDS for the local mesh: one listener per Service ClusterIP and port, each running the
+//! LDS for the local mesh: one listener bound to every Service ClusterIP and port, running the
 //! meshroute filter (by ECDS) before the router.
+//!
+//! One listener, not one per address: Envoy keeps a filter's configuration, the whole route
+//! table, once per listener that uses it, and at 10,000 Services one listener each held the
+//! table 10,000 times. The filter tells the Services apart by the connection's local address
+//! (`destination.address`), and sends requests to ports without routes to their own cluster
+//! ([`meshroute_filter::document::TableDocument::pass_through`]), which a listener per port
+//! used to do with its own default route.
 
 use serde_json::{json, Value};
 
@@ -20,12 +27,15 @@ pub struct EcdsSource<'a> {
     pub watched_dir: &'a str,
 }
 
-/// The LDS document, and a warning for each Service port that could not get a listener.
-/// `mirror_sets`: the route table's, each a route of every listener.
+/// The local listener's name, and its connection manager's stat prefix.
+pub const LISTENER_NAME: &str = "meshroute";
+
+/// The LDS document, and a warning for each Service address that could not be bound.
+/// `mirror_sets`: the route table's, each a route of the listener.
 pub fn listeners(manifests: &Manifests, ecds: &EcdsSource, mirror_sets: &[MirrorSet]) -> (Value, Vec<String>) {
     let (addresses, warnings) = listener_addresses(manifests);
     let resources: Vec<Value> =
-        addresses.iter().map(|at| listener(&at.ip, at.port, &at.default_cluster, ecds, mirror_sets)).collect();
+        addresses.split_first().map(|(first, rest)| listener(first, rest, ecds, mirror_sets)).into_iter().collect();
     (json!({ "resources": resources }), warnings)
 }
 
@@ -69,13 +79,15 @@ pub fn listener_name(ip: &str, port: u16) -> String {
     format!("{ip}_{port}")
 }
 
-fn listener(ip: &str, port: u16, default_cluster: &str, ecds: &EcdsSource, mirror_sets: &[MirrorSet]) -> Value {
-    let name = listener_name(ip, port);
+fn listener(first: &ListenerAddress, rest: &[ListenerAddress], ecds: &EcdsSource, mirror_sets: &[MirrorSet]) -> Value {
+    let socket = |at: &ListenerAddress| json!({ "socket_address": { "address": at.ip, "port_value": at.port } });
+    let additional: Vec<Value> = rest.iter().map(|at| json!({ "address": socket(at) })).collect();
     json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
-        "name": name,
-        "address": { "socket_address": { "address": ip, "port_value": port } },
-        "filter_chains": [{ "filters": [http_connection_manager(&name, route_config(default_cluster, mirror_sets), ecds)] }],
+        "name": LISTENER_NAME,
+        "address": socket(first),
+        "additional_addresses": additional,
+        "filter_chains": [{ "filters": [http_connection_manager(LISTENER_NAME, route_config(None, mirror_sets), ecds)] }],
     })
 }
 
@@ -116,12 +128,12 @@ pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &Ec
 }
 
 /// First the cluster the filter chose, with the copies of a mirror set when it named one
-/// ([`mirrors::selection_routes`]), then (when it chose none: a port without routes)
-/// `default_cluster`, the Service port's own. The filter's headers never leave Envoy. Clusters
-/// are not validated when the listener loads: Envoy may read a new lds.yaml before the cds.yaml
-/// that names its cluster (both change in one publication), and would otherwise refuse the
-/// listener for good.
-pub fn route_config(default_cluster: &str, mirror_sets: &[MirrorSet]) -> Value {
+/// ([`mirrors::selection_routes`]), then, when it chose none (an address its table does not
+/// know), `default_cluster` (the sidecar's original destination), or where there is none (the
+/// local listener) a 404. The filter's headers never leave Envoy. Clusters are not validated
+/// when the listener loads: Envoy may read a new lds.yaml before the cds.yaml that names its
+/// cluster (both change in one publication), and would otherwise refuse the listener for good.
+pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) -> Value {
     let mut routes = mirrors::selection_routes(mirror_sets);
     routes.extend([
         json!({
@@ -130,11 +142,19 @@ pub fn route_config(default_cluster: &str, mirror_sets: &[MirrorSet]) -> Value {
             // No timeout, as in Istio: long streams (gRPC) are the application's call.
             "route": { "cluster_header": SELECTION_HEADER, "timeout": "0s" },
         }),
-        json!({
-            "name": "pass-through",
-            "match": { "prefix": "/" },
-            "route": { "cluster": default_cluster, "timeout": "0s" },
-        }),
+        match default_cluster {
+            Some(cluster) => json!({
+                "name": "pass-through",
+                "match": { "prefix": "/" },
+                "route": { "cluster": cluster, "timeout": "0s" },
+            }),
+            // Only while Envoy has a listener address before the table that names it.
+            None => json!({
+                "name": "unknown-address",
+                "match": { "prefix": "/" },
+                "direct_response": { "status": 404, "body": { "inline_string": "meshroute: no Service known at this address\n" } },
+            }),
+        },
     ]);
     json!({
         "name": "meshroute",

@@ -93,7 +93,7 @@ mod tests {
         }))
         .unwrap();
         let table = meshroute_filter::table::RouteTable::compile(&doc).unwrap();
-        let config = super::super::listeners::route_config("c-echo", table.mirror_sets());
+        let config = super::super::listeners::route_config(Some("c-echo"), table.mirror_sets());
         assert_eq!(config["request_headers_to_remove"], json!([SELECTION_HEADER, MIRROR_HEADER]));
         let routes = config["virtual_hosts"][0]["routes"].as_array().unwrap();
         let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();

@@ -192,7 +192,7 @@ pub fn render(
     let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
     let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
-    let mut sidecar_routes = listeners::route_config(SIDECAR_PASSTHROUGH_CLUSTER, compiled.mirror_sets());
+    let mut sidecar_routes = listeners::route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), compiled.mirror_sets());
     sidecar_routes["@type"] = serde_json::json!("type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
     let sidecar_routes = yaml(
         &format!(

@@ -613,6 +613,7 @@ mod tests {
         TableDocument {
             version: TABLE_VERSION,
             metrics: true,
+            pass_through: Vec::new(),
             frontends: vec![FrontendDoc {
                 namespace: "default".into(),
                 name: "echo".into(),

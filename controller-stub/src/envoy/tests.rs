@@ -40,7 +40,7 @@ fn slice(service: &str, ports: &[(Option<&str>, u16)], endpoints: &[(&str, bool)
 }
 
 fn table() -> TableDocument {
-    TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true }
+    TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true, pass_through: Vec::new() }
 }
 
 fn options() -> Options {
@@ -194,21 +194,26 @@ fn upstream_http_version_follows_the_declared_protocol() {
     assert!(http1["typed_extension_protocol_options"].is_badvalue(), "a port named http gets Envoy's default, HTTP/1.1");
 }
 
+/// Every address the one local listener binds: `address`, then `additional_addresses`.
+fn bound(listener: &Yaml) -> Vec<(String, i64)> {
+    let socket = |a: &Yaml| {
+        let a = &a["socket_address"];
+        (a["address"].as_str().unwrap().to_owned(), a["port_value"].as_i64().unwrap())
+    };
+    let mut all = vec![socket(&listener["address"])];
+    all.extend(listener["additional_addresses"].as_vec().unwrap().iter().map(|a| socket(&a["address"])));
+    all
+}
+
 #[test]
-fn one_listener_per_cluster_ip_and_port_each_with_the_filter_then_the_router() {
+fn one_listener_binds_every_cluster_ip_and_port_with_the_filter_then_the_router() {
     let mut manifests = demo();
     manifests.services.push(service("dual", &["127.0.10.7", "::1"], vec![port(None, 80, None), port(None, 81, None)]));
     manifests.services.push(service("headless", &[], vec![port(None, 80, None)]));
     manifests.services.push(service("headless-none", &["None"], vec![port(None, 80, None)]));
     let lds = load(&rendered(&manifests).listeners);
     let listeners = lds["resources"].as_vec().unwrap();
-    let addresses: Vec<(String, i64)> = listeners
-        .iter()
-        .map(|l| {
-            let a = &l["address"]["socket_address"];
-            (a["address"].as_str().unwrap().to_owned(), a["port_value"].as_i64().unwrap())
-        })
-        .collect();
+    assert_eq!(listeners.len(), 1, "one listener holds the filter's table once");
     let expected: Vec<(String, i64)> = [
         ("127.0.10.1", 80),
         ("127.0.10.2", 80),
@@ -221,8 +226,8 @@ fn one_listener_per_cluster_ip_and_port_each_with_the_filter_then_the_router() {
     .iter()
     .map(|(a, p)| (a.to_string(), *p))
     .collect();
-    assert_eq!(addresses, expected);
-    assert_eq!(listeners[0]["name"].as_str(), Some("127.0.10.1_80"));
+    assert_eq!(bound(&listeners[0]), expected);
+    assert_eq!(listeners[0]["name"].as_str(), Some("meshroute"));
 
     let hcm = &listeners[0]["filter_chains"][0]["filters"][0]["typed_config"];
     assert_eq!(hcm["codec_type"].as_str(), Some("AUTO"));
@@ -239,9 +244,9 @@ fn one_listener_per_cluster_ip_and_port_each_with_the_filter_then_the_router() {
 }
 
 #[test]
-fn routes_follow_the_selection_header_else_the_service_port_itself() {
+fn routes_follow_the_selection_header_else_answer_404_for_an_address_the_table_does_not_know() {
     let lds = load(&rendered(&demo()).listeners);
-    let route_config = &lds["resources"][1]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
+    let route_config = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
     assert_eq!(route_config["request_headers_to_remove"][0].as_str(), Some(meshroute_filter::SELECTION_HEADER));
     // A listener read before the cds.yaml of the same publication must not be refused.
     assert_eq!(route_config["validate_clusters"].as_bool(), Some(false));
@@ -252,8 +257,9 @@ fn routes_follow_the_selection_header_else_the_service_port_itself() {
     assert_eq!(routes[0]["match"]["headers"][0]["name"].as_str(), Some("x-meshroute-cluster"));
     assert_eq!(routes[0]["match"]["headers"][0]["present_match"].as_bool(), Some(true));
     assert_eq!(routes[0]["route"]["cluster_header"].as_str(), Some("x-meshroute-cluster"));
+    // Ports without routes are the filter's too: their clusters are in the table.
     assert_eq!(routes[1]["match"]["prefix"].as_str(), Some("/"));
-    assert_eq!(routes[1]["route"]["cluster"].as_str(), Some("outbound|80||echo-v1.default.svc.cluster.local"));
+    assert_eq!(routes[1]["direct_response"]["status"].as_i64(), Some(404));
 }
 
 #[test]
@@ -262,8 +268,8 @@ fn a_cluster_ip_and_port_taken_twice_gets_one_listener_and_a_warning() {
     manifests.services.push(service("copy", &["127.0.10.1"], vec![port(None, 80, None), port(None, 81, None)]));
     let files = rendered(&manifests);
     let lds = load(&files.listeners);
-    let names: Vec<&str> = lds["resources"].as_vec().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["127.0.10.1_80", "127.0.10.2_80", "127.0.10.3_80", "127.0.10.1_81"]);
+    let addresses: Vec<String> = bound(&lds["resources"][0]).iter().map(|(ip, port)| format!("{ip}:{port}")).collect();
+    assert_eq!(addresses, ["127.0.10.1:80", "127.0.10.2:80", "127.0.10.3:80", "127.0.10.1:81"]);
     assert_eq!(files.warnings.len(), 1);
     assert!(
         files.warnings[0].contains("default/copy") && files.warnings[0].contains("default/echo-service"),

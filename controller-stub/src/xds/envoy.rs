@@ -28,15 +28,17 @@ use envoy_types::pb::envoy::config::core::v3::{
     address, async_data_source, http_uri, socket_address, Address, AsyncDataSource, HttpUri, RemoteDataSource,
     RuntimeFractionalPercent, SocketAddress, TypedExtensionConfig,
 };
-use envoy_types::pb::envoy::config::core::v3::{ExtensionConfigSource, Http1ProtocolOptions, Http2ProtocolOptions};
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source, DataSource, ExtensionConfigSource, Http1ProtocolOptions, Http2ProtocolOptions,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType as NetworkConfigType;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{AdditionalAddress, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, route, route_action, route_match, HeaderMatcher, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost,
+    header_matcher, route, route_action, route_match, DirectResponseAction, HeaderMatcher, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
@@ -58,7 +60,7 @@ use meshroute_filter::SELECTION_HEADER;
 use super::grpc::ads;
 use super::{Resources, CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use crate::envoy::clusters::{self, Endpoints};
-use crate::envoy::listeners::{self, FILTER_NAME, WASM_TYPE_URL};
+use crate::envoy::listeners::{self, ListenerAddress, FILTER_NAME, WASM_TYPE_URL};
 use crate::envoy::SIDECAR_PASSTHROUGH_CLUSTER;
 use crate::model::{self, Manifests, ServicePort};
 use crate::protocol::{self, Declared};
@@ -104,11 +106,16 @@ pub fn resources(manifests: &Manifests, table: &TableDocument, module: Option<&M
         }
     }
     let (addresses, _warnings) = listeners::listener_addresses(manifests);
-    for at in &addresses {
-        let listener = listener(&at.ip, at.port, &at.default_cluster, &mirror_sets);
+    if let Some((first, rest)) = addresses.split_first() {
+        let listener = listener(first, rest, &mirror_sets);
         insert(&mut out, LISTENER_TYPE, listener.name.clone(), pack_any(listener));
     }
-    insert(&mut out, ROUTE_TYPE, SIDECAR_ROUTES.to_owned(), pack_any(route_config(SIDECAR_PASSTHROUGH_CLUSTER, &mirror_sets)));
+    insert(
+        &mut out,
+        ROUTE_TYPE,
+        SIDECAR_ROUTES.to_owned(),
+        pack_any(route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), &mirror_sets)),
+    );
     if let Some(module) = module {
         // The table as the files hold it; serializing a TableDocument cannot fail.
         let table_json = serde_json::to_string(table).unwrap_or_default();
@@ -192,14 +199,17 @@ fn upstream_protocol(port: &ServicePort) -> Option<HttpProtocolOptions> {
     Some(HttpProtocolOptions { upstream_protocol_options: Some(options), ..Default::default() })
 }
 
-/// [`listeners`]' listener for a Service ClusterIP and port, its filter configuration by ECDS
-/// over ADS.
-fn listener(ip: &str, port: u16, default_cluster: &str, mirror_sets: &[MirrorSet]) -> Listener {
-    let name = listeners::listener_name(ip, port);
-    let manager = http_connection_manager(&name, route_config(default_cluster, mirror_sets));
+/// [`listeners`]' one listener on every Service ClusterIP and port, its filter configuration
+/// by ECDS over ADS.
+fn listener(first: &ListenerAddress, rest: &[ListenerAddress], mirror_sets: &[MirrorSet]) -> Listener {
+    let manager = http_connection_manager(listeners::LISTENER_NAME, route_config(None, mirror_sets));
     Listener {
-        name,
-        address: Some(socket(ip, port)),
+        name: listeners::LISTENER_NAME.to_owned(),
+        address: Some(socket(&first.ip, first.port)),
+        additional_addresses: rest
+            .iter()
+            .map(|at| AdditionalAddress { address: Some(socket(&at.ip, at.port)), ..Default::default() })
+            .collect(),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: "envoy.filters.network.http_connection_manager".to_owned(),
@@ -240,7 +250,7 @@ fn http_connection_manager(stat_prefix: &str, route_config: RouteConfiguration) 
 }
 
 /// [`listeners::route_config`] as a message.
-pub fn route_config(default_cluster: &str, mirror_sets: &[MirrorSet]) -> RouteConfiguration {
+pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) -> RouteConfiguration {
     let present = |name: &str| HeaderMatcher {
         name: name.to_owned(),
         header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::PresentMatch(true)),
@@ -285,11 +295,28 @@ pub fn route_config(default_cluster: &str, mirror_sets: &[MirrorSet]) -> RouteCo
         action: forward(selected(), Vec::new()),
         ..Default::default()
     });
-    routes.push(Route {
-        name: "pass-through".to_owned(),
-        r#match: Some(prefix(Vec::new())),
-        action: forward(route_action::ClusterSpecifier::Cluster(default_cluster.to_owned()), Vec::new()),
-        ..Default::default()
+    routes.push(match default_cluster {
+        Some(cluster) => Route {
+            name: "pass-through".to_owned(),
+            r#match: Some(prefix(Vec::new())),
+            action: forward(route_action::ClusterSpecifier::Cluster(cluster.to_owned()), Vec::new()),
+            ..Default::default()
+        },
+        None => Route {
+            name: "unknown-address".to_owned(),
+            r#match: Some(prefix(Vec::new())),
+            action: Some(route::Action::DirectResponse(DirectResponseAction {
+                status: 404,
+                body: Some(DataSource {
+                    specifier: Some(data_source::Specifier::InlineString(
+                        "meshroute: no Service known at this address\n".to_owned(),
+                    )),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
     });
     RouteConfiguration {
         name: "meshroute".to_owned(),

@@ -129,8 +129,19 @@ fn listeners_say_what_the_lds_file_says_with_the_filter_over_ads() {
     for expected in files {
         let name = expected["name"].as_str().unwrap();
         let listener: Listener = decoded(&served, LISTENER_TYPE, name);
-        let Some(address::Address::SocketAddress(at)) = listener.address.unwrap().address else { panic!() };
-        assert_eq!(json!(at.address), expected["address"]["socket_address"]["address"]);
+        let socket = |address: Option<Address>| match address.and_then(|a| a.address) {
+            Some(address::Address::SocketAddress(at)) => {
+                let Some(socket_address::PortSpecifier::PortValue(port)) = at.port_specifier else { panic!() };
+                json!({"address": at.address, "port_value": port})
+            }
+            other => panic!("{other:?}"),
+        };
+        let port = |v: &Value| json!({"address": v["address"], "port_value": v["port_value"]});
+        assert_eq!(socket(listener.address), port(&expected["address"]["socket_address"]));
+        let additional: Vec<Value> = listener.additional_addresses.into_iter().map(|a| socket(a.address)).collect();
+        let expected_additional: Vec<Value> =
+            expected["additional_addresses"].as_array().unwrap().iter().map(|a| port(&a["address"]["socket_address"])).collect();
+        assert_eq!(additional, expected_additional);
         let Some(NetworkConfigType::TypedConfig(any)) = listener.filter_chains[0].filters[0].config_type.clone() else {
             panic!()
         };
@@ -156,7 +167,7 @@ fn listeners_say_what_the_lds_file_says_with_the_filter_over_ads() {
     );
     // The sidecar's routes, by RDS.
     let sidecar: RouteConfiguration = decoded(&served, ROUTE_TYPE, SIDECAR_ROUTES);
-    assert_route_config(&sidecar, &listeners::route_config(SIDECAR_PASSTHROUGH_CLUSTER, compiled.mirror_sets()));
+    assert_route_config(&sidecar, &listeners::route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), compiled.mirror_sets()));
 }
 
 fn assert_route_config(served: &RouteConfiguration, expected: &Value) {
@@ -168,6 +179,10 @@ fn assert_route_config(served: &RouteConfiguration, expected: &Value) {
     assert_eq!(routes.len(), expected_routes.len());
     for (route, expected) in routes.iter().zip(expected_routes) {
         assert_eq!(json!(route.name), expected["name"]);
+        if let Some(route::Action::DirectResponse(direct)) = &route.action {
+            assert_eq!(json!(direct.status), expected["direct_response"]["status"]);
+            continue;
+        }
         let Some(route::Action::Route(action)) = &route.action else { panic!() };
         match &action.cluster_specifier {
             Some(route_action::ClusterSpecifier::ClusterHeader(header)) => {

@@ -155,7 +155,7 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
             });
         }
     }
-    TableDocument { version: 1, frontends, routes, metrics: true }
+    TableDocument { version: 1, frontends, routes, metrics: true, pass_through: Vec::new() }
 }
 
 fuzz_target!(|input: Input| {
