@@ -49,7 +49,7 @@ def measure(setdir, variant, counted, rules):
     localize(setdir / "gen" / "manifests", manifests, variant)
     out = setdir / name / "envoy"
     sync(manifests, out, variant, mode, () if counted else ("--no-metrics",))
-    envoy = Envoy(variant, out, 3)
+    envoy = Envoy(variant, out, 1 if variant == "filter" else 3)
     envoy.start()
     try:
         time.sleep(2)
