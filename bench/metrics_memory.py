@@ -15,15 +15,13 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 import bench
-from bench import ADMIN, BENCH, ECHO, ENVOY, MESHROUTE, UPSTREAM, Envoy, admin_get, load, localize, run, sync
+from bench import ADMIN, BENCH, ENVOY, UPSTREAM, Envoy, admin_get, load, localize, run, start_upstream, sync
 
 FAMILY = "envoy_meshroute_requests_total"
 
@@ -78,16 +76,8 @@ def main():
     if not ENVOY:
         raise SystemExit("set ENVOY_BIN (make bench-metrics does)")
     work = Path(tempfile.mkdtemp(prefix="meshroute-metrics-"))
-    host, port = UPSTREAM.split(":")
-    upstream = subprocess.Popen(["taskset", "-c", "1", ECHO, "--name", "upstream", "--listen", UPSTREAM],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    upstream = start_upstream()
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         run([BENCH, "gen", "--rules", str(args.rules), "--upstream", UPSTREAM, "--out", str(work / "gen")])
         results = [measure(work, variant, counted, args.rules)
                    for variant in ("filter", "native") for counted in (True, False)]
