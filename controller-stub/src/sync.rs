@@ -42,12 +42,27 @@ impl std::fmt::Display for Published {
         if self.written.is_empty() && self.removed.is_empty() {
             return write!(f, "unchanged");
         }
-        write!(f, "wrote {}", if self.written.is_empty() { "nothing".into() } else { self.written.join(", ") })?;
+        write!(f, "wrote {}", if self.written.is_empty() { "nothing".into() } else { names(&self.written) })?;
         if !self.removed.is_empty() {
-            write!(f, "; removed {}", self.removed.join(", "))?;
+            write!(f, "; removed {}", names(&self.removed))?;
         }
         Ok(())
     }
+}
+
+/// The files of a publication by name, except that more than a few status files are counted:
+/// a publication stays one readable line at 10,000 routes.
+fn names(files: &[String]) -> String {
+    const STATUS_FILES_SHOWN: usize = 5;
+    let in_status = |f: &&String| f.strip_prefix(STATUS_DIR).is_some_and(|rest| rest.starts_with('/'));
+    let (status, other): (Vec<&String>, Vec<&String>) = files.iter().partition(in_status);
+    let mut parts: Vec<String> = other.into_iter().cloned().collect();
+    if status.len() > STATUS_FILES_SHOWN {
+        parts.push(format!("{} files in {STATUS_DIR}/", status.len()));
+    } else {
+        parts.extend(status.into_iter().cloned());
+    }
+    parts.join(", ")
 }
 
 pub fn run(args: &SyncArgs) -> ExitCode {
@@ -289,6 +304,18 @@ mod tests {
         assert!(matches!(inside, Err(SyncError::OutInsideManifests { .. })), "{inside:?}");
         let beside = tempfile::tempdir().unwrap();
         assert!(prepare_out_dir(&beside.path().join("envoy"), dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_publication_line_counts_status_files_past_a_few() {
+        let files = |n: usize| (0..n).map(|i| format!("{STATUS_DIR}/httproute_default_r{i}.yaml"));
+        let few = Published { written: std::iter::once("ecds.yaml".to_owned()).chain(files(2)).collect(), removed: Vec::new() };
+        assert_eq!(few.to_string(), "wrote ecds.yaml, status/httproute_default_r0.yaml, status/httproute_default_r1.yaml");
+        let many = Published {
+            written: std::iter::once("ecds.yaml".to_owned()).chain(files(10_000)).collect(),
+            removed: files(6).collect(),
+        };
+        assert_eq!(many.to_string(), "wrote ecds.yaml, 10000 files in status/; removed 6 files in status/");
     }
 
     #[test]
