@@ -125,7 +125,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub once: bool,
     /// `filter`: the meshroute filter routes (ECDS); `native`: Envoy's own router does, from a
-    /// RouteConfiguration (RDS, `rds.yaml`), with the same bootstrap, listeners and clusters.
+    /// RouteConfiguration (RDS, `rds.json`), with the same bootstrap, listeners and clusters.
     #[arg(long, value_enum, default_value_t = Mode::Filter)]
     pub mode: Mode,
     /// The filter module to publish (filter mode).

@@ -371,12 +371,21 @@ impl WatchingSync {
         to_json(doc)
     }
 
-    /// The cluster Envoy's published routes (native mode's `rds.yaml`) send the first rule of
+    /// The cluster Envoy's published routes (native mode's `rds.json`) send the first rule of
     /// route `route` to.
     fn cluster_of(&self, route: &str) -> String {
-        let routes = std::fs::read_to_string(self.out.path().join(crate::envoy::RDS_FILE)).unwrap();
-        let at = routes.find(&format!("{NS}/{route}/rules/0")).unwrap_or_else(|| panic!("{route} in {routes}"));
-        routes[at..].lines().find_map(|line| line.trim().strip_prefix("cluster: ")).unwrap().to_owned()
+        let text = std::fs::read_to_string(self.out.path().join(crate::envoy::RDS_FILE)).unwrap();
+        let rds: Value = serde_json::from_str(&text).unwrap();
+        let name = format!("{NS}/{route}/rules/0");
+        rds["resources"][0]["virtual_hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|host| host["routes"].as_array().into_iter().flatten())
+            .find(|r| r["name"].as_str().is_some_and(|n| n.starts_with(&name)))
+            .and_then(|r| r["route"]["cluster"].as_str())
+            .unwrap_or_else(|| panic!("{route} in {text}"))
+            .to_owned()
     }
 }
 

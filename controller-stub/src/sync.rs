@@ -180,8 +180,8 @@ pub fn cycle(args: &SyncArgs, out: &Path, last_good: &mut LastGood, transitions:
 /// Writes the module, then each file in [`EnvoyFiles::in_write_order`], then removes the
 /// modules older than the previous one.
 ///
-/// The module the previous `ecds.yaml` named is kept until a later publication: Envoy may
-/// still refuse the new `ecds.yaml` (a module it cannot load, a table the filter refuses), and
+/// The module the previous `ecds.json` named is kept until a later publication: Envoy may
+/// still refuse the new `ecds.json` (a module it cannot load, a table the filter refuses), and
 /// then its last good configuration names that file.
 pub fn publish(
     manifests: &Manifests,
@@ -215,7 +215,7 @@ pub fn publish(
     Ok((published, files.warnings))
 }
 
-/// The module file that `OUT/ecds.yaml` names now, if there is one.
+/// The module file that `OUT/ecds.json` names now, if there is one.
 fn published_module(out: &Path) -> Option<String> {
     let ecds = std::fs::read_to_string(out.join(envoy::ECDS_FILE)).ok()?;
     let start = ecds.find(envoy::MODULE_PREFIX)?;
@@ -309,13 +309,13 @@ mod tests {
     #[test]
     fn a_publication_line_counts_status_files_past_a_few() {
         let files = |n: usize| (0..n).map(|i| format!("{STATUS_DIR}/httproute_default_r{i}.yaml"));
-        let few = Published { written: std::iter::once("ecds.yaml".to_owned()).chain(files(2)).collect(), removed: Vec::new() };
-        assert_eq!(few.to_string(), "wrote ecds.yaml, status/httproute_default_r0.yaml, status/httproute_default_r1.yaml");
+        let few = Published { written: std::iter::once("ecds.json".to_owned()).chain(files(2)).collect(), removed: Vec::new() };
+        assert_eq!(few.to_string(), "wrote ecds.json, status/httproute_default_r0.yaml, status/httproute_default_r1.yaml");
         let many = Published {
-            written: std::iter::once("ecds.yaml".to_owned()).chain(files(10_000)).collect(),
+            written: std::iter::once("ecds.json".to_owned()).chain(files(10_000)).collect(),
             removed: files(6).collect(),
         };
-        assert_eq!(many.to_string(), "wrote ecds.yaml, 10000 files in status/; removed 6 files in status/");
+        assert_eq!(many.to_string(), "wrote ecds.json, 10000 files in status/; removed 6 files in status/");
     }
 
     #[test]
@@ -327,7 +327,7 @@ mod tests {
         std::fs::write(&wasm, b"module one").unwrap();
         let (first, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let module = envoy::module_file_name(b"module one");
-        assert_eq!(first.written, [module.as_str(), "cds.yaml", "ecds.yaml", "lds.yaml", "sidecar-rds.yaml", "envoy.yaml"]);
+        assert_eq!(first.written, [module.as_str(), "cds.json", "ecds.json", "lds.json", "sidecar-rds.json", "envoy.yaml"]);
         let (second, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         assert_eq!(second, Published::default());
         assert_eq!(second.to_string(), "unchanged");
@@ -344,9 +344,9 @@ mod tests {
         std::fs::write(&wasm, b"module two").unwrap();
         let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let (old, new) = (envoy::module_file_name(b"module one"), envoy::module_file_name(b"module two"));
-        assert_eq!(published.written, [new.as_str(), "ecds.yaml"]);
+        assert_eq!(published.written, [new.as_str(), "ecds.json"]);
         assert_eq!(published.removed, Vec::<String>::new(), "the previous module stays until a later publication");
-        let ecds = std::fs::read_to_string(out.join("ecds.yaml")).unwrap();
+        let ecds = std::fs::read_to_string(out.join("ecds.json")).unwrap();
         assert!(ecds.contains(&new) && !ecds.contains(&old));
         assert!(out.join(&old).exists());
         assert_eq!(std::fs::read(out.join(&new)).unwrap(), b"module two");
@@ -356,7 +356,7 @@ mod tests {
         let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
         let newest = envoy::module_file_name(b"module three");
         assert_eq!(published.removed, vec![old.as_str()]);
-        assert_eq!(published.to_string(), format!("wrote {newest}, ecds.yaml; removed {old}"));
+        assert_eq!(published.to_string(), format!("wrote {newest}, ecds.json; removed {old}"));
         assert!(!out.join(&old).exists() && out.join(&new).exists() && out.join(&newest).exists());
     }
 

@@ -1000,7 +1000,7 @@ impl Mesh {
             "--- meshroute sync said ---\n{}",
             fs::read_to_string(self.dir.join("sync.log")).unwrap_or_default()
         );
-        for file in ["lds.yaml", "cds.yaml", "ecds.yaml"] {
+        for file in ["lds.json", "cds.json", "ecds.json"] {
             let text = fs::read_to_string(self.out_dir().join(file)).unwrap_or_else(|error| format!("({error})"));
             let shown: String = text.chars().take(6000).collect();
             let _ = writeln!(context, "--- {file} written by sync ---\n{shown}");

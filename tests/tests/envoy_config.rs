@@ -249,11 +249,11 @@ fn local_bootstrap_from_sync_validates_and_its_files_load() {
     assert_eq!(modules.len(), 1, "{modules:?}");
     assert!(modules[0].starts_with("meshroute_filter-"), "{modules:?}");
     assert_eq!(fs::read(out.join(modules[0])).ok(), fs::read(module()).ok());
-    for name in ["envoy.yaml", "lds.yaml", "cds.yaml", "ecds.yaml"] {
+    for name in ["envoy.yaml", "lds.json", "cds.json", "ecds.json"] {
         let mode = fs::metadata(out.join(name)).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
         assert_eq!(mode.ok(), Some(0o644), "{name}");
     }
-    assert!(read(&out.join("ecds.yaml")).contains("FAIL_RELOAD"));
+    assert!(read(&out.join("ecds.json")).contains("FAIL_RELOAD"));
 
     // What validate mode skips: the listeners, clusters and the filter, loaded for real.
     let envoy = Envoy::start(&bootstrap, &work);
@@ -279,12 +279,10 @@ fn local_bootstrap_from_sync_validates_and_its_files_load() {
     assert!(envoy.log_text().contains("route table loaded"), "{}", envoy.log_text());
 
     // A table the filter refuses is rejected by Envoy, which keeps the last good one.
-    let ecds = read(&out.join("ecds.yaml"));
-    let start = ecds.find("value: \"").unwrap_or_else(|| panic!("no table in ecds.yaml:\n{ecds}"));
-    let end = start + ecds[start..].find('\n').unwrap_or(ecds.len() - start);
-    let broken = format!("{}value: \"{{\\\"version\\\":99}}\"{}", &ecds[..start], &ecds[end..]);
-    write(&out.join(".ecds.yaml.broken"), &broken);
-    fs::rename(out.join(".ecds.yaml.broken"), out.join("ecds.yaml")).unwrap_or_else(|e| panic!("rename: {e}"));
+    let ecds = read(&out.join("ecds.json"));
+    let broken = meshroute_e2e::live::with_table(&ecds, r#"{"version":99}"#);
+    write(&out.join(".ecds.json.broken"), &broken);
+    fs::rename(out.join(".ecds.json.broken"), out.join("ecds.json")).unwrap_or_else(|e| panic!("rename: {e}"));
     envoy.wait_for(&[(ECDS_REJECTED, 1)]);
     assert_eq!(envoy.stat(ECDS_SUCCESS), Some(1), "{}", envoy.log_text());
     assert!(envoy.log_text().contains("route table refused"), "{}", envoy.log_text());
@@ -297,11 +295,11 @@ fn sync_without_changes_writes_nothing() {
     write_manifests(&manifests);
     let first = sync_once(&manifests, &out);
     assert!(first.status.success(), "{}", describe(&first));
-    let before = fs::metadata(out.join("lds.yaml")).and_then(|m| m.modified()).ok();
+    let before = fs::metadata(out.join("lds.json")).and_then(|m| m.modified()).ok();
     let second = sync_once(&manifests, &out);
     assert!(second.status.success(), "{}", describe(&second));
     assert!(String::from_utf8_lossy(&second.stdout).contains("unchanged"), "{}", describe(&second));
-    assert_eq!(fs::metadata(out.join("lds.yaml")).and_then(|m| m.modified()).ok(), before);
+    assert_eq!(fs::metadata(out.join("lds.json")).and_then(|m| m.modified()).ok(), before);
 }
 
 /// What does not validate is left out, everything else is published, and the exit code says
@@ -316,9 +314,9 @@ fn sync_once_on_invalid_input_publishes_the_rest_and_exits_1() {
     let output = sync_once(&manifests, &out);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("weight"), "{}", describe(&output));
-    let ecds = read(&out.join("ecds.yaml"));
+    let ecds = read(&out.join("ecds.json"));
     assert!(!ecds.contains("echo-route"), "the invalid route is left out:\n{ecds}");
-    assert!(read(&out.join("cds.yaml")).contains("echo-v1"), "the Services are published");
+    assert!(read(&out.join("cds.json")).contains("echo-v1"), "the Services are published");
 }
 
 #[test]
@@ -361,7 +359,7 @@ fn sync_watches_the_manifests_and_envoy_follows() {
     assert_eq!(envoy.stat("listener_manager.total_listeners_active"), Some(1));
 
     // Invalid input: logged, and the last good configuration stays.
-    let lds = read(&out.join("lds.yaml"));
+    let lds = read(&out.join("lds.json"));
     write(
         &manifests.join("more.yaml"),
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo-v3\nspec:\n  ports:\n  - port: 99999\n",
@@ -371,7 +369,7 @@ fn sync_watches_the_manifests_and_envoy_follows() {
         assert!(start.elapsed() < DEADLINE, "sync never reported the invalid input:\n{}", read(&work.join("sync.err")));
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(read(&out.join("lds.yaml")), lds);
+    assert_eq!(read(&out.join("lds.json")), lds);
     assert_eq!(envoy.stat("listener_manager.total_listeners_active"), Some(1));
     assert!(read(&sync_log).lines().count() >= 2, "one line per publication:\n{}", read(&sync_log));
 }
@@ -383,7 +381,7 @@ fn sidecar_bootstrap(work: &TempDir) -> (String, PathBuf) {
     let output = sync_once(&manifests, &volume);
     assert!(output.status.success(), "{}", describe(&output));
     let template = envoy_config("sidecar-bootstrap.yaml");
-    assert!(template.contains("/etc/meshroute/ecds.yaml") && template.contains("/etc/meshroute/cds.yaml"));
+    assert!(template.contains("/etc/meshroute/ecds.json") && template.contains("/etc/meshroute/cds.json"));
     let volume_text = volume.to_str().unwrap_or_else(|| panic!("non-UTF-8 temp dir"));
     (template.replace("/etc/meshroute", volume_text), volume)
 }
@@ -396,9 +394,9 @@ fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
         assert!(text.contains(needle), "sidecar bootstrap lacks {needle}");
     }
     // Its routes are sync's: the filter's choice, else the original destination.
-    let routes = read(&volume.join("sidecar-rds.yaml"));
-    for needle in ["cluster_header: x-meshroute-cluster", "cluster: passthrough"] {
-        assert!(routes.contains(needle), "sidecar-rds.yaml lacks {needle}:\n{routes}");
+    let routes = read(&volume.join("sidecar-rds.json"));
+    for needle in [r#""cluster_header":"x-meshroute-cluster""#, r#""cluster":"passthrough""#] {
+        assert!(routes.contains(needle), "sidecar-rds.json lacks {needle}:\n{routes}");
     }
     let config = work.join("sidecar.yaml");
     write(&config, &text);

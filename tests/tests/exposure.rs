@@ -11,12 +11,34 @@ use meshroute_e2e::live::listening_sockets;
 use meshroute_e2e::mesh::Mesh;
 
 /// The values of every `address:` key in a YAML file as `meshroute sync` writes it.
-fn addresses_in(yaml: &str) -> Vec<String> {
-    yaml.lines()
+/// Every `address:` value of a YAML file (the bootstrap) or `"address":` string of a JSON one
+/// (the resource files).
+fn addresses_in(text: &str) -> Vec<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        let mut found = Vec::new();
+        collect_addresses(&json, &mut found);
+        return found;
+    }
+    text.lines()
         .filter_map(|line| line.trim_start().trim_start_matches("- ").strip_prefix("address:"))
         .map(|value| value.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
         .filter(|value| !value.is_empty())
         .collect()
+}
+
+fn collect_addresses(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields {
+                match field.as_str() {
+                    Some(address) if key == "address" => found.push(address.to_owned()),
+                    _ => collect_addresses(field, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_addresses(item, found)),
+        _ => {}
+    }
 }
 
 fn allowed(address: &str, cluster_ips: &BTreeSet<Ipv4Addr>) -> bool {
@@ -35,7 +57,7 @@ fn envoy_listens_only_on_loopback_and_service_addresses() {
     let read = |name: &str| fs::read_to_string(out.join(name)).unwrap_or_else(|error| panic!("{name}: {error}"));
 
     // What sync writes.
-    let listeners = addresses_in(&read("lds.yaml"));
+    let listeners = addresses_in(&read("lds.json"));
     assert_eq!(listeners.len(), 3, "one listener per ClusterIP and port: {listeners:?}");
     let admin = addresses_in(&read("envoy.yaml"));
     assert!(!admin.is_empty(), "the bootstrap names the admin address");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use meshroute_e2e::live::{module_variant, replace_file, wait_until, ConfigMapVolume, SyncProcess, DEADLINE};
+use meshroute_e2e::live::{module_variant, replace_file, wait_until, with_table, ConfigMapVolume, SyncProcess, DEADLINE};
 use meshroute_e2e::load::{Load, LoadSpec, Target};
 use meshroute_e2e::mesh::Mesh;
 use meshroute_e2e::tools;
@@ -95,7 +95,7 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
     assert_eq!(contents(&out), published);
 
     volume.update(&files(&route("echo-v2")));
-    sync.wait_for("wrote ecds.yaml", 1);
+    sync.wait_for("wrote ecds.json", 1);
     wait_for_route(&mesh, "echo-v2");
     let good = contents(&out);
 
@@ -130,18 +130,18 @@ fn configmap_updates_are_picked_up_and_invalid_ones_never_published() {
 
     // And a good update after them is published.
     volume.update(&files(&whole));
-    sync.wait_for("wrote ecds.yaml", 2);
+    sync.wait_for("wrote ecds.json", 2);
     wait_for_route(&mesh, "echo-v1");
     println!("configmap: sync said:\n{}", sync.stop());
 }
 
-/// `ecds.yaml` replaced by hand (atomically) with a route table the filter refuses and with a
+/// `ecds.json` replaced by hand (atomically) with a route table the filter refuses and with a
 /// file Envoy cannot parse: Envoy rejects both, says so in its log and stats, and keeps routing
 /// with the last good table; no request fails meanwhile.
 #[test]
 fn envoy_refuses_a_bad_table_and_keeps_the_last_good_one() {
     let mesh = mesh("live_bad_table");
-    let ecds_path = mesh.out_dir().join("ecds.yaml");
+    let ecds_path = mesh.out_dir().join("ecds.json");
     let good = fs::read_to_string(&ecds_path).unwrap_or_else(|error| panic!("{error}"));
     let load = light_load(&mesh, Duration::from_secs(60));
     let before = ecds_stats(&mesh);
@@ -149,9 +149,7 @@ fn envoy_refuses_a_bad_table_and_keeps_the_last_good_one() {
 
     // A table the filter refuses: valid Envoy configuration, a route table of an unknown
     // version. (The filter's `on_configure` returns false.)
-    let start = good.find("value: \"").unwrap_or_else(|| panic!("no table in ecds.yaml:\n{good}"));
-    let end = start + good[start..].find('\n').unwrap_or(good.len() - start);
-    let refused = format!("{}value: \"{{\\\"version\\\":99}}\"{}", &good[..start], &good[end..]);
+    let refused = with_table(&good, r#"{"version":99}"#);
     replace_file(&ecds_path, refused.as_bytes());
     wait_until(
         "Envoy to reject the table",

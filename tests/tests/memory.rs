@@ -31,7 +31,7 @@ fn memory_stays_flat_over_table_swaps() {
         Mesh::builder("memory_swaps").service("echo").service("echo-v1").service("echo-v2").routes(&route("echo-v1")).start();
     let pid = mesh.envoy_pid();
     let started = process_start_time(pid);
-    let ecds = mesh.out_dir().join("ecds.yaml");
+    let ecds = mesh.out_dir().join("ecds.json");
     // Two tables that differ in where every request goes, both as `meshroute sync` writes them.
     let one = fs::read_to_string(&ecds).unwrap_or_else(|error| panic!("{}: {error}", ecds.display()));
     let two = one.replace("echo-v1", "echo-v2");

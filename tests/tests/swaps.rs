@@ -195,7 +195,7 @@ fn table_swaps_under_load_lose_no_request() {
 
     println!("table swaps: {report}");
     let swaps = changes.len() - 1;
-    let publications = sync_log.lines().filter(|line| line.contains("wrote ecds.yaml")).count();
+    let publications = sync_log.lines().filter(|line| line.contains("wrote ecds.json")).count();
     let applied = stat(&mesh, ECDS_SUCCESS) - applied_before;
     println!(
         "table swaps: {swaps} changes written over {:.1} s, {publications} published by sync, {applied} applied by Envoy",
@@ -326,7 +326,7 @@ fn module_swaps_under_load_lose_no_request() {
         let started = Instant::now();
         let restarted = SyncProcess::start(&mesh, build);
         let line = restarted.publications().last().cloned().unwrap_or_default();
-        assert!(line.contains("ecds.yaml"), "sync published no new ECDS for the new build: {}", restarted.log());
+        assert!(line.contains("ecds.json"), "sync published no new ECDS for the new build: {}", restarted.log());
         wait_until(
             "Envoy to apply the new module",
             DEADLINE,

@@ -131,7 +131,7 @@ pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &Ec
 /// ([`mirrors::selection_routes`]), then, when it chose none (an address its table does not
 /// know), `default_cluster` (the sidecar's original destination), or where there is none (the
 /// local listener) a 404. The filter's headers never leave Envoy. Clusters are not validated
-/// when the listener loads: Envoy may read a new lds.yaml before the cds.yaml that names its
+/// when the listener loads: Envoy may read a new lds.json before the cds.json that names its
 /// cluster (both change in one publication), and would otherwise refuse the listener for good.
 pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) -> Value {
     let mut routes = mirrors::selection_routes(mirror_sets);

@@ -18,13 +18,13 @@ use meshroute_filter::table::RouteTable;
 use crate::model::Manifests;
 
 pub const BOOTSTRAP_FILE: &str = "envoy.yaml";
-pub const CLUSTERS_FILE: &str = "cds.yaml";
-pub const LISTENERS_FILE: &str = "lds.yaml";
-pub const ECDS_FILE: &str = "ecds.yaml";
+pub const CLUSTERS_FILE: &str = "cds.json";
+pub const LISTENERS_FILE: &str = "lds.json";
+pub const ECDS_FILE: &str = "ecds.json";
 /// The sidecar bootstrap's routes (RDS): the filter's choice, then the original destination.
-pub const SIDECAR_ROUTES_FILE: &str = "sidecar-rds.yaml";
+pub const SIDECAR_ROUTES_FILE: &str = "sidecar-rds.json";
 /// Native mode's RouteConfiguration (`--mode native`).
-pub const RDS_FILE: &str = "rds.yaml";
+pub const RDS_FILE: &str = "rds.json";
 /// Published modules are named `meshroute_filter-<first 16 hex digits of their sha256>.wasm`.
 pub const MODULE_PREFIX: &str = "meshroute_filter-";
 pub const MODULE_SUFFIX: &str = ".wasm";
@@ -73,10 +73,8 @@ pub enum RenderError {
     NonUtf8Path(PathBuf),
     #[error("output directory {0} must be an absolute path")]
     RelativePath(PathBuf),
-    #[error("cannot serialize the route table: {0}")]
-    Table(#[from] serde_json::Error),
-    #[error("cannot write YAML: {0}")]
-    Yaml(String),
+    #[error("cannot serialize Envoy's configuration: {0}")]
+    Json(#[from] serde_json::Error),
     #[error(transparent)]
     Template(#[from] bootstrap::TemplateError),
     #[error(transparent)]
@@ -120,17 +118,8 @@ pub fn render_native(
     let rds_path = out.join(RDS_FILE);
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
-    let yaml =
-        |header: &str, value: &serde_json::Value| yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()));
-    const GENERATED: &str = "Written by `meshroute sync --mode native`; replaced whenever the manifests change.";
-    let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;
-    let routes = yaml(
-        &format!(
-            "{GENERATED}\nRoutes: a virtual host per listener, chosen by the listener's name in {}.",
-            native::FRONTEND_HEADER
-        ),
-        &native::route_configuration(manifests, table)?,
-    )?;
+    let clusters = resource_file(&clusters::clusters(manifests))?;
+    let routes = resource_file(&native::route_configuration(manifests, table)?)?;
     let source = native::RdsSource {
         path: text(&rds_path)?,
         watched_dir: out_text,
@@ -138,7 +127,7 @@ pub fn render_native(
         metrics: table.metrics,
     };
     let (listener_doc, warnings) = native::listeners(manifests, &source);
-    let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
+    let listeners = resource_file(&listener_doc)?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
         node_id: "meshroute-local",
         node_cluster: "meshroute",
@@ -148,6 +137,14 @@ pub fn render_native(
         watched_dir: out_text,
     })?;
     Ok(NativeFiles { clusters, routes, listeners, bootstrap, warnings })
+}
+
+/// A resource file (`resources: [...]`) as Envoy reads it: JSON, which it parses several times
+/// faster than YAML (measured on 1.40.0: 0.64 s against 1.9 s for 10,000 clusters). Envoy
+/// re-reads every file of a watched directory when any file is moved into it, so at 10,000
+/// Services a table change waits for the clusters to be parsed again.
+fn resource_file(value: &serde_json::Value) -> Result<String, RenderError> {
+    Ok(format!("{}\n", serde_json::to_string(value)?))
 }
 
 /// The published name of a module with these bytes.
@@ -179,27 +176,17 @@ pub fn render(
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
     let module_path = out.join(&options.module_file);
-    let yaml =
-        |header: &str, value: &serde_json::Value| yaml::to_yaml(header, value).map_err(|e| RenderError::Yaml(e.to_string()));
-    const GENERATED: &str = "Written by `meshroute sync`; replaced whenever the manifests change.";
-
-    let clusters = yaml(&format!("{GENERATED}\nClusters: one per Service port."), &clusters::clusters(manifests))?;
+    let clusters = resource_file(&clusters::clusters(manifests))?;
     let table_json = serde_json::to_string(table)?;
-    let ecds = yaml(
-        &format!("{GENERATED}\nThe meshroute filter: its module and its route table."),
-        &ecds::extension_configs(text(&module_path)?, &table_json),
-    )?;
+    let ecds = resource_file(&ecds::extension_configs(text(&module_path)?, &table_json))?;
     let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
-    let listeners = yaml(&format!("{GENERATED}\nListeners: one per Service ClusterIP and port."), &listener_doc)?;
+    let listeners = resource_file(&listener_doc)?;
     let mut sidecar_routes = listeners::route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), compiled.mirror_sets());
     sidecar_routes["@type"] = serde_json::json!("type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
-    let sidecar_routes = yaml(
-        &format!(
-            "{GENERATED}\nThe sidecar bootstrap's routes (envoy-config/sidecar-bootstrap.yaml); the local mesh does not use it."
-        ),
-        &serde_json::json!({ "resources": [sidecar_routes] }),
-    )?;
+    // The sidecar bootstrap's routes (envoy-config/sidecar-bootstrap.yaml); the local mesh does
+    // not use them.
+    let sidecar_routes = resource_file(&serde_json::json!({ "resources": [sidecar_routes] }))?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
         node_id: "meshroute-local",
         node_cluster: "meshroute",

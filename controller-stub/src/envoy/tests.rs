@@ -237,7 +237,7 @@ fn one_listener_binds_every_cluster_ip_and_port_with_the_filter_then_the_router(
     assert_eq!(filters.len(), 2);
     assert_eq!(filters[0]["name"].as_str(), Some("meshroute"));
     let discovery = &filters[0]["config_discovery"];
-    assert_eq!(discovery["config_source"]["path_config_source"]["path"].as_str(), Some("/srv/mesh out/ecds.yaml"));
+    assert_eq!(discovery["config_source"]["path_config_source"]["path"].as_str(), Some("/srv/mesh out/ecds.json"));
     assert_eq!(discovery["config_source"]["path_config_source"]["watched_directory"]["path"].as_str(), Some("/srv/mesh out"));
     assert_eq!(discovery["type_urls"][0].as_str(), Some("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"));
     assert_eq!(filters[1]["name"].as_str(), Some("envoy.filters.http.router"));
@@ -248,7 +248,7 @@ fn routes_follow_the_selection_header_else_answer_404_for_an_address_the_table_d
     let lds = load(&rendered(&demo()).listeners);
     let route_config = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
     assert_eq!(route_config["request_headers_to_remove"][0].as_str(), Some(meshroute_filter::SELECTION_HEADER));
-    // A listener read before the cds.yaml of the same publication must not be refused.
+    // A listener read before the cds.json of the same publication must not be refused.
     assert_eq!(route_config["validate_clusters"].as_bool(), Some(false));
     let host = &route_config["virtual_hosts"][0];
     assert_eq!(host["domains"][0].as_str(), Some("*"));
@@ -308,7 +308,7 @@ fn bootstrap_points_envoy_at_the_files_with_admin_on_loopback() {
     assert!(!boot["node"]["cluster"].as_str().unwrap().is_empty());
     assert_eq!(boot["admin"]["address"]["socket_address"]["address"].as_str(), Some("127.0.0.1"));
     assert_eq!(boot["admin"]["address"]["socket_address"]["port_value"].as_i64(), Some(9911));
-    for (key, file) in [("lds_config", "lds.yaml"), ("cds_config", "cds.yaml")] {
+    for (key, file) in [("lds_config", "lds.json"), ("cds_config", "cds.json")] {
         let source = &boot["dynamic_resources"][key]["path_config_source"];
         assert_eq!(source["path"].as_str().map(Path::new), Some(Path::new("/srv/mesh out").join(file).as_path()));
         assert_eq!(source["watched_directory"]["path"].as_str(), Some("/srv/mesh out"));

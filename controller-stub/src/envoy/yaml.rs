@@ -1,5 +1,6 @@
-//! Envoy's files are built as JSON values (easy to write and to test) and written as YAML, the
-//! form people read and Envoy's own examples use.
+//! YAML for people: the route status documents and `meshroute compile --format envoy-rds`.
+//! (Envoy's resource files are JSON, which it parses several times faster; see
+//! `envoy::resource_file`.)
 
 use serde_json::Value;
 use yaml_rust2::yaml::{Hash, Yaml};
