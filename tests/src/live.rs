@@ -260,6 +260,16 @@ fn proc_net_address(hex: &str, v6: bool) -> String {
     std::net::Ipv6Addr::from(bytes).to_string()
 }
 
+/// `ecds` (the text of a published `ecds.json`) with its route table replaced by `table`.
+#[track_caller]
+pub fn with_table(ecds: &str, table: &str) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(ecds).unwrap_or_else(|error| panic!("ecds.json: {error}\n{ecds}"));
+    let value = &mut doc["resources"][0]["typed_config"]["config"]["configuration"]["value"];
+    assert!(value.is_string(), "no table in ecds.json:\n{ecds}");
+    *value = serde_json::Value::String(table.to_owned());
+    doc.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,14 +290,4 @@ mod tests {
         let variant = module_variant(&module, "v", b"2");
         assert_eq!(variant, [&module[..], &[0, 3, 1, b'v', b'2']].concat());
     }
-}
-
-/// `ecds` (the text of a published `ecds.json`) with its route table replaced by `table`.
-#[track_caller]
-pub fn with_table(ecds: &str, table: &str) -> String {
-    let mut doc: serde_json::Value = serde_json::from_str(ecds).unwrap_or_else(|error| panic!("ecds.json: {error}\n{ecds}"));
-    let value = &mut doc["resources"][0]["typed_config"]["config"]["configuration"]["value"];
-    assert!(value.is_string(), "no table in ecds.json:\n{ecds}");
-    *value = serde_json::Value::String(table.to_owned());
-    doc.to_string()
 }
