@@ -439,8 +439,9 @@ MISSED = [
     "copied outside the timing. A flatter, allocation-free table layout is what is left.",
     "- **Many Services.** Envoy keeps the filter's configuration (the whole table) once per listener it is used "
     "in, so local mode binds every Service address through one listener (before, with one listener per port, "
-    "10,000 Services × 2 rules went past 24 GiB). A table change at 10,000 Services still takes seconds to be "
-    "visible: any rename in the watched directory makes Envoy re-read every file watched there.",
+    "10,000 Services × 2 rules went past 24 GiB). Any rename in the watched directory makes Envoy re-read every "
+    "file watched there, so at 10,000 Services a table change costs a parse of the clusters too: JSON files keep "
+    "that to a fraction of a second, where YAML took about 2 s.",
 ]
 
 
