@@ -392,6 +392,8 @@ mod tests {
         assert_eq!(mirror_of("/m", 1), Some((set(1), vec!["c-m".to_owned(), "c-n".to_owned()])));
         assert_eq!(mirror_of("/plain", 0), None);
         assert_eq!(t.mirror_sets().len(), 2);
+        // What a pass-through to a port's own cluster does with a client's mirror header.
+        assert_eq!(mirror_choice(&t, None), MirrorChoice::Clear);
 
         let plain = table("HTTPRoute");
         let Decision::Forward(forward) = decide_at(&plain, FRONTEND, "/split", 0, None) else { panic!() };
