@@ -163,6 +163,30 @@ fn check_against_timeline(report: &LoadReport, changes: &[(Duration, RouteSet)])
     latencies
 }
 
+/// Under `load`, after half a second, writes the other route set to `routes` every `every` for
+/// `swapping`. Returns each change with when it was written (on the load's clock; the first is
+/// the set in place at the start), and the times of the first and the last write.
+fn swap_routes(
+    load: &Load,
+    routes: &Path,
+    swapping: Duration,
+    every: Duration,
+) -> (Vec<(Duration, RouteSet)>, Duration, Duration) {
+    let mut changes = vec![(Duration::ZERO, RouteSet::One)];
+    thread::sleep(Duration::from_millis(500));
+    let mut set = RouteSet::One;
+    let first_write = load.now();
+    let mut next = Instant::now();
+    while load.now() < first_write + swapping {
+        set = set.other();
+        replace_file(routes, set.manifest().as_bytes());
+        changes.push((load.now(), set));
+        next += every;
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    (changes, first_write, load.now())
+}
+
 /// The route table swapped every 100 ms by `meshroute sync` watching the manifests, while the
 /// load runs.
 #[test]
@@ -176,19 +200,7 @@ fn table_swaps_under_load_lose_no_request() {
     let applied_before = stat(&mesh, ECDS_SUCCESS);
 
     let load = Load::start(mesh.runtime(), &load_spec(&mesh, swapping + Duration::from_secs(4)));
-    let mut changes = vec![(Duration::ZERO, RouteSet::One)];
-    thread::sleep(Duration::from_millis(500));
-    let mut set = RouteSet::One;
-    let first_write = load.now();
-    let mut next = Instant::now();
-    while load.now() < first_write + swapping {
-        set = set.other();
-        replace_file(&routes, set.manifest().as_bytes());
-        changes.push((load.now(), set));
-        next += Duration::from_millis(100);
-        thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-    let last_write = load.now();
+    let (changes, first_write, last_write) = swap_routes(&load, &routes, swapping, Duration::from_millis(100));
     thread::sleep(MAX_LAG + Duration::from_millis(500));
     let report = load.stop(mesh.runtime());
     let sync_log = sync.stop();
@@ -230,18 +242,7 @@ fn table_swaps_over_ads_lose_no_request() {
     assert!(fetched_before >= 1, "Envoy fetched no module from serve:\n{}", mesh.envoy_log_tail());
 
     let load = Load::start(mesh.runtime(), &load_spec(&mesh, swapping + Duration::from_secs(4)));
-    let mut changes = vec![(Duration::ZERO, RouteSet::One)];
-    thread::sleep(Duration::from_millis(500));
-    let mut set = RouteSet::One;
-    let first_write = load.now();
-    let mut next = Instant::now();
-    while load.now() < first_write + swapping {
-        set = set.other();
-        replace_file(&routes, set.manifest().as_bytes());
-        changes.push((load.now(), set));
-        next += Duration::from_millis(200);
-        thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
+    let (changes, _, _) = swap_routes(&load, &routes, swapping, Duration::from_millis(200));
     thread::sleep(MAX_LAG + Duration::from_millis(500));
     let report = load.stop(mesh.runtime());
     let serve_log = mesh.xds().log();
