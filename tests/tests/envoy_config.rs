@@ -128,6 +128,14 @@ fn describe(output: &Output) -> String {
     )
 }
 
+/// The test manifests written to `manifests` and published once to `out`, which must succeed.
+#[track_caller]
+fn publish_test_manifests(manifests: &Path, out: &Path) {
+    write_manifests(manifests);
+    let output = sync_once(manifests, out);
+    assert!(output.status.success(), "meshroute sync --once failed:\n{}", describe(&output));
+}
+
 fn sync_once(manifests: &Path, out: &Path) -> Output {
     run(Command::new(meshroute())
         .arg("sync")
@@ -234,9 +242,7 @@ const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.meshroute.up
 fn local_bootstrap_from_sync_validates_and_its_files_load() {
     let work = TempDir::new("local");
     let (manifests, out) = (work.join("manifests"), work.join("out"));
-    write_manifests(&manifests);
-    let output = sync_once(&manifests, &out);
-    assert!(output.status.success(), "meshroute sync --once failed:\n{}", describe(&output));
+    publish_test_manifests(&manifests, &out);
 
     let bootstrap = out.join("envoy.yaml");
     validate(&bootstrap);
@@ -377,9 +383,7 @@ fn sync_watches_the_manifests_and_envoy_follows() {
 /// The sidecar bootstrap with its volume (`/etc/meshroute`) holding what `sync` writes.
 fn sidecar_bootstrap(work: &TempDir) -> (String, PathBuf) {
     let (manifests, volume) = (work.join("manifests"), work.join("volume"));
-    write_manifests(&manifests);
-    let output = sync_once(&manifests, &volume);
-    assert!(output.status.success(), "{}", describe(&output));
+    publish_test_manifests(&manifests, &volume);
     let template = envoy_config("sidecar-bootstrap.yaml");
     assert!(template.contains("/etc/meshroute/ecds.json") && template.contains("/etc/meshroute/cds.json"));
     let volume_text = volume.to_str().unwrap_or_else(|| panic!("non-UTF-8 temp dir"));
@@ -557,9 +561,7 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
 fn sync_writes_each_routes_status_and_rewrites_it_only_when_it_changes() {
     let work = TempDir::new("status");
     let (manifests, out) = (work.join("manifests"), work.join("out"));
-    write_manifests(&manifests);
-    let output = sync_once(&manifests, &out);
-    assert!(output.status.success(), "{}", describe(&output));
+    publish_test_manifests(&manifests, &out);
     let file = out.join("status/httproute_default_echo-route.yaml");
     let first = read(&file);
     for needle in [
