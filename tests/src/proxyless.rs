@@ -70,6 +70,25 @@ const SPREAD_CONCURRENCY: usize = 8;
 static CLIENT_DIRS: AtomicUsize = AtomicUsize::new(0);
 static SERVE_LOGS: AtomicUsize = AtomicUsize::new(0);
 
+/// Runs each named case `fn(DataPlane)` of the calling test file as two tests, `CASE::envoy`
+/// and `CASE::proxyless`: the same expectations through Envoy and through proxyless clients.
+#[macro_export]
+macro_rules! on_both_data_planes {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn envoy() {
+                super::$case($crate::proxyless::DataPlane::Envoy)
+            }
+
+            #[test]
+            fn proxyless() {
+                super::$case($crate::proxyless::DataPlane::Proxyless)
+            }
+        }
+    )*};
+}
+
 /// What routes a mesh's gRPC calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataPlane {

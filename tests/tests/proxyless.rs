@@ -26,26 +26,7 @@ const V1: &str = "grpc-infra-backend-v1";
 const V2: &str = "grpc-infra-backend-v2";
 const V3: &str = "grpc-infra-backend-v3";
 
-/// Each case, once through Envoy and once through proxyless clients.
-macro_rules! on_both_data_planes {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::DataPlane;
-
-            #[test]
-            fn envoy() {
-                super::$case(DataPlane::Envoy)
-            }
-
-            #[test]
-            fn proxyless() {
-                super::$case(DataPlane::Proxyless)
-            }
-        }
-    )*};
-}
-
-on_both_data_planes!(
+meshroute_e2e::on_both_data_planes!(
     product_page_routes_by_method,
     header_matching_with_ties,
     service_regex_and_precedence,

@@ -47,26 +47,7 @@ const SLACK: Duration = Duration::from_millis(200);
 /// `retry.attempts` of the `EchoTwo` rule: a backend sees at most 1 + this many tries.
 const RETRIES: u64 = 2;
 
-/// Each case, once through Envoy and once through proxyless clients.
-macro_rules! on_both_data_planes {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use super::DataPlane;
-
-            #[test]
-            fn envoy() {
-                super::$case(DataPlane::Envoy)
-            }
-
-            #[test]
-            fn proxyless() {
-                super::$case(DataPlane::Proxyless)
-            }
-        }
-    )*};
-}
-
-on_both_data_planes!(retry_on_unavailable);
+meshroute_e2e::on_both_data_planes!(retry_on_unavailable);
 
 mod request_timeout_bounds_the_call {
     use super::DataPlane;
