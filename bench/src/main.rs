@@ -122,12 +122,18 @@ fn fail(message: &str) -> ! {
 // ---------------------------------------------------------------------------------------------
 // gen
 
+/// A Service with one HTTP port, 80, and its EndpointSlice.
 fn service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
+    service_port(out, name, ip, ("http", 80), upstream);
+}
+
+/// A Service with one port (its name and number), whose one endpoint is `upstream`.
+fn service_port(out: &mut String, name: &str, ip: &str, (port_name, port): (&str, u16), upstream: SocketAddr) {
     let _ = write!(
         out,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: bench\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: http\n    port: 80\n---\n\
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: bench\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: {port_name}\n    port: {port}\n---\n\
          apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-a\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: {name}\n\
-         addressType: IPv4\nports:\n- name: http\n  port: {}\nendpoints:\n- addresses: [\"{}\"]\n---\n",
+         addressType: IPv4\nports:\n- name: {port_name}\n  port: {}\nendpoints:\n- addresses: [\"{}\"]\n---\n",
         upstream.port(),
         upstream.ip()
     );
@@ -135,14 +141,7 @@ fn service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
 
 /// A Service with one gRPC port, 8080, and its EndpointSlice.
 fn grpc_service(out: &mut String, name: &str, ip: &str, upstream: SocketAddr) {
-    let _ = write!(
-        out,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: bench\nspec:\n  clusterIP: {ip}\n  ports:\n  - name: grpc\n    port: 8080\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-a\n  namespace: bench\n  labels:\n    kubernetes.io/service-name: {name}\n\
-         addressType: IPv4\nports:\n- name: grpc\n  port: {}\nendpoints:\n- addresses: [\"{}\"]\n---\n",
-        upstream.port(),
-        upstream.ip()
-    );
+    service_port(out, name, ip, ("grpc", 8080), upstream);
 }
 
 /// Service `parent`'s GRPCRoute: one method of its gRPC service to one backend, the rest of the
