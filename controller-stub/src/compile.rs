@@ -90,20 +90,21 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
 }
 
 /// Every other Service port with its own cluster, so that one listener can serve every
-/// Service address (local mode). An address two Services claim stays the first's, as with
-/// listeners; one that is not an IP address (a headless Service's `None`) has no traffic to
-/// route.
+/// Service address (local mode): the addresses each Service owns ([`Manifests::address_owners`],
+/// as the listener binds them) that are not a frontend's.
 fn pass_through(m: &Manifests, frontends: &[FrontendDoc]) -> Vec<PassThroughDoc> {
     let ip = |address: &String| address.parse::<std::net::IpAddr>().ok();
-    let mut taken: HashSet<(std::net::IpAddr, u16)> =
+    let routed: HashSet<(std::net::IpAddr, u16)> =
         frontends.iter().flat_map(|f| f.addresses.iter().filter_map(ip).map(move |a| (a, f.port))).collect();
+    let owners = m.address_owners();
     let mut out = Vec::new();
     for service in &m.services {
         for port in &service.ports {
+            let ours = |a: &std::net::IpAddr| owners.get(&(*a, port.port)).is_some_and(|owner| std::ptr::eq(*owner, service));
             let addresses: Vec<String> = service
                 .cluster_ips
                 .iter()
-                .filter(|address| ip(address).is_some_and(|a| taken.insert((a, port.port))))
+                .filter(|address| ip(address).is_some_and(|a| ours(&a) && !routed.contains(&(a, port.port))))
                 .cloned()
                 .collect();
             if !addresses.is_empty() {

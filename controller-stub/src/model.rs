@@ -112,6 +112,22 @@ impl Resource {
 }
 
 impl Manifests {
+    /// The Service each ClusterIP and port belongs to: the first in manifest order that claims
+    /// it (Kubernetes never gives two Services one ClusterIP; a directory of manifests can). An
+    /// address that is not an IP address (a headless Service's `None`) is nobody's. The one
+    /// rule for the local listener's addresses and the table's pass-through ports.
+    pub fn address_owners(&self) -> std::collections::HashMap<(std::net::IpAddr, u16), &Service> {
+        let mut owners = std::collections::HashMap::new();
+        for service in &self.services {
+            for ip in service.cluster_ips.iter().filter_map(|ip| ip.parse().ok()) {
+                for port in &service.ports {
+                    owners.entry((ip, port.port)).or_insert(service);
+                }
+            }
+        }
+        owners
+    }
+
     pub fn push(&mut self, resource: Resource) {
         match resource {
             Resource::Service(r) => self.services.push(r),

@@ -49,25 +49,24 @@ pub struct ListenerAddress {
 /// Every Service ClusterIP and port, in manifest order; an address two Services claim goes to
 /// the first, with a warning.
 pub fn listener_addresses(manifests: &Manifests) -> (Vec<ListenerAddress>, Vec<String>) {
+    let owners = manifests.address_owners();
     let mut addresses = Vec::new();
     let mut warnings = Vec::new();
-    let mut taken: std::collections::HashMap<(&str, u16), String> = std::collections::HashMap::new();
     for service in &manifests.services {
         let (namespace, name) = (&service.meta.namespace, &service.meta.name);
-        for ip in service.cluster_ips.iter().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+        for (ip, address) in service.cluster_ips.iter().filter_map(|ip| Some((ip, ip.parse::<std::net::IpAddr>().ok()?))) {
             for port in &service.ports {
-                let owner = format!("{namespace}/{name}");
-                if let Some(first) = taken.get(&(ip.as_str(), port.port)) {
-                    warnings
-                        .push(format!("Service {owner}: {ip}:{} is already Service {first}'s; no listener for it", port.port));
-                    continue;
+                match owners.get(&(address, port.port)) {
+                    Some(owner) if !std::ptr::eq(*owner, service) => warnings.push(format!(
+                        "Service {namespace}/{name}: {ip}:{} is already Service {}/{}'s; no listener for it",
+                        port.port, owner.meta.namespace, owner.meta.name
+                    )),
+                    _ => addresses.push(ListenerAddress {
+                        ip: ip.clone(),
+                        port: port.port,
+                        default_cluster: model::cluster_name(namespace, name, port.port),
+                    }),
                 }
-                taken.insert((ip.as_str(), port.port), owner);
-                addresses.push(ListenerAddress {
-                    ip: ip.clone(),
-                    port: port.port,
-                    default_cluster: model::cluster_name(namespace, name, port.port),
-                });
             }
         }
     }
