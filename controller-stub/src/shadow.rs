@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use meshroute_filter::document::{MatchDoc, PathMatchType, RouteKind, TableDocument};
-use meshroute_filter::index::{EntryIndex, IndexKey};
+use meshroute_filter::index::{IndexBuilder, IndexKey};
 use meshroute_filter::table::{MatchPosition, RouteTable};
 
 use crate::decode::at;
@@ -47,7 +47,9 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
         // ancestor of it, so the filter's index finds the candidates; this keeps the check
         // linear in practice rather than quadratic.
         let keys: Vec<IndexKey> = frontend.index_keys().collect();
-        let index = EntryIndex::new(keys.iter().cloned());
+        let mut builder = IndexBuilder::default();
+        let filed = builder.file(keys.iter().cloned().zip(0..));
+        let index = builder.build();
         let mut rules: BTreeMap<RuleId, Vec<usize>> = BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
             rules.entry((e.route, e.rule)).or_default().push(i);
@@ -57,10 +59,10 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
             let all_shadowed = positions.iter().all(|&i| {
                 let Some(e) = entries.get(i) else { return false };
                 let covering =
-                    |j: usize| j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
+                    |&j: &usize| j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
                 let earlier = match keys.get(i) {
-                    Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => index.first_match(path, covering),
-                    _ => (0..i).find(|&j| covering(j)),
+                    Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => index.first_match(&filed, path, covering).copied(),
+                    _ => (0..i).find(covering),
                 };
                 if let Some(f) = earlier.and_then(|j| entries.get(j)) {
                     if !shadows.contains(&(f.route, f.rule)) {

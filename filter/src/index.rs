@@ -1,8 +1,17 @@
-//! Which of a frontend's matches can take a request, found by its path without trying them all:
-//! Exact paths in a map, PathPrefixes (and regexes, by their literal start) in a trie of path
-//! segments, the rest (gRPC method-only matches, regexes that may match anything) always tried.
-//! Entries keep their precedence order as indexes; the first one that really matches wins,
-//! exactly as a scan in precedence order would decide.
+//! Which of a frontend's matches can take a request, found by its path without trying them all.
+//! One hash map serves every frontend of the table: a key is the frontend, Exact or PathPrefix,
+//! and the path or prefix; its value is a run of slots, the matches filed there in precedence
+//! order. A request's path looks up its Exact key, then each of its segment prefixes (`/a`,
+//! `/a/b`, …) until one is absent; the root prefix and the matches that may take any path
+//! (gRPC method-only matches, regexes without a literal start) are runs of their own, tried
+//! without a lookup. The first match, by precedence, that really matches wins, exactly as a scan
+//! in precedence order would decide.
+//!
+//! The layout is flat for speed at scale: slots sit in one array, keys in one string, and the
+//! map holds 64-bit hashes, so a request touches a few cache lines wherever its match is, and
+//! building or dropping the index allocates a handful of times, not once per match. A hash that
+//! two keys share would merge their slots, so building tries another seed until none do; a
+//! lookup still compares the key it found.
 //!
 //! Why not a router such as `matchit`: a match is more than its path (method, headers, query
 //! parameters), so a request needs every candidate its path allows, in precedence order, to try
@@ -10,15 +19,14 @@
 //! route (inserting the same path again is a conflict) and has no regexes.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 
 /// The hasher of the index and the frontend map: rustc's FxHash, a few cycles per word. Keys
 /// come from the route table, not from requests, so a fast non-keyed hash is safe here
 /// (requests only look keys up; they cannot fill a bucket).
 pub type FastHash = rustc_hash::FxBuildHasher;
 
-type FastMap<V> = HashMap<String, V, FastHash>;
-
-/// Where an entry is filed.
+/// Where a match is filed. A key that is a path or a prefix can only take paths starting with `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexKey {
     /// Can only match this exact path.
@@ -30,76 +38,235 @@ pub enum IndexKey {
     Any,
 }
 
-#[derive(Debug, Default)]
-pub struct EntryIndex {
-    exact: FastMap<Vec<u32>>,
-    prefixes: PrefixNode,
-    /// The first entry filed in the trie: once a better one matched, the walk is skipped.
-    prefixes_first: Option<u32>,
-    any: Vec<u32>,
+/// `start..end` of [`PathIndex`]'s slots or key bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
 }
 
-#[derive(Debug, Default)]
-struct PrefixNode {
-    entries: Vec<u32>,
-    children: FastMap<PrefixNode>,
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
-impl EntryIndex {
-    /// Files entries given in precedence order.
-    pub fn new(keys: impl IntoIterator<Item = IndexKey>) -> Self {
-        let mut index = EntryIndex::default();
-        for (i, key) in keys.into_iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
+/// One frontend's part of a [`PathIndex`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrontendIndex {
+    id: u32,
+    /// Matches under the root prefix: every path.
+    root: Span,
+    /// Matches that may take any path.
+    any: Span,
+    /// The first match (in precedence order) filed under a prefix, root included: once a better
+    /// one matched, the prefixes are not looked up.
+    first_prefixed: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot<T> {
+    /// The match's place in its frontend's precedence order.
+    rank: u32,
+    value: T,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    key: Span,
+    slots: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exact = 1,
+    Prefix = 2,
+}
+
+/// The index of every frontend's matches; `T` is what a slot carries for the caller.
+#[derive(Debug)]
+pub struct PathIndex<T> {
+    buckets: HashMap<u64, Bucket, FastHash>,
+    seed: u64,
+    keys: String,
+    slots: Vec<Slot<T>>,
+}
+
+/// Files the matches of one frontend after another, then builds the [`PathIndex`].
+#[derive(Debug)]
+pub struct IndexBuilder<T> {
+    frontends: u32,
+    keys: String,
+    slots: Vec<Slot<T>>,
+    /// `(frontend, kind, key, slots)` of every bucket.
+    buckets: Vec<(u32, Kind, Span, Span)>,
+}
+
+impl<T> Default for IndexBuilder<T> {
+    fn default() -> Self {
+        IndexBuilder { frontends: 0, keys: String::new(), slots: Vec::new(), buckets: Vec::new() }
+    }
+}
+
+impl<T> IndexBuilder<T> {
+    /// Files one frontend's matches, given in precedence order with what their slots carry.
+    pub fn file(&mut self, matches: impl IntoIterator<Item = (IndexKey, T)>) -> FrontendIndex {
+        let id = self.frontends;
+        self.frontends += 1;
+        let mut root = Vec::new();
+        let mut any = Vec::new();
+        let mut keyed: Vec<(Kind, String, Slot<T>)> = Vec::new();
+        for (rank, (key, value)) in matches.into_iter().enumerate() {
+            let slot = Slot { rank: u32::try_from(rank).unwrap_or(u32::MAX), value };
             match key {
-                IndexKey::Exact(path) => index.exact.entry(path).or_default().push(i),
-                IndexKey::Prefix(prefix) => {
-                    let mut node = &mut index.prefixes;
-                    for segment in segments(&prefix) {
-                        node = node.children.entry(segment.to_owned()).or_default();
-                    }
-                    node.entries.push(i);
-                    index.prefixes_first = index.prefixes_first.or(Some(i));
-                }
-                IndexKey::Any => index.any.push(i),
+                IndexKey::Prefix(prefix) if prefix.is_empty() => root.push(slot),
+                IndexKey::Any => any.push(slot),
+                IndexKey::Exact(path) => keyed.push((Kind::Exact, path, slot)),
+                IndexKey::Prefix(prefix) => keyed.push((Kind::Prefix, prefix, slot)),
             }
         }
-        index
+        let first_prefixed = root
+            .first()
+            .map(|slot| slot.rank)
+            .into_iter()
+            .chain(keyed.iter().filter(|(kind, _, _)| *kind == Kind::Prefix).map(|(_, _, slot)| slot.rank))
+            .min();
+        let root = self.push_slots(root);
+        let any = self.push_slots(any);
+        // Each bucket's slots together, in precedence order (a stable sort keeps it).
+        keyed.sort_by(|(a_kind, a, _), (b_kind, b, _)| (*a_kind as u8, a).cmp(&(*b_kind as u8, b)));
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut keyed = keyed.into_iter().peekable();
+        while let Some((kind, key, slot)) = keyed.next() {
+            let mut slots = vec![slot];
+            while let Some((_, _, slot)) = keyed.next_if(|(k, next, _)| *k == kind && *next == key) {
+                slots.push(slot);
+            }
+            let slots = self.push_slots(slots);
+            self.push_bucket(id, kind, &key, slots);
+            if kind == Kind::Prefix {
+                prefixes.push(key);
+            }
+        }
+        // A lookup stops at the first prefix that is absent: every prefix's ancestors are
+        // present, as buckets without slots where nothing is filed there.
+        let filed: std::collections::HashSet<&str> = prefixes.iter().map(String::as_str).collect();
+        let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut ancestors = Vec::new();
+        for prefix in &prefixes {
+            for end in segment_ends(prefix).filter(|&end| end < prefix.len()) {
+                let ancestor = prefix.get(..end).unwrap_or_default();
+                if !filed.contains(ancestor) && added.insert(ancestor) {
+                    ancestors.push(ancestor);
+                }
+            }
+        }
+        let empty = Span { start: 0, end: 0 };
+        for ancestor in ancestors {
+            self.push_bucket(id, Kind::Prefix, ancestor, empty);
+        }
+        FrontendIndex { id, root, any, first_prefixed }
     }
 
-    /// The first entry, in precedence order, for which `matches` holds, among those the path
-    /// allows.
-    pub fn first_match(&self, path: &str, mut matches: impl FnMut(usize) -> bool) -> Option<usize> {
-        let mut best: Option<u32> = None;
-        if let Some(candidates) = self.exact.get(path) {
-            consider(candidates, &mut best, &mut matches);
-        }
-        // Entries are numbered in precedence order: the trie is worth walking only if it holds
-        // an entry ahead of the best match so far.
-        if self.prefixes_first.is_some_and(|first| best.is_none_or(|best| first < best)) {
-            let mut node = &self.prefixes;
-            consider(&node.entries, &mut best, &mut matches);
-            for segment in path.strip_prefix('/').into_iter().flat_map(|rest| rest.split('/')) {
-                let Some(child) = node.children.get(segment) else { break };
-                node = child;
-                consider(&node.entries, &mut best, &mut matches);
+    fn push_slots(&mut self, slots: Vec<Slot<T>>) -> Span {
+        let start = index_u32(self.slots.len());
+        self.slots.extend(slots);
+        Span { start, end: index_u32(self.slots.len()) }
+    }
+
+    fn push_bucket(&mut self, frontend: u32, kind: Kind, key: &str, slots: Span) {
+        let start = index_u32(self.keys.len());
+        self.keys.push_str(key);
+        self.buckets.push((frontend, kind, Span { start, end: index_u32(self.keys.len()) }, slots));
+    }
+
+    /// The index; the first seed under which no two keys share a hash.
+    pub fn build(self) -> PathIndex<T> {
+        let IndexBuilder { keys, slots, buckets: pending, .. } = self;
+        let mut seed = 0u64;
+        loop {
+            let mut buckets: HashMap<u64, Bucket, FastHash> =
+                HashMap::with_capacity_and_hasher(pending.len(), FastHash::default());
+            let unique = pending.iter().all(|&(frontend, kind, key, slots)| {
+                let bytes = keys.get(key.range()).unwrap_or_default().as_bytes();
+                buckets.insert(key_hash(seed, frontend, kind, bytes), Bucket { key, slots }).is_none()
+            });
+            if unique {
+                return PathIndex { buckets, seed, keys, slots };
             }
+            seed += 1;
         }
-        consider(&self.any, &mut best, &mut matches);
-        best.map(|i| i as usize)
     }
 }
 
-/// Tries `candidates` (ascending) ahead of `best`; the first that matches becomes `best`.
-fn consider(candidates: &[u32], best: &mut Option<u32>, matches: &mut impl FnMut(usize) -> bool) {
-    for &i in candidates {
-        if best.is_some_and(|b| i >= b) {
-            return;
+/// Offsets and positions are `u32` in the index: a table past 4 GiB is refused long before.
+pub fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+fn key_hash(seed: u64, frontend: u32, kind: Kind, key: &[u8]) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write_u64(seed ^ (u64::from(frontend) << 8) ^ kind as u64);
+    hasher.write(key);
+    hasher.finish()
+}
+
+/// The ends of a path's segment prefixes: `/a/b` → 2 (`/a`), 4 (`/a/b`). None for a path
+/// that does not start with `/` (`*`), which only the root and any-path matches can take.
+fn segment_ends(path: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = path.as_bytes();
+    let rooted = bytes.first() == Some(&b'/');
+    (1..=bytes.len()).filter(move |&end| rooted && (end == bytes.len() || bytes.get(end) == Some(&b'/')))
+}
+
+impl<T> PathIndex<T> {
+    /// The first match of `frontend`, in precedence order, for which `matches` holds, among
+    /// those the path (without its query) allows.
+    pub fn first_match(&self, frontend: &FrontendIndex, path: &str, mut matches: impl FnMut(&T) -> bool) -> Option<&T> {
+        let mut best: Option<&Slot<T>> = None;
+        if let Some(bucket) = self.bucket(frontend.id, Kind::Exact, path) {
+            self.consider(bucket.slots, &mut best, &mut matches);
         }
-        if matches(i as usize) {
-            *best = Some(i);
-            return;
+        // The prefixes are worth looking up only if they hold a match ahead of the best so far,
+        // and only for a path a prefix can take: one that starts with `/` (not `*`).
+        let rooted = path.is_empty() || path.starts_with('/');
+        if rooted && frontend.first_prefixed.is_some_and(|first| best.is_none_or(|best| first < best.rank)) {
+            self.consider(frontend.root, &mut best, &mut matches);
+            for end in segment_ends(path) {
+                let Some(bucket) = self.bucket(frontend.id, Kind::Prefix, path.get(..end).unwrap_or_default()) else { break };
+                self.consider(bucket.slots, &mut best, &mut matches);
+            }
         }
+        self.consider(frontend.any, &mut best, &mut matches);
+        best.map(|slot| &slot.value)
+    }
+
+    fn bucket(&self, frontend: u32, kind: Kind, key: &str) -> Option<Bucket> {
+        let bucket = *self.buckets.get(&key_hash(self.seed, frontend, kind, key.as_bytes()))?;
+        (self.keys.get(bucket.key.range()) == Some(key)).then_some(bucket)
+    }
+
+    /// Tries the slots of `span` (in precedence order) ahead of `best`; the first that matches
+    /// becomes `best`.
+    fn consider<'s>(&'s self, span: Span, best: &mut Option<&'s Slot<T>>, matches: &mut impl FnMut(&T) -> bool) {
+        for slot in self.slots.get(span.range()).unwrap_or_default() {
+            if best.is_some_and(|best| slot.rank >= best.rank) {
+                return;
+            }
+            if matches(&slot.value) {
+                *best = Some(slot);
+                return;
+            }
+        }
+    }
+
+    /// The number of matches filed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 }
 
@@ -123,31 +290,35 @@ pub fn regex_key(source: &str) -> IndexKey {
     }
 }
 
-/// `/a/b` → `a`, `b`; the root prefix "" has none.
-fn segments(prefix: &str) -> impl Iterator<Item = &str> {
-    prefix.strip_prefix('/').into_iter().flat_map(|rest| rest.split('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn index() -> EntryIndex {
-        EntryIndex::new([
-            IndexKey::Exact("/a/b".into()),  // 0
-            IndexKey::Prefix("/a/b".into()), // 1
-            IndexKey::Any,                   // 2
-            IndexKey::Prefix("/a".into()),   // 3
-            IndexKey::Prefix(String::new()), // 4
-            IndexKey::Exact("/a/b".into()),  // 5
-        ])
+    /// Two frontends: the first with matches 0 to 5, the second with one, filed where the first
+    /// has none, so that a lookup cannot meet the other frontend's keys.
+    fn index() -> (PathIndex<usize>, FrontendIndex, FrontendIndex) {
+        let mut builder = IndexBuilder::default();
+        let first = builder.file(
+            [
+                IndexKey::Exact("/a/b".into()),  // 0
+                IndexKey::Prefix("/a/b".into()), // 1
+                IndexKey::Any,                   // 2
+                IndexKey::Prefix("/a".into()),   // 3
+                IndexKey::Prefix(String::new()), // 4
+                IndexKey::Exact("/a/b".into()),  // 5
+            ]
+            .into_iter()
+            .zip(0..),
+        );
+        let second = builder.file([(IndexKey::Prefix("/c/d/e".into()), 0)]);
+        (builder.build(), first, second)
     }
 
-    fn candidates(index: &EntryIndex, path: &str) -> Vec<usize> {
+    fn candidates(index: &PathIndex<usize>, frontend: &FrontendIndex, path: &str) -> Vec<usize> {
         let mut seen = Vec::new();
-        index.first_match(path, |i| {
+        index.first_match(frontend, path, |&i| {
             seen.push(i);
             false
         });
@@ -157,12 +328,38 @@ mod tests {
 
     #[test]
     fn a_path_meets_its_exact_entries_its_prefixes_and_the_rest() {
-        let index = index();
-        assert_eq!(candidates(&index, "/a/b"), vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(candidates(&index, "/a/b/c"), vec![1, 2, 3, 4]);
-        assert_eq!(candidates(&index, "/a/bc"), vec![2, 3, 4]);
-        assert_eq!(candidates(&index, "/ab"), vec![2, 4]);
-        assert_eq!(candidates(&index, "*"), vec![2, 4]);
+        let (index, first, _) = index();
+        assert_eq!(candidates(&index, &first, "/a/b"), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(candidates(&index, &first, "/a/b/c"), vec![1, 2, 3, 4]);
+        assert_eq!(candidates(&index, &first, "/a/b/"), vec![1, 2, 3, 4]);
+        assert_eq!(candidates(&index, &first, "/a/bc"), vec![2, 3, 4]);
+        assert_eq!(candidates(&index, &first, "/ab"), vec![2, 4]);
+        assert_eq!(candidates(&index, &first, "*"), vec![2]);
+        assert_eq!(candidates(&index, &first, "/c/d/e"), vec![2, 4]);
+    }
+
+    #[test]
+    fn a_prefix_is_found_below_ancestors_that_hold_nothing() {
+        let (index, _, second) = index();
+        assert_eq!(candidates(&index, &second, "/c/d/e/f"), vec![0]);
+        assert_eq!(candidates(&index, &second, "/c/d/e"), vec![0]);
+        assert_eq!(candidates(&index, &second, "/c/d"), Vec::<usize>::new());
+        assert_eq!(candidates(&index, &second, "/a/b"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn many_keys_each_find_their_own_slots() {
+        let mut builder = IndexBuilder::default();
+        let frontends: Vec<FrontendIndex> =
+            (0..50).map(|f| builder.file((0..200).map(|i| (IndexKey::Exact(format!("/f{f}/p{i}")), (f, i))))).collect();
+        let index = builder.build();
+        for (f, frontend) in frontends.iter().enumerate() {
+            for i in [0, 57, 199] {
+                let found = index.first_match(frontend, &format!("/f{f}/p{i}"), |_| true);
+                assert_eq!(found, Some(&(f, i)));
+            }
+            assert_eq!(index.first_match(frontend, &format!("/f{}/p0", f + 1), |_| true), None);
+        }
     }
 
     #[test]
@@ -183,17 +380,17 @@ mod tests {
 
     #[test]
     fn the_first_entry_in_precedence_order_wins() {
-        let index = index();
-        assert_eq!(index.first_match("/a/b", |i| i == 3 || i == 5), Some(3));
-        assert_eq!(index.first_match("/a/b/c", |i| i != 1), Some(2));
-        assert_eq!(index.first_match("/x", |_| false), None);
+        let (index, first, _) = index();
+        assert_eq!(index.first_match(&first, "/a/b", |&i| i == 3 || i == 5), Some(&3));
+        assert_eq!(index.first_match(&first, "/a/b/c", |&i| i != 1), Some(&2));
+        assert_eq!(index.first_match(&first, "/x", |_| false), None);
     }
 
     #[test]
     fn later_candidates_are_not_tried_once_an_earlier_one_matched() {
-        let index = index();
+        let (index, first, _) = index();
         let mut tried = Vec::new();
-        index.first_match("/a/b", |i| {
+        index.first_match(&first, "/a/b", |&i| {
             tried.push(i);
             true
         });

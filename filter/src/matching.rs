@@ -157,6 +157,15 @@ impl HttpMatch {
         }
     }
 
+    /// Whether every request its [`HttpMatch::index_key`] allows matches: a plain Exact path or
+    /// PathPrefix, nothing else asked.
+    pub fn key_decides(&self) -> bool {
+        !matches!(self.path, PathMatch::Regex(_))
+            && self.method.is_none()
+            && self.headers.is_empty()
+            && self.query_params.is_empty()
+    }
+
     /// What of a request this match reads.
     pub fn inputs(&self) -> Inputs {
         let path_reads_path = match &self.path {

@@ -10,7 +10,7 @@ use crate::choice::{Backend, BackendSet};
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
-use crate::index::{EntryIndex, FastHash, IndexKey};
+use crate::index::{index_u32, FastHash, FrontendIndex, IndexBuilder, IndexKey, PathIndex};
 use crate::matching::{HttpMatch, Inputs};
 use crate::mirror::{Mirror, MirrorSet, MirrorSets};
 use crate::policy::RequestPolicy;
@@ -36,6 +36,8 @@ pub struct RouteTable {
     /// The clusters of the Service ports without routes ([`At::PassThrough`] numbers them).
     pass_through: Vec<String>,
     routes: Vec<Route>,
+    /// Every frontend's matches by path ([`Frontend::index`] is each one's part).
+    index: PathIndex<Candidate>,
     /// What [`Backend::mirror_set`] numbers.
     mirror_sets: Vec<MirrorSet>,
     /// Whether requests are counted ([`TableDocument::metrics`]).
@@ -70,8 +72,9 @@ pub struct Frontend {
     kind: RouteKind,
     /// Every match of every attached rule, most specific first.
     entries: Vec<MatchEntry>,
-    /// Which entries a request's path allows, so that not every one is tried.
-    index: EntryIndex,
+    /// Its part of the table's index: which entries a request's path allows, so that not every
+    /// one is tried.
+    index: FrontendIndex,
     /// What the entries read of a request.
     inputs: Inputs,
 }
@@ -104,6 +107,18 @@ impl Frontend {
 struct MatchEntry {
     matcher: RouteMatch,
     at: MatchPosition,
+}
+
+/// What the index holds of a match: enough to answer without reading the match itself when
+/// its index key says all it asks (a plain Exact path or PathPrefix), which most matches are.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    route: u32,
+    rule: u32,
+    /// Its index in [`Frontend::entries`].
+    entry: u32,
+    /// Whether the match asks more than its index key: then the entry's matcher decides.
+    check: bool,
 }
 
 /// Where a match comes from: indexes into the document's routes, their rules, and the rule's
@@ -195,6 +210,15 @@ impl RouteMatch {
             RouteMatch::Grpc(m) => Specificity::Grpc(m.specificity()),
         }
     }
+
+    /// Whether every request its index key allows matches it.
+    fn key_decides(&self) -> bool {
+        match self {
+            RouteMatch::Http(m) => m.key_decides(),
+            // A gRPC method's key is a path, but a path under it need not be a gRPC call.
+            RouteMatch::Grpc(_) => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -270,6 +294,7 @@ impl RouteTable {
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut frontends = Vec::with_capacity(doc.frontends.len());
+        let mut index = IndexBuilder::default();
         let mut by_address = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
@@ -319,7 +344,15 @@ impl RouteTable {
                 .flat_map(|route| &route.rules)
                 .any(|rule| rule.filters.read_path() || rule.backends.all().iter().any(|b| b.filters.read_path()));
             let inputs = read_inputs(&entries).union(Inputs { path: filters_read_path, ..Inputs::default() });
-            let index = EntryIndex::new(entries.iter().map(|entry| entry.matcher.index_key()));
+            let index = index.file(entries.iter().enumerate().map(|(i, entry)| {
+                let candidate = Candidate {
+                    route: index_u32(entry.at.route),
+                    rule: index_u32(entry.at.rule),
+                    entry: index_u32(i),
+                    check: !entry.matcher.key_decides(),
+                };
+                (entry.matcher.index_key(), candidate)
+            }));
             frontends.push(Frontend {
                 namespace: front.namespace.clone(),
                 name: front.name.clone(),
@@ -345,7 +378,15 @@ impl RouteTable {
             }
             pass_through.push(port.cluster.clone());
         }
-        Ok(RouteTable { frontends, by_address, pass_through, routes, mirror_sets: mirror_sets.into_sets(), metrics: doc.metrics })
+        Ok(RouteTable {
+            frontends,
+            by_address,
+            pass_through,
+            routes,
+            index: index.build(),
+            mirror_sets: mirror_sets.into_sets(),
+            metrics: doc.metrics,
+        })
     }
 
     /// The frontend behind a connection's original destination, as Envoy reports it in
@@ -378,15 +419,15 @@ impl RouteTable {
     pub fn route(&self, frontend: Option<&Frontend>, request: &Request<'_>) -> Outcome<'_> {
         let Some(frontend) = frontend else { return Outcome::PassThrough };
         let entries = &frontend.entries;
-        let first = frontend
-            .index
-            .first_match(request.path_and_query().0, |i| entries.get(i).is_some_and(|entry| entry.matcher.matches(request)));
+        let first = self.index.first_match(&frontend.index, request.path_and_query().0, |candidate| {
+            !candidate.check || entries.get(candidate.entry as usize).is_some_and(|entry| entry.matcher.matches(request))
+        });
         first
-            .and_then(|i| entries.get(i))
-            .and_then(|entry| {
-                let route = self.routes.get(entry.at.route)?;
-                let rule = route.rules.get(entry.at.rule)?;
-                Some(Outcome::Matched(Matched { route, rule_index: entry.at.rule, rule }))
+            .and_then(|candidate| {
+                let route = self.routes.get(candidate.route as usize)?;
+                let rule_index = candidate.rule as usize;
+                let rule = route.rules.get(rule_index)?;
+                Some(Outcome::Matched(Matched { route, rule_index, rule }))
             })
             .unwrap_or(Outcome::NoMatch)
     }
