@@ -230,6 +230,8 @@ mod tests {
         assert!(matches!(t.destination("10.96.0.10:80"), Destination::Frontend(f) if f.name == "echo"));
         assert!(matches!(t.destination("10.96.0.11:80"), Destination::PassThrough(Some("c-plain"))));
         assert!(matches!(t.destination("[fd00::11]:80"), Destination::PassThrough(Some("c-plain"))));
+        // The same address written otherwise than Envoy writes it.
+        assert!(matches!(t.destination("[FD00:0:0::11]:80"), Destination::PassThrough(Some("c-plain"))));
         assert!(matches!(t.destination("10.96.0.11:81"), Destination::PassThrough(None)));
         assert!(matches!(t.destination("not an address"), Destination::PassThrough(None)));
         assert!(t.frontend_at("10.96.0.11:80").is_none());

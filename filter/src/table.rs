@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::choice::{Backend, BackendSet};
@@ -32,7 +33,9 @@ impl std::error::Error for TableError {}
 #[derive(Debug)]
 pub struct RouteTable {
     frontends: Vec<Frontend>,
-    by_address: HashMap<SocketAddr, At, FastHash>,
+    /// Keyed by the address as Envoy writes `destination.address` (`10.0.0.1:80`,
+    /// `[fd00::1]:80`), so that a request finds it without parsing.
+    by_address: HashMap<Box<str>, At, FastHash>,
     /// The clusters of the Service ports without routes ([`At::PassThrough`] numbers them).
     pass_through: Vec<String>,
     routes: Vec<Route>,
@@ -295,7 +298,7 @@ impl RouteTable {
 
         let mut frontends = Vec::with_capacity(doc.frontends.len());
         let mut index = IndexBuilder::default();
-        let mut by_address = HashMap::default();
+        let mut by_address: HashMap<Box<str>, At, FastHash> = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
             let mut ranked = Vec::new();
@@ -332,7 +335,7 @@ impl RouteTable {
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
-                if by_address.insert(SocketAddr::new(ip, front.port), At::Frontend(frontends.len())).is_some() {
+                if by_address.insert(address_key(ip, front.port), At::Frontend(frontends.len())).is_some() {
                     return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
                 }
             }
@@ -372,7 +375,7 @@ impl RouteTable {
             for address in &port.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
-                if by_address.insert(SocketAddr::new(ip, port.port), At::PassThrough(pass_through.len())).is_some() {
+                if by_address.insert(address_key(ip, port.port), At::PassThrough(pass_through.len())).is_some() {
                     return Err(TableError(format!("{place}: {address}:{} is listed twice", port.port)));
                 }
             }
@@ -402,7 +405,16 @@ impl RouteTable {
     /// [`RouteTable::frontend_at`]) is: a frontend, a Service port without routes and its
     /// cluster, or an address the table does not know.
     pub fn destination(&self, destination: &str) -> Destination<'_> {
-        let at = destination.parse::<SocketAddr>().ok().and_then(|address| self.by_address.get(&address));
+        let at = self.by_address.get(destination).or_else(|| {
+            // Written otherwise than Envoy writes it (upper case, zeros kept): its usual form,
+            // formatted on the stack, as most unknown addresses come this way.
+            let mut usual = [0u8; 64];
+            let mut cursor = std::io::Cursor::new(&mut usual[..]);
+            write!(cursor, "{}", destination.parse::<SocketAddr>().ok()?).ok()?;
+            let written = usize::try_from(cursor.position()).ok()?;
+            let usual = std::str::from_utf8(usual.get(..written)?).ok()?;
+            (usual != destination).then(|| self.by_address.get(usual)).flatten()
+        });
         match at {
             Some(&At::Frontend(i)) => self.frontends.get(i).map_or(Destination::PassThrough(None), Destination::Frontend),
             Some(&At::PassThrough(i)) => Destination::PassThrough(self.pass_through.get(i).map(String::as_str)),
@@ -446,6 +458,12 @@ impl RouteTable {
     pub fn mirror_sets(&self) -> &[MirrorSet] {
         &self.mirror_sets
     }
+}
+
+/// How Envoy writes an address in `destination.address`: Rust's canonical forms are the same
+/// (RFC 5952 for IPv6, in brackets).
+fn address_key(ip: IpAddr, port: u16) -> Box<str> {
+    SocketAddr::new(ip, port).to_string().into_boxed_str()
 }
 
 /// What routing reads: what any entry reads.
