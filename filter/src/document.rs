@@ -28,6 +28,31 @@ pub struct TableDocument {
     pub pass_through: Vec<PassThroughDoc>,
 }
 
+/// The plugin configuration of a filter instance that holds no table of its own:
+/// `{"table":"shared"}`. Its requests are routed by the table its VM holds, which another
+/// instance's configuration (the table holder's) brings, so that the table is held once however
+/// many listeners run the filter: Istio has one outbound listener per port, and Envoy keeps two
+/// copies of a filter's configuration per listener.
+pub const SHARED_TABLE_CONFIG: &str = r#"{"table":"shared"}"#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedTableDoc {
+    table: SharedTable,
+}
+
+#[derive(Deserialize)]
+enum SharedTable {
+    #[serde(rename = "shared")]
+    Shared,
+}
+
+/// Whether a plugin configuration is [`SHARED_TABLE_CONFIG`] (in any JSON spelling) rather than
+/// a table document. A table document fails at its first field, so this costs nothing there.
+pub fn is_shared_table_config(config: &[u8]) -> bool {
+    matches!(serde_json::from_slice::<SharedTableDoc>(config), Ok(SharedTableDoc { table: SharedTable::Shared }))
+}
+
 fn on() -> bool {
     true
 }
@@ -307,4 +332,21 @@ pub struct BackendDoc {
     /// The backendRef's own filters, applied only to requests sent to it, after the rule's.
     #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
     pub filters: FiltersDoc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn the_shared_table_configuration_is_told_from_a_table_document() {
+        assert!(is_shared_table_config(SHARED_TABLE_CONFIG.as_bytes()));
+        assert!(is_shared_table_config(br#" { "table" : "shared" } "#));
+        for other in [r#"{"table":"own"}"#, r#"{"table":"shared","version":1}"#, r#"{"version":1,"frontends":[]}"#, "", "shared"]
+        {
+            assert!(!is_shared_table_config(other.as_bytes()), "{other}");
+        }
+    }
 }

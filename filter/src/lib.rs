@@ -34,6 +34,8 @@ mod precedence_tests;
 mod counters;
 #[cfg(target_os = "wasi")]
 mod plugin;
+#[cfg(target_os = "wasi")]
+mod shared_table;
 
 /// The request header through which the filter tells Envoy's router which cluster to use. A
 /// client's copy is always overwritten or removed, and the route strips it before forwarding.

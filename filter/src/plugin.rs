@@ -13,20 +13,22 @@ use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel};
 use crate::choice::Rng;
 use crate::counters::{self, Counters};
 use crate::decision::{decide, mirror_choice, Decision, Forward, RequestChanges, ResponseChanges};
+use crate::document::is_shared_table_config;
 use crate::header_modifier::{HeaderEdit, HeaderModifier};
 use crate::metrics::{self, Series};
 use crate::mirror::{MirrorChoice, MIRROR_HEADER};
 use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
-use crate::table::{Destination, RouteTable};
+use crate::shared_table;
+use crate::table::{Destination, RouteTable, TableError};
 use crate::SELECTION_HEADER;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     std::panic::set_hook(Box::new(|panic| error!("panic, the VM will be reloaded: {panic}")));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(Root { loaded: None, rng: Rc::new(Cell::new(Rng::new(seed()))) })
+        Box::new(Root { loaded: None, shared: false, rng: Rc::new(Cell::new(Rng::new(seed()))) })
     });
 }}
 
@@ -47,7 +49,11 @@ struct Loaded {
 }
 
 struct Root {
+    /// This instance's table; for a shared instance, the VM's when it configured.
     loaded: Option<Rc<Loaded>>,
+    /// Whether this instance holds no table of its own ([`crate::document::SHARED_TABLE_CONFIG`]): its requests
+    /// take the table the VM holds when they start.
+    shared: bool,
     rng: Rc<Cell<Rng>>,
 }
 
@@ -56,29 +62,25 @@ impl Context for Root {}
 impl RootContext for Root {
     /// Validates the whole table; returning false makes Envoy refuse this configuration and
     /// keep the previous one. Every listener's instance of the filter receives the same table:
-    /// it is compiled once per VM and shared.
+    /// it is compiled once per VM and shared. A shared instance ([`crate::document::SHARED_TABLE_CONFIG`]) takes
+    /// the VM's table, else the one in shared data, else none yet (its requests pass through
+    /// until a holder's configuration brings one).
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
             error!("route table refused: the plugin configuration is empty");
             return false;
         };
-        let cached = LAST_TABLE
-            .with(|last| last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, loaded)| Rc::clone(loaded)));
-        if let Some(loaded) = cached {
-            self.loaded = Some(loaded);
+        if is_shared_table_config(&config) {
+            self.shared = true;
+            self.loaded = vm_table().or_else(|| load(shared_table::published()?).ok());
+            info!(
+                "route table: shared with this VM's other listeners ({})",
+                if self.loaded.is_some() { "loaded" } else { "none yet" }
+            );
             return true;
         }
-        let started = hostcalls::get_current_time().ok();
-        match RouteTable::from_json(&config) {
-            Ok(table) => {
-                let elapsed = started
-                    .and_then(|start| hostcalls::get_current_time().ok()?.duration_since(start).ok())
-                    .map_or_else(String::new, |d| format!(" in {:.1} ms", d.as_secs_f64() * 1000.0));
-                let version = metrics::table_version(&config);
-                info!("route table loaded: version {version}, {} frontend ports{elapsed}", table.frontends().len());
-                counters::record_table_version(version);
-                let loaded = Rc::new(Loaded { table, counters: Counters::default() });
-                LAST_TABLE.with(|last| *last.borrow_mut() = Some((config, Rc::clone(&loaded))));
+        match load(config) {
+            Ok(loaded) => {
                 self.loaded = Some(loaded);
                 true
             }
@@ -94,8 +96,36 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Exchange { loaded: self.loaded.clone(), rng: Rc::clone(&self.rng), response_headers: Vec::new() }))
+        let loaded = if self.shared { vm_table().or_else(|| self.loaded.clone()) } else { self.loaded.clone() };
+        Some(Box::new(Exchange { loaded, rng: Rc::clone(&self.rng), response_headers: Vec::new() }))
     }
+}
+
+/// The table this VM compiled last.
+fn vm_table() -> Option<Rc<Loaded>> {
+    LAST_TABLE.with(|last| last.borrow().as_ref().map(|(_, loaded)| Rc::clone(loaded)))
+}
+
+/// Compiles a table document, unless it is the one this VM compiled last, and makes it the
+/// VM's table (and the published one, for VMs to come).
+fn load(config: Vec<u8>) -> Result<Rc<Loaded>, TableError> {
+    let cached =
+        LAST_TABLE.with(|last| last.borrow().as_ref().filter(|(bytes, _)| *bytes == config).map(|(_, loaded)| Rc::clone(loaded)));
+    if let Some(loaded) = cached {
+        return Ok(loaded);
+    }
+    let started = hostcalls::get_current_time().ok();
+    let table = RouteTable::from_json(&config)?;
+    let elapsed = started
+        .and_then(|start| hostcalls::get_current_time().ok()?.duration_since(start).ok())
+        .map_or_else(String::new, |d| format!(" in {:.1} ms", d.as_secs_f64() * 1000.0));
+    let version = metrics::table_version(&config);
+    info!("route table loaded: version {version}, {} frontend ports{elapsed}", table.frontends().len());
+    counters::record_table_version(version);
+    shared_table::publish(&config, version);
+    let loaded = Rc::new(Loaded { table, counters: Counters::default() });
+    LAST_TABLE.with(|last| *last.borrow_mut() = Some((config, Rc::clone(&loaded))));
+    Ok(loaded)
 }
 
 /// One request/response exchange.

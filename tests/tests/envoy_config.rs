@@ -504,31 +504,52 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
     assert!(text.contains("apiVersion: networking.istio.io/v1alpha3") && text.contains("kind: EnvoyFilter"));
     assert!(text.contains("context: SIDECAR_OUTBOUND"));
     let patches = envoy_filter_patches(&text);
-    assert_eq!(patches.len(), 3, "{patches:?}");
-    let extension = patch(&patches, "EXTENSION_CONFIG");
+    assert_eq!(patches.len(), 5, "{patches:?}");
+    let extension = |name: &str| {
+        patches
+            .iter()
+            .find(|(kind, value)| kind == "EXTENSION_CONFIG" && value["name"] == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no EXTENSION_CONFIG {name}"))
+    };
+    let (table_config, shared_config) = (extension("meshroute-table"), extension("meshroute"));
+    let holder = patch(&patches, "LISTENER");
     let filter = patch(&patches, "HTTP_FILTER");
     let route = patch(&patches, "HTTP_ROUTE");
 
-    // The pieces agree with each other and with the filter.
-    assert_eq!(extension["name"], filter["name"], "the ECDS resource is found by the filter's name");
-    assert_eq!(extension["typed_config"]["@type"], WASM_TYPE_URL);
+    // The pieces agree with each other and with the filter: the outbound listeners' filter is
+    // the shared one; the holder, which binds no port, brings the table to the same VM.
+    assert_eq!(shared_config["name"], filter["name"], "the ECDS resource is found by the filter's name");
+    assert_eq!(holder["bind_to_port"], false);
+    let holder_filters = &holder["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+    assert_eq!(holder_filters[0]["name"], table_config["name"], "the holder's filter is the table's ECDS resource");
+    for extension in [&table_config, &shared_config] {
+        assert_eq!(extension["typed_config"]["@type"], WASM_TYPE_URL);
+        let config = &extension["typed_config"]["config"];
+        assert_eq!(config["failure_policy"], "FAIL_RELOAD");
+        assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
+    }
+    let (table_wasm, shared_wasm) = (&table_config["typed_config"]["config"], &shared_config["typed_config"]["config"]);
+    assert_eq!(table_wasm["vm_config"], shared_wasm["vm_config"], "one VM holds the table for both");
+    assert_eq!(table_wasm["root_id"], shared_wasm["root_id"]);
     assert_eq!(filter["config_discovery"]["type_urls"][0], WASM_TYPE_URL);
-    let config = &extension["typed_config"]["config"];
-    assert_eq!(config["failure_policy"], "FAIL_RELOAD");
-    assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
-    let table: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap_or_default())
+    let table: Value = serde_json::from_str(table_wasm["configuration"]["value"].as_str().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the route table is not JSON: {e}"));
     assert_eq!(table["version"], 1);
+    assert_eq!(shared_wasm["configuration"]["value"], r#"{"table":"shared"}"#);
     assert_eq!(route["match"]["headers"][0]["name"], SELECTION_HEADER);
     assert_eq!(route["route"]["cluster_header"], SELECTION_HEADER);
     assert_eq!(route["request_headers_to_remove"][0], SELECTION_HEADER);
 
     // A bootstrap shaped like Istio's: ECDS over ADS from istiod, outbound listeners whose
-    // router comes after the patched-in filter, and the patched-in route first. The
-    // EXTENSION_CONFIG value is also configured statically, so that validation loads the
-    // module and runs the filter's own check of the table.
-    let mut wasm = extension["typed_config"].clone();
-    wasm["config"]["vm_config"]["code"]["local"]["filename"] = json!(module());
+    // router comes after the patched-in filter, the patched-in route first, and the holder.
+    // Both EXTENSION_CONFIG values are also configured statically, so that validation loads
+    // the module and runs the filter's own check of each configuration.
+    let statically = |extension: &Value| {
+        let mut wasm = extension["typed_config"].clone();
+        wasm["config"]["vm_config"]["code"]["local"]["filename"] = json!(module());
+        json!({ "name": extension["name"], "typed_config": wasm })
+    };
     let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
     let default_route = json!({ "match": { "prefix": "/" },
@@ -544,7 +565,9 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
             ],
             "listeners": [
                 listener("0.0.0.0_80", vec![filter.clone(), router.clone()], vec![route.clone(), default_route.clone()]),
-                listener("extension-config", vec![json!({ "name": extension["name"], "typed_config": wasm }), router], vec![default_route]),
+                holder.clone(),
+                listener("extension-config-table", vec![statically(&table_config), router.clone()], vec![default_route.clone()]),
+                listener("extension-config-shared", vec![statically(&shared_config), router], vec![default_route]),
             ],
         },
     });
