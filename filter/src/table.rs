@@ -301,7 +301,9 @@ impl RouteTable {
         let mut by_address: HashMap<Box<str>, At, FastHash> = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
-            let mut ranked = Vec::new();
+            // Precedence facts and matches apart: the sort moves indexes, not matches.
+            let mut ranked: Vec<precedence::Entry<'_>> = Vec::new();
+            let mut matchers: Vec<Option<MatchEntry>> = Vec::new();
             let mut kind = None;
             for &r in &front.routes {
                 let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
@@ -312,26 +314,27 @@ impl RouteTable {
                 for (rule_index, rule) in route.rules.iter().enumerate() {
                     let at = |e| TableError(format!("routes[{r}].rules[{rule_index}]: {e}"));
                     // A rule without matches takes every request, like one empty match.
-                    let matches: Vec<(Option<&MatchDoc>, Option<usize>)> = if rule.matches.is_empty() {
-                        vec![(None, None)]
-                    } else {
-                        rule.matches.iter().enumerate().map(|(i, m)| (Some(m), Some(i))).collect()
-                    };
-                    for (m, match_index) in matches {
+                    let matches = rule.matches.iter().enumerate().map(|(i, m)| (Some(m), Some(i)));
+                    let catch_all = rule.matches.is_empty().then_some((None, None));
+                    for (m, match_index) in catch_all.into_iter().chain(matches) {
                         let matcher = RouteMatch::compile(route.kind, m).map_err(at)?;
                         let at = MatchPosition { route: r, rule: rule_index, match_index };
-                        ranked.push((
-                            precedence::Entry { specificity: matcher.specificity(), route, at },
-                            MatchEntry { matcher, at },
-                        ));
+                        ranked.push(precedence::Entry { specificity: matcher.specificity(), route, at });
+                        matchers.push(Some(MatchEntry { matcher, at }));
                     }
                 }
             }
             let Some(kind) = kind else {
                 return Err(TableError(format!("{place}: a frontend needs at least one route")));
             };
-            ranked.sort_by(|(a, _), (b, _)| precedence::order(a, b));
-            let entries: Vec<MatchEntry> = ranked.into_iter().map(|(_, entry)| entry).collect();
+            let mut order: Vec<usize> = (0..ranked.len()).collect();
+            // A strict order between distinct positions: unstable sorting decides the same.
+            order.sort_unstable_by(|&a, &b| match (ranked.get(a), ranked.get(b)) {
+                (Some(a), Some(b)) => precedence::order(a, b),
+                _ => a.cmp(&b),
+            });
+            let entries: Vec<MatchEntry> =
+                order.into_iter().filter_map(|i| matchers.get_mut(i).and_then(Option::take)).collect();
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
