@@ -333,8 +333,7 @@ impl RouteTable {
                 (Some(a), Some(b)) => precedence::order(a, b),
                 _ => a.cmp(&b),
             });
-            let entries: Vec<MatchEntry> =
-                order.into_iter().filter_map(|i| matchers.get_mut(i).and_then(Option::take)).collect();
+            let entries: Vec<MatchEntry> = order.into_iter().filter_map(|i| matchers.get_mut(i).and_then(Option::take)).collect();
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
