@@ -87,25 +87,44 @@ class Envoy:
         self.proc = None
 
     def start(self):
+        """Starts Envoy and waits until it is ready: LIVE, every listener active and, for the
+        filter, the route table loaded on the worker (its `route table loaded` log line from a
+        thread other than the main one). Returns the seconds from exec to ready."""
         self.log_path = self.dir / "envoy.log"
         self.log_file = open(self.log_path, "a")
+        log_from = self.log_file.tell()
+        started = time.perf_counter()
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", ENVOY, "-c", str(self.dir / "envoy.yaml"), "--concurrency", "1",
              "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info"],
             stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 600
+        deadline = time.time() + 900
+        active, told = 0, started
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"Envoy ({self.variant}) exited:\n{self.log_path.read_text()[-3000:]}")
             try:
                 stats = admin_get(ADMIN[self.variant], "/stats?filter=listener_manager.total_listeners_active")
                 active = int(stats.split(":")[1])
-                if admin_get(ADMIN[self.variant], "/ready").strip() == "LIVE" and active >= self.listeners:
-                    return
+                if (active >= self.listeners and admin_get(ADMIN[self.variant], "/ready").strip() == "LIVE"
+                        and (self.variant != "filter" or self.table_on_worker(log_from))):
+                    return time.perf_counter() - started
             except (OSError, ValueError, IndexError):
                 pass
-            time.sleep(0.1)
+            if time.perf_counter() - told > 15:
+                told = time.perf_counter()
+                log(f"  {self.variant}: starting, {told - started:.0f} s, {active:,} of {self.listeners:,} listeners active")
+            time.sleep(0.05)
         raise SystemExit(f"Envoy ({self.variant}) not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def table_on_worker(self, log_from):
+        with open(self.log_path, errors="replace") as f:
+            f.seek(log_from)
+            for line in f:
+                m = TABLE_LOADED.match(line)
+                if m and int(m.group(1)) != self.proc.pid:
+                    return True
+        return False
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -193,6 +212,11 @@ def timed(cmd, times=3):
 
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\].*route table loaded(.*)$")
 ELAPSED = re.compile(r"in ([0-9.]+) ?(ms|µs|us|s)\b")
+
+
+# The filter's `route table loaded` line and the thread that wrote it (Envoy's main thread's id is
+# its process id; taskset execs Envoy, so that is the child's pid).
+TABLE_LOADED = re.compile(r"^\[[^]]*\]\[(\d+)\].*route table loaded")
 
 
 def configure_lines(log_path):
