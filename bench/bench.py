@@ -235,8 +235,9 @@ def configure_lines(log_path):
     return found
 
 
-def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
-    """Adds a route for a new path, publishes, and times until Envoy routes it."""
+def visible(envoy, manifests, out, variant, mode, frontend, k, extra=(), cap=30.0):
+    """Adds a route for a new path, publishes, and times until Envoy routes it (at most `cap`
+    seconds: then `capped` is set and `visible_s` is the cap)."""
     path = f"/visible-{variant}-{k}"
     route = (f"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: visible\n"
              f"  namespace: bench\nspec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: {frontend[0]}\n"
@@ -247,7 +248,8 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
     sync_s = sync(manifests, out, variant, mode, extra)
     published = time.time()
     host, port = frontend[1], 80
-    deadline = published + 30
+    deadline = published + cap
+    capped = True
     while time.time() < deadline:
         try:
             c = socket.create_connection((host, port), timeout=2)
@@ -255,6 +257,7 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
             status = c.recv(64).split(b" ")[1]
             c.close()
             if status == b"200":
+                capped = False
                 break
         except (OSError, IndexError):
             pass
@@ -267,7 +270,7 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
         if after:
             at, elapsed = after[-1]
             configure = elapsed if elapsed is not None else max(0.0, at - published)
-    return {"sync_s": sync_s, "visible_s": seen - published, "configure_s": configure,
+    return {"sync_s": sync_s, "visible_s": min(seen - published, cap), "capped": capped, "configure_s": configure,
             "configure_reported": mode == "filter" and configure is not None and after[-1][1] is not None}
 
 
@@ -345,9 +348,15 @@ def bench_set(name, gen_args, args, work, sync_args=()):
         result["visible"] = {}
         for variant, mode in (("filter", "filter"), ("native", "native")):
             ip = NETS[variant] + (".0.1" if "--rules" in gen_args else ".1.1")
-            trials = [visible(envoys[variant], setdir / variant / "manifests", setdir / variant / "envoy", variant, mode,
-                              (frontend[0], ip), k, sync_args)
-                      for k in range(1 if args.smoke else 3)]
+            trials = []
+            for k in range(1 if args.smoke else 3):
+                t = visible(envoys[variant], setdir / variant / "manifests", setdir / variant / "envoy", variant, mode,
+                            (frontend[0], ip), k, sync_args, args.visible_cap)
+                trials.append(t)
+                log(f"{name}: {variant} publish to visible {'> ' if t['capped'] else ''}{t['visible_s']:.2f} s "
+                    f"(sync --once {t['sync_s']:.2f} s)")
+                if t["capped"]:
+                    break  # the next change would land on one Envoy has not finished
             result["visible"][variant] = trials
     finally:
         for e in envoys.values():
@@ -440,6 +449,17 @@ def plots(results, outdir):
     plt.close(fig)
     written.append("config-times.png")
     return written
+
+
+def visible_text(trials, cap, ms=False):
+    """Median publish-to-visible time; '> cap' when the median change was not visible within the cap."""
+    if not trials:
+        return "n/a"
+    m = median([t["visible_s"] for t in trials])
+    over = m >= cap and any(t.get("capped") for t in trials)
+    if ms:
+        return f"{'> ' if over else ''}{m * 1e3:.0f}"
+    return f"> {cap:.0f} s" if over else (f"{m * 1e3:.0f} ms" if m < 1 else f"{m:.1f} s")
 
 
 def verdict(value, target, lower_is_better=True):
@@ -564,7 +584,8 @@ def report(results, crit, info, args, written, path):
               "`sync`: `meshroute sync --once` wall time. Visible: from the moment `sync` has written its files until a request "
               "for the newly added path is answered by its backend (polled every 2 ms). on_configure: from the filter's own "
               "log line when it reports the elapsed time, else from publishing to the filter's `route table loaded` log line "
-              "(Envoy's millisecond timestamps), an upper bound that includes Envoy reading and decoding the file.", "",
+              "(Envoy's millisecond timestamps), an upper bound that includes Envoy reading and decoding the file. "
+              f"Visible is waited for at most {args.visible_cap:.0f} s ('>' when that was hit).", "",
               "| route set | compile ms | compile envoy-rds ms | sync ms (filter) | visible ms (filter) | on_configure ms | sync ms (native) | visible ms (native) | Envoys start s |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
@@ -572,8 +593,8 @@ def report(results, crit, info, args, written, path):
         conf = [t["configure_s"] for t in f if t["configure_s"] is not None]
         conf_text = f"{median(conf) * 1e3:.1f}" + ("" if any(t["configure_reported"] for t in f) else " (≤)") if conf else "n/a"
         lines.append(f"| {r['name']} | {r['compile_s'] * 1e3:.0f} | {r['compile_rds_s'] * 1e3:.0f} | "
-                     f"{median([t['sync_s'] for t in f]) * 1e3:.0f} | {median([t['visible_s'] for t in f]) * 1e3:.0f} | {conf_text} | "
-                     f"{median([t['sync_s'] for t in n]) * 1e3:.0f} | {median([t['visible_s'] for t in n]) * 1e3:.0f} | {r['startup_s']:.1f} |")
+                     f"{median([t['sync_s'] for t in f]) * 1e3:.0f} | {visible_text(f, args.visible_cap, ms=True)} | {conf_text} | "
+                     f"{median([t['sync_s'] for t in n]) * 1e3:.0f} | {visible_text(n, args.visible_cap, ms=True)} | {r['startup_s']:.1f} |")
     lines += ["", "![configuration times](config-times.png)", ""]
 
     lines += ["## Core matcher (criterion)", "", "`cargo bench -p meshroute-filter` (filter/benches/match.rs), natively: "
@@ -610,6 +631,8 @@ def main():
                    help="add the smallest set again with a RequestHeaderModifier on every rule: what such a rule costs (not in --smoke)")
     p.add_argument("--no-metrics-set", action=argparse.BooleanOptionalAction, default=True,
                    help="add the smallest set again with counting off in the filter and native mode (sync --no-metrics): what counting costs each (not in --smoke)")
+    p.add_argument("--visible-cap", type=float, default=60.0,
+                   help="seconds to wait for a published route to answer before reporting '> cap'")
     p.add_argument("--requests", type=int, default=20000, help="requests per measured run")
     p.add_argument("--warm", type=int, default=2000, help="requests before each measured run")
     p.add_argument("--restart-every", type=int, default=10)
