@@ -10,8 +10,12 @@ The load client (`meshroute-bench load`) and the upstream echo server run on CPU
 CPU per request is Envoy's process CPU time (the sum of its threads' run time in
 /proc/PID/task/*/schedstat, nanoseconds) over a fixed number of requests. Runs are short and
 alternate between the three Envoys, in a rotating order, many times; the Envoys are restarted
-along the way. Each round gives a ratio filter/native and filter/floor; the report gives the
+along the way (not in the Services sets of more than 2,000 Services: --services-pairs rounds). Each round gives a ratio filter/native and filter/floor; the report gives the
 median of those ratios and their spread (quartiles, min, max).
+
+The Services sets (--services, default 1,000 and 10,000 Services of 2 rules each) add each
+Envoy's start time (started alone, exec to ready), its memory, and publish-to-visible with
+many Services, where native mode has one listener per Service port and the filter one in all.
 
 Usage: bench/bench.py [--smoke] (make bench / make bench-smoke set the binaries' paths).
 """
@@ -48,6 +52,9 @@ ADMIN = {"filter": 19951, "native": 19952, "floor": 19953}
 GEN_NET = "127.77"
 UPSTREAM = "127.0.0.1:19950"
 
+# A Services set of more Services than this runs --services-pairs rounds and no restarts.
+BIG_SERVICES = 2000
+
 # The issue's targets.
 TARGETS = {
     "ratio_10": 1.20,
@@ -57,6 +64,9 @@ TARGETS = {
     "core_ns": 200.0,
     "compile_s": 1.0,
     "visible_ms": 500.0,
+    "services_rss": 0.75,
+    "services_start": 1.0,
+    "services_visible_s": 2.0,
 }
 
 
@@ -303,6 +313,12 @@ def bench_set(name, gen_args, args, work, sync_args=()):
         addresses = len(re.findall(r"clusterIP:", (manifests / "services.yaml").read_text()))
         listeners = 1 if variant == "filter" else addresses
         envoys[variant] = Envoy(variant, out, listeners)
+    # Big Services sets: fewer rounds and no restarts (native's and the floor's Envoys take a
+    # minute or more to start there).
+    big = "--services" in gen_args and int(gen_args[gen_args.index("--services") + 1]) > BIG_SERVICES
+    pairs = args.services_pairs if big else args.pairs
+    restart_every = 0 if big else args.restart_every
+    result["pairs"], result["restart_every"] = pairs, restart_every
     # One Envoy at a time, each timed from exec to ready (they share CPU 0, so starting them
     # together takes as long in all and says nothing about each).
     result["start_s"], result["rss_ready_mib"] = {}, {}
@@ -319,8 +335,8 @@ def bench_set(name, gen_args, args, work, sync_args=()):
                 raise SystemExit(f"{name}/{variant}: not every request answered 2xx: {check}")
         cpu = {v: [] for v in VARIANTS}
         ratios = {"filter/native": [], "filter/floor": [], "native/floor": []}
-        for round_ in range(args.pairs):
-            if round_ and args.restart_every and round_ % args.restart_every == 0:
+        for round_ in range(pairs):
+            if round_ and restart_every and round_ % restart_every == 0:
                 log(f"{name}: restarting the Envoys")
                 for e in envoys.values():
                     e.stop()
@@ -472,7 +488,11 @@ def visible_text(trials, cap, ms=False):
     over = m >= cap and any(t.get("capped") for t in trials)
     if ms:
         return f"{'> ' if over else ''}{m * 1e3:.0f}"
-    return f"> {cap:.0f} s" if over else (f"{m * 1e3:.0f} ms" if m < 1 else f"{m:.1f} s")
+    return f"> {cap:.0f} s" if over else seconds(m)
+
+
+def seconds(s):
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
 
 
 def verdict(value, target, lower_is_better=True):
@@ -511,7 +531,8 @@ def report(results, crit, info, args, written, path):
               f"- CPUs (`nproc`): {info['nproc']}", f"- CPU: {info['cpu']}", f"- kernel: {info['kernel']}",
               f"- Envoy: {info['envoy']}",
               f"- run: {args.pairs} rounds of {args.requests} requests per Envoy, restart every {args.restart_every} rounds, "
-              f"fixed rate {args.rate}/s for {args.rate_seconds} s", ""]
+              f"fixed rate {args.rate}/s for {args.rate_seconds} s; Services sets of more than {BIG_SERVICES:,} Services: "
+              f"{args.services_pairs} rounds, no restarts; publish to visible waited for at most {args.visible_cap:.0f} s", ""]
 
     def ratio(name):
         r = by.get(name)
@@ -541,6 +562,36 @@ def report(results, crit, info, args, written, path):
         ("`meshroute compile`, 10,000 rules", f"{compile_s * 1e3:.0f} ms", "< 1 s", verdict(compile_s, 1.0), "wall time, whole command"),
         ("publish to visible, 10,000 rules (filter)", f"{visible_ms:.0f} ms", "< 500 ms", verdict(visible_ms, 500.0), "files written → new route answers"),
     ]
+    services = [r for r in results if r["name"].endswith(" Services × 2")]
+    if services:
+        # The biggest Services set against the issue's targets for many Services.
+        r = max(services, key=lambda r: int(r["name"].split()[0].replace(",", "")))
+        n = r["name"]
+        rss = {v: r["rss_mib"][v] for v in VARIANTS}
+        rss_ratio = rss["filter"] / rss["native"]
+        start = r["start_s"]
+        start_ratio = start["filter"] / start["native"]
+        vis = median([t["visible_s"] for t in r["visible"]["filter"]])
+        rows += [
+            (f"Envoy RSS, {n}: filter / native", f"{rss_ratio:.2f} ({rss['filter']:.0f} / {rss['native']:.0f} MiB)",
+             f"≤ {TARGETS['services_rss']}", verdict(rss_ratio, TARGETS["services_rss"]),
+             f"after the measured runs; floor {rss['floor']:.0f} MiB; at ready: filter {r['rss_ready_mib']['filter']:.0f}, "
+             f"native {r['rss_ready_mib']['native']:.0f}, floor {r['rss_ready_mib']['floor']:.0f} MiB"),
+            (f"Envoy start, {n}: filter / native", f"{start_ratio:.2f} ({start['filter']:.1f} / {start['native']:.1f} s)",
+             "≤ 1.0 (filter no slower)", verdict(start_ratio, TARGETS["services_start"]),
+             f"each Envoy alone, exec → every listener active (and the filter's table loaded); floor {start['floor']:.1f} s"),
+            (f"publish to visible, {n} (filter)", visible_text(r["visible"]["filter"], args.visible_cap),
+             f"≤ {TARGETS['services_visible_s']:.0f} s", verdict(vis, TARGETS["services_visible_s"]),
+             f"filter max {seconds(max(t['visible_s'] for t in r['visible']['filter']))}; native: "
+             f"{visible_text(r['visible']['native'], args.visible_cap)}, max "
+             f"{seconds(max(t['visible_s'] for t in r['visible']['native']))}; `sync --once`: filter "
+             f"{seconds(median([t['sync_s'] for t in r['visible']['filter']]))}, native "
+             f"{seconds(median([t['sync_s'] for t in r['visible']['native']]))}; medians of "
+             f"{len(r['visible']['filter'])} / {len(r['visible']['native'])} changes"),
+            (f"filter / native CPU per request, {n}", f"{ratio(n):.3f}", "(report)",
+             f"filter {median(r['cpu_us']['filter']):.1f} µs, native {median(r['cpu_us']['native']):.1f} µs, "
+             f"floor {median(r['cpu_us']['floor']):.1f} µs", spread(n)),
+        ]
     modified = next((r for r in results if r["name"].endswith(", header modifier")), None)
     if modified:
         # What a RequestHeaderModifier on the matched rule adds: the ratio to native with it,
@@ -625,13 +676,17 @@ def report(results, crit, info, args, written, path):
               "- Route sets (`meshroute-bench gen`, bench/src/routeset.rs): N rules on one Service in HTTPRoutes of 10 rules: "
               "Exact paths, segment prefixes, prefix + header, prefix + query parameter, Exact + method, one regex in 50, one rule "
               "in 10 split 1:1 over two backends. The request list holds one request per rule, shuffled, so requests spread over "
-              "every rule including the one Envoy's scan reaches last. The Services set has "
-              f"{args.services:,} Services with 2 rules each; requests come 20 at a time per Service over one connection.",
+              "every rule including the one Envoy's scan reaches last. "
+              + (f"The Services sets have {' and '.join(f'{n:,}' for n in services_counts(args))} Services with 2 rules "
+                 "each; requests come 20 at a time per Service over one connection. The filter's Envoy binds every "
+                 "Service address through one listener; native mode and the floor have one listener per Service port."
+                 if services_counts(args) else "No Services sets in this run."),
               "- Three Envoys per set, each `--concurrency 1`, pinned to CPU 0 with taskset; the load client "
               "(`meshroute-bench load`, Rust, HTTP/1.1 keep-alive, 8 connections) and the echo upstream on CPU 1.",
               "- CPU: the sum of Envoy's threads' run time (/proc/PID/task/*/schedstat) across a fixed number of requests, "
               "after a warm-up burst, in rounds that rotate the order of the three Envoys; every Envoy is restarted every "
-              f"{args.restart_every} rounds. Every request must answer 2xx or the run fails.",
+              f"{args.restart_every} rounds (Services sets of more than {BIG_SERVICES:,} Services: {args.services_pairs} "
+              "rounds, no restarts). Every request must answer 2xx or the run fails.",
               "- The three Envoys of a set are started one after another, each timed alone from exec to ready.",
               "- Floor: `meshroute sync --mode native` of the same Services without routes: one pass-through route per listener.",
               "- Native: `meshroute sync --mode native`: one RouteConfiguration, a virtual host per listener picked by a header "
@@ -639,12 +694,20 @@ def report(results, crit, info, args, written, path):
     path.write_text("\n".join(lines) + "\n")
 
 
+def services_counts(args):
+    return [int(n) for n in str(args.services).split(",") if n.strip() and int(n)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="one small set, two rounds: checks that everything runs")
     p.add_argument("--sizes", default="10,100,1000,10000")
-    p.add_argument("--services", type=int, default=1000, help="Services of 2 rules each in the last set (0: none); 10,000 runs too, but native mode takes seconds per change there")
+    p.add_argument("--services", default="1000,10000",
+                   help="Services sets: Services of 2 rules each, one set per number (empty or 0: none)")
     p.add_argument("--pairs", type=int, default=30, help="rounds per set")
+    p.add_argument("--services-pairs", type=int, default=6,
+                   help=f"rounds for a Services set of more than {BIG_SERVICES:,} Services, with no restarts "
+                        "(native's and the floor's Envoys, one listener per Service port, take a minute or more to start there)")
     p.add_argument("--header-modifier", action=argparse.BooleanOptionalAction, default=True,
                    help="add the smallest set again with a RequestHeaderModifier on every rule: what such a rule costs (not in --smoke)")
     p.add_argument("--no-metrics-set", action=argparse.BooleanOptionalAction, default=True,
@@ -659,7 +722,7 @@ def main():
     p.add_argument("--out", default=str(ROOT / "bench"))
     args = p.parse_args()
     if args.smoke:
-        args.sizes, args.services, args.pairs, args.requests, args.warm = "10", 0, 2, 1000, 200
+        args.sizes, args.services, args.pairs, args.requests, args.warm = "10", "", 2, 1000, 200
         args.restart_every, args.rate, args.rate_seconds = 1, 500, 1
     if not ENVOY:
         raise SystemExit("set ENVOY_BIN (make bench does)")
@@ -679,8 +742,8 @@ def main():
                 sets.insert(1, (f"{name}, no metrics", gen, ("--no-metrics",)))
             if args.header_modifier:
                 sets.insert(1, (f"{name}, header modifier", [*gen, "--header-modifier"], ()))
-        if args.services:
-            sets.append((f"{args.services:,} Services × 2", ["--services", str(args.services)], ()))
+        for n in services_counts(args):
+            sets.append((f"{n:,} Services × 2", ["--services", str(n)], ()))
         results = [bench_set(name, gen, args, work, sync_args) for name, gen, sync_args in sets]
         log("criterion")
         crit = criterion(args.smoke)
