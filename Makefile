@@ -119,8 +119,9 @@ run: setup build
 	ENVOY_BIN="$(ENVOY_BIN)" scripts/demo.sh
 
 # The filter against Envoy's own router on the same routes: bench/report.md and its plots.
-# About 30-40 minutes on 2 cores (BENCH_ARGS="--pairs 10" for a shorter run); anything else
-# running on the machine skews it, so run it alone.
+# About 40-50 minutes on 2 cores, some 10 of them the 10,000-Services set (BENCH_ARGS="--pairs 10"
+# for a shorter run, --services 1000 to leave that set out); anything else running on the machine
+# skews it, so run it alone.
 bench: setup build $(VENV)/.matplotlib-installed
 	$(CARGO) build --release -p meshroute-bench
 	ENVOY_BIN="$(ENVOY_BIN)" $(VENV)/bin/python bench/bench.py $(BENCH_ARGS)

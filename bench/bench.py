@@ -10,8 +10,12 @@ The load client (`meshroute-bench load`) and the upstream echo server run on CPU
 CPU per request is Envoy's process CPU time (the sum of its threads' run time in
 /proc/PID/task/*/schedstat, nanoseconds) over a fixed number of requests. Runs are short and
 alternate between the three Envoys, in a rotating order, many times; the Envoys are restarted
-along the way. Each round gives a ratio filter/native and filter/floor; the report gives the
+along the way (not in the Services sets of more than 2,000 Services: --services-pairs rounds). Each round gives a ratio filter/native and filter/floor; the report gives the
 median of those ratios and their spread (quartiles, min, max).
+
+The Services sets (--services, default 1,000 and 10,000 Services of 2 rules each) add each
+Envoy's start time (started alone, exec to ready), its memory, and publish-to-visible with
+many Services, where native mode has one listener per Service port and the filter one in all.
 
 Usage: bench/bench.py [--smoke] (make bench / make bench-smoke set the binaries' paths).
 """
@@ -48,6 +52,9 @@ ADMIN = {"filter": 19951, "native": 19952, "floor": 19953}
 GEN_NET = "127.77"
 UPSTREAM = "127.0.0.1:19950"
 
+# A Services set of more Services than this runs --services-pairs rounds and no restarts.
+BIG_SERVICES = 2000
+
 # The issue's targets.
 TARGETS = {
     "ratio_10": 1.20,
@@ -57,6 +64,9 @@ TARGETS = {
     "core_ns": 200.0,
     "compile_s": 1.0,
     "visible_ms": 500.0,
+    "services_rss": 0.75,
+    "services_start": 1.0,
+    "services_visible_s": 2.0,
 }
 
 
@@ -87,25 +97,49 @@ class Envoy:
         self.proc = None
 
     def start(self):
+        """Starts Envoy and waits until it is ready: LIVE, every listener active and, for the
+        filter, the route table loaded on the worker (its `route table loaded` log line from a
+        thread other than the main one). Returns the seconds from exec to ready."""
         self.log_path = self.dir / "envoy.log"
         self.log_file = open(self.log_path, "a")
+        log_from = self.log_file.tell()
+        started = time.perf_counter()
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", ENVOY, "-c", str(self.dir / "envoy.yaml"), "--concurrency", "1",
              "--disable-hot-restart", "--log-level", "warn", "--component-log-level", "wasm:info"],
             stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 600
+        deadline = time.time() + 900
+        active, live, told = 0, False, started
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"Envoy ({self.variant}) exited:\n{self.log_path.read_text()[-3000:]}")
+            # Only cheap admin calls while Envoy starts: a filtered /stats scans every stat on the
+            # main thread (a second or more with 10,000 clusters), which would slow the start it
+            # times. /ready first; once LIVE, the active listeners.
             try:
-                stats = admin_get(ADMIN[self.variant], "/stats?filter=listener_manager.total_listeners_active")
-                active = int(stats.split(":")[1])
-                if admin_get(ADMIN[self.variant], "/ready").strip() == "LIVE" and active >= self.listeners:
-                    return
-            except (OSError, ValueError, IndexError):
-                pass
-            time.sleep(0.1)
+                live = admin_get(ADMIN[self.variant], "/ready").strip() == "LIVE"
+                if live:
+                    listeners = json.loads(admin_get(ADMIN[self.variant], "/listeners?format=json"))
+                    active = len(listeners.get("listener_statuses", []))
+                    if active >= self.listeners and (self.variant != "filter" or self.table_on_worker(log_from)):
+                        return time.perf_counter() - started
+            except (OSError, ValueError):
+                live = False
+            if time.perf_counter() - told > 15:
+                told = time.perf_counter()
+                log(f"  {self.variant}: starting, {told - started:.0f} s, "
+                    + (f"{active:,} of {self.listeners:,} listeners active" if live else "not live yet"))
+            time.sleep(0.05)
         raise SystemExit(f"Envoy ({self.variant}) not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def table_on_worker(self, log_from):
+        with open(self.log_path, errors="replace") as f:
+            f.seek(log_from)
+            for line in f:
+                m = TABLE_LOADED.match(line)
+                if m and int(m.group(1)) != self.proc.pid:
+                    return True
+        return False
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -195,6 +229,11 @@ LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\].*route table 
 ELAPSED = re.compile(r"in ([0-9.]+) ?(ms|µs|us|s)\b")
 
 
+# The filter's `route table loaded` line and the thread that wrote it (Envoy's main thread's id is
+# its process id; taskset execs Envoy, so that is the child's pid).
+TABLE_LOADED = re.compile(r"^\[[^]]*\]\[(\d+)\].*route table loaded")
+
+
 def configure_lines(log_path):
     """(wall time, elapsed seconds the filter reports or None) of each 'route table loaded'."""
     found = []
@@ -211,8 +250,9 @@ def configure_lines(log_path):
     return found
 
 
-def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
-    """Adds a route for a new path, publishes, and times until Envoy routes it."""
+def visible(envoy, manifests, out, variant, mode, frontend, k, extra=(), cap=30.0):
+    """Adds a route for a new path, publishes, and times until Envoy routes it (at most `cap`
+    seconds: then `capped` is set and `visible_s` is the cap)."""
     path = f"/visible-{variant}-{k}"
     route = (f"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: visible\n"
              f"  namespace: bench\nspec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: {frontend[0]}\n"
@@ -223,7 +263,8 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
     sync_s = sync(manifests, out, variant, mode, extra)
     published = time.time()
     host, port = frontend[1], 80
-    deadline = published + 30
+    deadline = published + cap
+    capped = True
     while time.time() < deadline:
         try:
             c = socket.create_connection((host, port), timeout=2)
@@ -231,6 +272,7 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
             status = c.recv(64).split(b" ")[1]
             c.close()
             if status == b"200":
+                capped = False
                 break
         except (OSError, IndexError):
             pass
@@ -243,7 +285,7 @@ def visible(envoy, manifests, out, variant, mode, frontend, k, extra=()):
         if after:
             at, elapsed = after[-1]
             configure = elapsed if elapsed is not None else max(0.0, at - published)
-    return {"sync_s": sync_s, "visible_s": seen - published, "configure_s": configure,
+    return {"sync_s": sync_s, "visible_s": min(seen - published, cap), "capped": capped, "configure_s": configure,
             "configure_reported": mode == "filter" and configure is not None and after[-1][1] is not None}
 
 
@@ -271,11 +313,21 @@ def bench_set(name, gen_args, args, work, sync_args=()):
         addresses = len(re.findall(r"clusterIP:", (manifests / "services.yaml").read_text()))
         listeners = 1 if variant == "filter" else addresses
         envoys[variant] = Envoy(variant, out, listeners)
-    started = time.perf_counter()
-    for e in envoys.values():
-        e.start()
-    result["startup_s"] = time.perf_counter() - started
+    # Big Services sets: fewer rounds and no restarts (native's and the floor's Envoys take a
+    # minute or more to start there).
+    big = "--services" in gen_args and int(gen_args[gen_args.index("--services") + 1]) > BIG_SERVICES
+    pairs = args.services_pairs if big else args.pairs
+    restart_every = 0 if big else args.restart_every
+    result["pairs"], result["restart_every"] = pairs, restart_every
+    # One Envoy at a time, each timed from exec to ready (they share CPU 0, so starting them
+    # together takes as long in all and says nothing about each).
+    result["start_s"], result["rss_ready_mib"] = {}, {}
     try:
+        for variant in VARIANTS:
+            log(f"{name}: starting {variant} ({envoys[variant].listeners:,} listeners)")
+            result["start_s"][variant] = envoys[variant].start()
+            result["rss_ready_mib"][variant] = envoys[variant].rss_mib()
+            log(f"{name}: {variant} ready in {result['start_s'][variant]:.1f} s, RSS {result['rss_ready_mib'][variant]:.0f} MiB")
         # Routing answers 2xx on every variant before anything is measured.
         for variant in VARIANTS:
             check = load(requests, variant, min(2000, args.requests))
@@ -283,8 +335,9 @@ def bench_set(name, gen_args, args, work, sync_args=()):
                 raise SystemExit(f"{name}/{variant}: not every request answered 2xx: {check}")
         cpu = {v: [] for v in VARIANTS}
         ratios = {"filter/native": [], "filter/floor": [], "native/floor": []}
-        for round_ in range(args.pairs):
-            if round_ and args.restart_every and round_ % args.restart_every == 0:
+        for round_ in range(pairs):
+            if round_ and restart_every and round_ % restart_every == 0:
+                log(f"{name}: restarting the Envoys")
                 for e in envoys.values():
                     e.stop()
                     e.start()
@@ -307,10 +360,13 @@ def bench_set(name, gen_args, args, work, sync_args=()):
         result["cpu_us"] = cpu
         result["ratios"] = ratios
         result["rss_mib"] = {v: envoys[v].rss_mib() for v in VARIANTS}
+        log(f"{name}: RSS " + ", ".join(f"{v} {result['rss_mib'][v]:.0f} MiB" for v in VARIANTS)
+            + "; latency at a fixed rate")
         result["latency"] = {}
         for variant in VARIANTS:
             r = load(requests, variant, int(args.rate * args.rate_seconds), connections=16, rate=args.rate)
             result["latency"][variant] = r
+        log(f"{name}: throughput")
         result["throughput"] = {v: [] for v in VARIANTS}
         for _ in range(1 if args.smoke else 3):
             for variant in VARIANTS:
@@ -321,9 +377,15 @@ def bench_set(name, gen_args, args, work, sync_args=()):
         result["visible"] = {}
         for variant, mode in (("filter", "filter"), ("native", "native")):
             ip = NETS[variant] + (".0.1" if "--rules" in gen_args else ".1.1")
-            trials = [visible(envoys[variant], setdir / variant / "manifests", setdir / variant / "envoy", variant, mode,
-                              (frontend[0], ip), k, sync_args)
-                      for k in range(1 if args.smoke else 3)]
+            trials = []
+            for k in range(1 if args.smoke else 3):
+                t = visible(envoys[variant], setdir / variant / "manifests", setdir / variant / "envoy", variant, mode,
+                            (frontend[0], ip), k, sync_args, args.visible_cap)
+                trials.append(t)
+                log(f"{name}: {variant} publish to visible {'> ' if t['capped'] else ''}{t['visible_s']:.2f} s "
+                    f"(sync --once {t['sync_s']:.2f} s)")
+                if t["capped"]:
+                    break  # the next change would land on one Envoy has not finished
             result["visible"][variant] = trials
     finally:
         for e in envoys.values():
@@ -418,6 +480,21 @@ def plots(results, outdir):
     return written
 
 
+def visible_text(trials, cap, ms=False):
+    """Median publish-to-visible time; '> cap' when the median change was not visible within the cap."""
+    if not trials:
+        return "n/a"
+    m = median([t["visible_s"] for t in trials])
+    over = m >= cap and any(t.get("capped") for t in trials)
+    if ms:
+        return f"{'> ' if over else ''}{m * 1e3:.0f}"
+    return f"> {cap:.0f} s" if over else seconds(m)
+
+
+def seconds(s):
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
 def verdict(value, target, lower_is_better=True):
     if value != value:  # NaN
         return "not measured"
@@ -454,7 +531,8 @@ def report(results, crit, info, args, written, path):
               f"- CPUs (`nproc`): {info['nproc']}", f"- CPU: {info['cpu']}", f"- kernel: {info['kernel']}",
               f"- Envoy: {info['envoy']}",
               f"- run: {args.pairs} rounds of {args.requests} requests per Envoy, restart every {args.restart_every} rounds, "
-              f"fixed rate {args.rate}/s for {args.rate_seconds} s", ""]
+              f"fixed rate {args.rate}/s for {args.rate_seconds} s; Services sets of more than {BIG_SERVICES:,} Services: "
+              f"{args.services_pairs} rounds, no restarts; publish to visible waited for at most {args.visible_cap:.0f} s", ""]
 
     def ratio(name):
         r = by.get(name)
@@ -484,6 +562,36 @@ def report(results, crit, info, args, written, path):
         ("`meshroute compile`, 10,000 rules", f"{compile_s * 1e3:.0f} ms", "< 1 s", verdict(compile_s, 1.0), "wall time, whole command"),
         ("publish to visible, 10,000 rules (filter)", f"{visible_ms:.0f} ms", "< 500 ms", verdict(visible_ms, 500.0), "files written → new route answers"),
     ]
+    services = [r for r in results if r["name"].endswith(" Services × 2")]
+    if services:
+        # The biggest Services set against the issue's targets for many Services.
+        r = max(services, key=lambda r: int(r["name"].split()[0].replace(",", "")))
+        n = r["name"]
+        rss = {v: r["rss_mib"][v] for v in VARIANTS}
+        rss_ratio = rss["filter"] / rss["native"]
+        start = r["start_s"]
+        start_ratio = start["filter"] / start["native"]
+        vis = median([t["visible_s"] for t in r["visible"]["filter"]])
+        rows += [
+            (f"Envoy RSS, {n}: filter / native", f"{rss_ratio:.2f} ({rss['filter']:.0f} / {rss['native']:.0f} MiB)",
+             f"≤ {TARGETS['services_rss']}", verdict(rss_ratio, TARGETS["services_rss"]),
+             f"after the measured runs; floor {rss['floor']:.0f} MiB; at ready: filter {r['rss_ready_mib']['filter']:.0f}, "
+             f"native {r['rss_ready_mib']['native']:.0f}, floor {r['rss_ready_mib']['floor']:.0f} MiB"),
+            (f"Envoy start, {n}: filter / native", f"{start_ratio:.2f} ({start['filter']:.1f} / {start['native']:.1f} s)",
+             "≤ 1.0 (filter no slower)", verdict(start_ratio, TARGETS["services_start"]),
+             f"each Envoy alone, exec → every listener active (and the filter's table loaded); floor {start['floor']:.1f} s"),
+            (f"publish to visible, {n} (filter)", visible_text(r["visible"]["filter"], args.visible_cap),
+             f"≤ {TARGETS['services_visible_s']:.0f} s", verdict(vis, TARGETS["services_visible_s"]),
+             f"filter max {seconds(max(t['visible_s'] for t in r['visible']['filter']))}; native: "
+             f"{visible_text(r['visible']['native'], args.visible_cap)}, max "
+             f"{seconds(max(t['visible_s'] for t in r['visible']['native']))}; `sync --once`: filter "
+             f"{seconds(median([t['sync_s'] for t in r['visible']['filter']]))}, native "
+             f"{seconds(median([t['sync_s'] for t in r['visible']['native']]))}; medians of "
+             f"{len(r['visible']['filter'])} / {len(r['visible']['native'])} changes"),
+            (f"filter / native CPU per request, {n}", f"{ratio(n):.3f}", "(report)",
+             f"filter {median(r['cpu_us']['filter']):.1f} µs, native {median(r['cpu_us']['native']):.1f} µs, "
+             f"floor {median(r['cpu_us']['floor']):.1f} µs", spread(n)),
+        ]
     modified = next((r for r in results if r["name"].endswith(", header modifier")), None)
     if modified:
         # What a RequestHeaderModifier on the matched rule adds: the ratio to native with it,
@@ -528,11 +636,12 @@ def report(results, crit, info, args, written, path):
               f"Latency at a fixed {args.rate} requests/s over 16 connections, counted from when each request was due. "
               "Throughput: 32 connections as fast as they go, median of runs (the client and the upstream share one core, "
               "so at the highest rates they may be the limit, not Envoy). RSS after the measured runs.", "",
-              "| route set | variant | p50 µs | p99 µs | highest rps | RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
+              "| route set | variant | p50 µs | p99 µs | highest rps | RSS MiB | RSS at ready MiB |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         for v in VARIANTS:
             lines.append(f"| {r['name']} | {v} | {r['latency'][v]['p50_us']} | {r['latency'][v]['p99_us']} | "
-                         f"{median(r['throughput'][v]):.0f} | {r['rss_mib'][v]:.1f} |")
+                         f"{median(r['throughput'][v]):.0f} | {r['rss_mib'][v]:.1f} | {r['rss_ready_mib'][v]:.1f} |")
     lines += ["", "![p50](latency-p50.png) ![p99](latency-p99.png)", "", "![throughput](throughput.png) ![memory](memory.png)", ""]
 
     lines += ["## Configuration times", "",
@@ -540,16 +649,20 @@ def report(results, crit, info, args, written, path):
               "`sync`: `meshroute sync --once` wall time. Visible: from the moment `sync` has written its files until a request "
               "for the newly added path is answered by its backend (polled every 2 ms). on_configure: from the filter's own "
               "log line when it reports the elapsed time, else from publishing to the filter's `route table loaded` log line "
-              "(Envoy's millisecond timestamps), an upper bound that includes Envoy reading and decoding the file.", "",
-              "| route set | compile ms | compile envoy-rds ms | sync ms (filter) | visible ms (filter) | on_configure ms | sync ms (native) | visible ms (native) | Envoys start s |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "(Envoy's millisecond timestamps), an upper bound that includes Envoy reading and decoding the file. "
+              f"Visible is waited for at most {args.visible_cap:.0f} s ('>' when that was hit). Start: each Envoy started "
+              "alone, from exec until it is live with every listener active and, for the filter, the route table loaded "
+              "on its worker.", "",
+              "| route set | compile ms | compile envoy-rds ms | sync ms (filter) | visible ms (filter) | on_configure ms | sync ms (native) | visible ms (native) | start s filter | start s native | start s floor |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         f, n = r["visible"]["filter"], r["visible"]["native"]
         conf = [t["configure_s"] for t in f if t["configure_s"] is not None]
         conf_text = f"{median(conf) * 1e3:.1f}" + ("" if any(t["configure_reported"] for t in f) else " (≤)") if conf else "n/a"
         lines.append(f"| {r['name']} | {r['compile_s'] * 1e3:.0f} | {r['compile_rds_s'] * 1e3:.0f} | "
-                     f"{median([t['sync_s'] for t in f]) * 1e3:.0f} | {median([t['visible_s'] for t in f]) * 1e3:.0f} | {conf_text} | "
-                     f"{median([t['sync_s'] for t in n]) * 1e3:.0f} | {median([t['visible_s'] for t in n]) * 1e3:.0f} | {r['startup_s']:.1f} |")
+                     f"{median([t['sync_s'] for t in f]) * 1e3:.0f} | {visible_text(f, args.visible_cap, ms=True)} | {conf_text} | "
+                     f"{median([t['sync_s'] for t in n]) * 1e3:.0f} | {visible_text(n, args.visible_cap, ms=True)} | "
+                     + " | ".join(f"{r['start_s'][v]:.1f}" for v in VARIANTS) + " |")
     lines += ["", "![configuration times](config-times.png)", ""]
 
     lines += ["## Core matcher (criterion)", "", "`cargo bench -p meshroute-filter` (filter/benches/match.rs), natively: "
@@ -563,29 +676,44 @@ def report(results, crit, info, args, written, path):
               "- Route sets (`meshroute-bench gen`, bench/src/routeset.rs): N rules on one Service in HTTPRoutes of 10 rules: "
               "Exact paths, segment prefixes, prefix + header, prefix + query parameter, Exact + method, one regex in 50, one rule "
               "in 10 split 1:1 over two backends. The request list holds one request per rule, shuffled, so requests spread over "
-              "every rule including the one Envoy's scan reaches last. The Services set has "
-              f"{args.services:,} Services with 2 rules each; requests come 20 at a time per Service over one connection.",
+              "every rule including the one Envoy's scan reaches last. "
+              + (f"The Services sets have {' and '.join(f'{n:,}' for n in services_counts(args))} Services with 2 rules "
+                 "each; requests come 20 at a time per Service over one connection. The filter's Envoy binds every "
+                 "Service address through one listener; native mode and the floor have one listener per Service port."
+                 if services_counts(args) else "No Services sets in this run."),
               "- Three Envoys per set, each `--concurrency 1`, pinned to CPU 0 with taskset; the load client "
               "(`meshroute-bench load`, Rust, HTTP/1.1 keep-alive, 8 connections) and the echo upstream on CPU 1.",
               "- CPU: the sum of Envoy's threads' run time (/proc/PID/task/*/schedstat) across a fixed number of requests, "
               "after a warm-up burst, in rounds that rotate the order of the three Envoys; every Envoy is restarted every "
-              f"{args.restart_every} rounds. Every request must answer 2xx or the run fails.",
+              f"{args.restart_every} rounds (Services sets of more than {BIG_SERVICES:,} Services: {args.services_pairs} "
+              "rounds, no restarts). Every request must answer 2xx or the run fails.",
+              "- The three Envoys of a set are started one after another, each timed alone from exec to ready.",
               "- Floor: `meshroute sync --mode native` of the same Services without routes: one pass-through route per listener.",
               "- Native: `meshroute sync --mode native`: one RouteConfiguration, a virtual host per listener picked by a header "
               "the listener sets (early header mutation + `vhost_header`), routes in the filter's precedence order.", ""]
     path.write_text("\n".join(lines) + "\n")
 
 
+def services_counts(args):
+    return [int(n) for n in str(args.services).split(",") if n.strip() and int(n)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="one small set, two rounds: checks that everything runs")
     p.add_argument("--sizes", default="10,100,1000,10000")
-    p.add_argument("--services", type=int, default=1000, help="Services of 2 rules each in the last set (0: none); 10,000 runs too, but native mode takes seconds per change there")
+    p.add_argument("--services", default="1000,10000",
+                   help="Services sets: Services of 2 rules each, one set per number (empty or 0: none)")
     p.add_argument("--pairs", type=int, default=30, help="rounds per set")
+    p.add_argument("--services-pairs", type=int, default=6,
+                   help=f"rounds for a Services set of more than {BIG_SERVICES:,} Services, with no restarts "
+                        "(native's and the floor's Envoys, one listener per Service port, take a minute or more to start there)")
     p.add_argument("--header-modifier", action=argparse.BooleanOptionalAction, default=True,
                    help="add the smallest set again with a RequestHeaderModifier on every rule: what such a rule costs (not in --smoke)")
     p.add_argument("--no-metrics-set", action=argparse.BooleanOptionalAction, default=True,
                    help="add the smallest set again with counting off in the filter and native mode (sync --no-metrics): what counting costs each (not in --smoke)")
+    p.add_argument("--visible-cap", type=float, default=60.0,
+                   help="seconds to wait for a published route to answer before reporting '> cap'")
     p.add_argument("--requests", type=int, default=20000, help="requests per measured run")
     p.add_argument("--warm", type=int, default=2000, help="requests before each measured run")
     p.add_argument("--restart-every", type=int, default=10)
@@ -594,7 +722,7 @@ def main():
     p.add_argument("--out", default=str(ROOT / "bench"))
     args = p.parse_args()
     if args.smoke:
-        args.sizes, args.services, args.pairs, args.requests, args.warm = "10", 0, 2, 1000, 200
+        args.sizes, args.services, args.pairs, args.requests, args.warm = "10", "", 2, 1000, 200
         args.restart_every, args.rate, args.rate_seconds = 1, 500, 1
     if not ENVOY:
         raise SystemExit("set ENVOY_BIN (make bench does)")
@@ -614,8 +742,8 @@ def main():
                 sets.insert(1, (f"{name}, no metrics", gen, ("--no-metrics",)))
             if args.header_modifier:
                 sets.insert(1, (f"{name}, header modifier", [*gen, "--header-modifier"], ()))
-        if args.services:
-            sets.append((f"{args.services:,} Services × 2", ["--services", str(args.services)], ()))
+        for n in services_counts(args):
+            sets.append((f"{n:,} Services × 2", ["--services", str(n)], ()))
         results = [bench_set(name, gen, args, work, sync_args) for name, gen, sync_args in sets]
         log("criterion")
         crit = criterion(args.smoke)
