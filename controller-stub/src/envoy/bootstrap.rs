@@ -13,7 +13,6 @@ pub struct BootstrapValues<'a> {
     pub admin_port: u16,
     pub lds_path: &'a str,
     pub cds_path: &'a str,
-    pub watched_dir: &'a str,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,7 +38,6 @@ pub fn render_template(template: &str, values: &BootstrapValues) -> Result<Strin
             ("admin_port", values.admin_port.to_string()),
             ("lds_path", quoted(values.lds_path)),
             ("cds_path", quoted(values.cds_path)),
-            ("watched_dir", quoted(values.watched_dir)),
         ]),
     )
 }

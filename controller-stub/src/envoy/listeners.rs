@@ -20,11 +20,10 @@ use crate::model::{self, Manifests};
 pub const FILTER_NAME: &str = "meshroute";
 pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
-/// Where Envoy reads the filter's configuration: a file, reloaded when a file is moved into
-/// `watched_dir`.
+/// Where Envoy reads the filter's configuration: a file, reloaded when a new one is renamed onto
+/// it.
 pub struct EcdsSource<'a> {
     pub path: &'a str,
-    pub watched_dir: &'a str,
 }
 
 /// The local listener's name, and its connection manager's stat prefix.
@@ -107,10 +106,7 @@ pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &Ec
                     "name": FILTER_NAME,
                     "config_discovery": {
                         "config_source": {
-                            "path_config_source": {
-                                "path": ecds.path,
-                                "watched_directory": { "path": ecds.watched_dir },
-                            }
+                            "path_config_source": { "path": ecds.path }
                         },
                         "type_urls": [WASM_TYPE_URL],
                     },

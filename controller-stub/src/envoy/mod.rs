@@ -114,7 +114,6 @@ pub fn render_native(
     if !out.is_absolute() {
         return Err(RenderError::RelativePath(out.to_path_buf()));
     }
-    let out_text = text(out)?;
     let rds_path = out.join(RDS_FILE);
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
@@ -122,7 +121,6 @@ pub fn render_native(
     let routes = resource_file(&native::route_configuration(manifests, table)?)?;
     let source = native::RdsSource {
         path: text(&rds_path)?,
-        watched_dir: out_text,
         strip_host_port: native::strips_host_port(table),
         metrics: table.metrics,
     };
@@ -134,15 +132,15 @@ pub fn render_native(
         admin_port,
         lds_path: text(&lds_path)?,
         cds_path: text(&cds_path)?,
-        watched_dir: out_text,
     })?;
     Ok(NativeFiles { clusters, routes, listeners, bootstrap, warnings })
 }
 
 /// A resource file (`resources: [...]`) as Envoy reads it: JSON, which it parses several times
 /// faster than YAML (measured on 1.40.0: 0.64 s against 1.9 s for 10,000 clusters). Envoy
-/// re-reads every file of a watched directory when any file is moved into it, so at 10,000
-/// Services a table change waits for the clusters to be parsed again.
+/// watches each file by its path and reloads that file alone when a new one is renamed onto it
+/// (a watched directory would make it re-read every file there on any rename: at 10,000
+/// Services, a table change would wait for the clusters to be parsed again).
 fn resource_file(value: &serde_json::Value) -> Result<String, RenderError> {
     Ok(format!("{}\n", serde_json::to_string(value)?))
 }
@@ -171,7 +169,6 @@ pub fn render(
     if !out.is_absolute() {
         return Err(RenderError::RelativePath(out.clone()));
     }
-    let out_text = text(out)?;
     let ecds_path = out.join(ECDS_FILE);
     let lds_path = out.join(LISTENERS_FILE);
     let cds_path = out.join(CLUSTERS_FILE);
@@ -179,7 +176,7 @@ pub fn render(
     let clusters = resource_file(&clusters::clusters(manifests))?;
     let table_json = serde_json::to_string(table)?;
     let ecds = resource_file(&ecds::extension_configs(text(&module_path)?, &table_json))?;
-    let source = listeners::EcdsSource { path: text(&ecds_path)?, watched_dir: out_text };
+    let source = listeners::EcdsSource { path: text(&ecds_path)? };
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());
     let listeners = resource_file(&listener_doc)?;
     let mut sidecar_routes = listeners::route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), compiled.mirror_sets());
@@ -193,7 +190,6 @@ pub fn render(
         admin_port: options.admin_port,
         lds_path: text(&lds_path)?,
         cds_path: text(&cds_path)?,
-        watched_dir: out_text,
     })?;
     Ok(EnvoyFiles { clusters, ecds, listeners, sidecar_routes, bootstrap, warnings })
 }

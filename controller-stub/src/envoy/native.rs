@@ -50,11 +50,9 @@ pub const UNRESOLVED_CLUSTER: &str = "meshroute-unresolved-backend";
 
 const GRPC_CONTENT_TYPE: &str = "application/grpc([+;].*)?";
 
-/// Where Envoy reads the RouteConfiguration: a file, reloaded when a file is moved into
-/// `watched_dir`.
+/// Where Envoy reads the RouteConfiguration: a file, reloaded when a new one is renamed onto it.
 pub struct RdsSource<'a> {
     pub path: &'a str,
-    pub watched_dir: &'a str,
     /// Whether the routes need the Lua filter ([`strips_host_port`]).
     pub strip_host_port: bool,
     /// Whether requests are counted ([`super::metrics`]).
@@ -558,7 +556,7 @@ pub fn http_connection_manager(listener: &str, rds: &RdsSource) -> Value {
                 "route_config_name": ROUTE_CONFIG_NAME,
                 "config_source": {
                     "resource_api_version": "V3",
-                    "path_config_source": { "path": rds.path, "watched_directory": { "path": rds.watched_dir } },
+                    "path_config_source": { "path": rds.path },
                 },
             },
             "http_filters": http_filters,

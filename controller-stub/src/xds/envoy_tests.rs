@@ -122,7 +122,7 @@ fn listeners_say_what_the_lds_file_says_with_the_filter_over_ads() {
     let build = build();
     let served = resources(&build.manifests, &build.table, None);
     let compiled = RouteTable::compile(&build.table).unwrap();
-    let source = listeners::EcdsSource { path: "/x/ecds.json", watched_dir: "/x" };
+    let source = listeners::EcdsSource { path: "/x/ecds.json" };
     let (file, _) = listeners::listeners(&build.manifests, &source, compiled.mirror_sets());
     let files = file["resources"].as_array().unwrap();
     assert_eq!(served.by_type[LISTENER_TYPE].len(), files.len());
