@@ -141,8 +141,14 @@ impl HttpMatch {
     }
 
     pub fn matches(&self, request: &Request<'_>) -> bool {
+        self.path.matches(request.path_and_query().0) && self.matches_beyond_key(request)
+    }
+
+    /// Whether a request that its [`HttpMatch::index_key`] allows matches: a plain Exact path or
+    /// PathPrefix is said by the key already, a regex is not.
+    pub fn matches_beyond_key(&self, request: &Request<'_>) -> bool {
         let (path, query) = request.path_and_query();
-        self.path.matches(path)
+        (!matches!(self.path, PathMatch::Regex(_)) || self.path.matches(path))
             && self.method.as_deref().is_none_or(|m| m == request.method)
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
             && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))

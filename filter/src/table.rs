@@ -186,13 +186,6 @@ impl RouteMatch {
         })
     }
 
-    fn matches(&self, request: &Request<'_>) -> bool {
-        match self {
-            RouteMatch::Http(m) => m.matches(request),
-            RouteMatch::Grpc(m) => m.matches(request),
-        }
-    }
-
     fn index_key(&self) -> IndexKey {
         match self {
             RouteMatch::Http(m) => m.index_key(),
@@ -211,6 +204,14 @@ impl RouteMatch {
         match self {
             RouteMatch::Http(m) => Specificity::Http(m.specificity()),
             RouteMatch::Grpc(m) => Specificity::Grpc(m.specificity()),
+        }
+    }
+
+    /// Whether a request its index key allows matches it (see [`Candidate::check`]).
+    fn matches_beyond_key(&self, request: &Request<'_>) -> bool {
+        match self {
+            RouteMatch::Http(m) => m.matches_beyond_key(request),
+            RouteMatch::Grpc(m) => m.matches(request),
         }
     }
 
@@ -434,7 +435,8 @@ impl RouteTable {
         let Some(frontend) = frontend else { return Outcome::PassThrough };
         let entries = &frontend.entries;
         let first = self.index.first_match(&frontend.index, request.path_and_query().0, |candidate| {
-            !candidate.check || entries.get(candidate.entry as usize).is_some_and(|entry| entry.matcher.matches(request))
+            !candidate.check
+                || entries.get(candidate.entry as usize).is_some_and(|entry| entry.matcher.matches_beyond_key(request))
         });
         first
             .and_then(|candidate| {

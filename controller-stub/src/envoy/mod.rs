@@ -119,11 +119,8 @@ pub fn render_native(
     let cds_path = out.join(CLUSTERS_FILE);
     let clusters = resource_file(&clusters::clusters(manifests))?;
     let routes = resource_file(&native::route_configuration(manifests, table)?)?;
-    let source = native::RdsSource {
-        path: text(&rds_path)?,
-        strip_host_port: native::strips_host_port(table),
-        metrics: table.metrics,
-    };
+    let source =
+        native::RdsSource { path: text(&rds_path)?, strip_host_port: native::strips_host_port(table), metrics: table.metrics };
     let (listener_doc, warnings) = native::listeners(manifests, &source);
     let listeners = resource_file(&listener_doc)?;
     let bootstrap = bootstrap::render(&bootstrap::BootstrapValues {
