@@ -69,7 +69,7 @@ impl GrpcMatch {
     }
 
     /// Where the index files this match: a literal service (and method) is a path (prefix).
-    pub fn index_key(&self) -> IndexKey {
+    pub fn index_key(&self) -> IndexKey<'_> {
         fn literal(name: &Option<NameMatch>) -> Option<&str> {
             match name.as_ref().map(|n| &n.value) {
                 Some(ValueMatch::Exact(value)) => Some(value.as_str()),
@@ -77,8 +77,8 @@ impl GrpcMatch {
             }
         }
         match (literal(&self.service), literal(&self.method)) {
-            (Some(service), Some(method)) => IndexKey::Exact(format!("/{service}/{method}")),
-            (Some(service), None) => IndexKey::Prefix(format!("/{service}")),
+            (Some(service), Some(method)) => IndexKey::Exact(format!("/{service}/{method}").into()),
+            (Some(service), None) => IndexKey::Prefix(format!("/{service}").into()),
             (None, _) => IndexKey::Any,
         }
     }
@@ -178,7 +178,11 @@ mod tests {
 
     #[test]
     fn literal_names_are_filed_by_path() {
-        let key = |doc: MatchDoc| GrpcMatch::compile(&doc).unwrap().index_key();
+        let key = |doc: MatchDoc| match GrpcMatch::compile(&doc).unwrap().index_key() {
+            IndexKey::Exact(path) => IndexKey::Exact(path.into_owned().into()),
+            IndexKey::Prefix(path) => IndexKey::Prefix(path.into_owned().into()),
+            IndexKey::Any => IndexKey::Any,
+        };
         assert_eq!(key(method(ValueMatchType::Exact, Some("pkg.Svc"), Some("Get"))), IndexKey::Exact("/pkg.Svc/Get".into()));
         assert_eq!(key(method(ValueMatchType::Exact, Some("pkg.Svc"), None)), IndexKey::Prefix("/pkg.Svc".into()));
         assert_eq!(key(method(ValueMatchType::Exact, None, Some("Get"))), IndexKey::Any);

@@ -18,6 +18,7 @@
 //! the next when one fails. A router returns the one best route for a path, holds one value per
 //! route (inserting the same path again is a conflict) and has no regexes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hasher;
 
@@ -28,12 +29,12 @@ pub type FastHash = rustc_hash::FxBuildHasher;
 
 /// Where a match is filed. A key that is a path or a prefix can only take paths starting with `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexKey {
+pub enum IndexKey<'m> {
     /// Can only match this exact path.
-    Exact(String),
+    Exact(Cow<'m, str>),
     /// Can only match paths under this segment prefix (stored without a trailing `/`; "" for
     /// the root).
-    Prefix(String),
+    Prefix(Cow<'m, str>),
     /// May match any path.
     Any,
 }
@@ -110,12 +111,12 @@ impl<T> Default for IndexBuilder<T> {
 
 impl<T> IndexBuilder<T> {
     /// Files one frontend's matches, given in precedence order with what their slots carry.
-    pub fn file(&mut self, matches: impl IntoIterator<Item = (IndexKey, T)>) -> FrontendIndex {
+    pub fn file<'m>(&mut self, matches: impl IntoIterator<Item = (IndexKey<'m>, T)>) -> FrontendIndex {
         let id = self.frontends;
         self.frontends += 1;
         let mut root = Vec::new();
         let mut any = Vec::new();
-        let mut keyed: Vec<(Kind, String, Slot<T>)> = Vec::new();
+        let mut keyed: Vec<(Kind, Cow<'m, str>, Slot<T>)> = Vec::new();
         for (rank, (key, value)) in matches.into_iter().enumerate() {
             let slot = Slot { rank: u32::try_from(rank).unwrap_or(u32::MAX), value };
             match key {
@@ -135,7 +136,7 @@ impl<T> IndexBuilder<T> {
         let any = self.push_slots(any);
         // Each bucket's slots together, in precedence order (a stable sort keeps it).
         keyed.sort_by(|(a_kind, a, _), (b_kind, b, _)| (*a_kind as u8, a).cmp(&(*b_kind as u8, b)));
-        let mut prefixes: Vec<String> = Vec::new();
+        let mut prefixes: Vec<Cow<'m, str>> = Vec::new();
         let mut keyed = keyed.into_iter().peekable();
         while let Some((kind, key, slot)) = keyed.next() {
             let mut slots = vec![slot];
@@ -150,7 +151,7 @@ impl<T> IndexBuilder<T> {
         }
         // A lookup stops at the first prefix that is absent: every prefix's ancestors are
         // present, as buckets without slots where nothing is filed there.
-        let filed: std::collections::HashSet<&str> = prefixes.iter().map(String::as_str).collect();
+        let filed: std::collections::HashSet<&str> = prefixes.iter().map(|prefix| prefix.as_ref()).collect();
         let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let mut ancestors = Vec::new();
         for prefix in &prefixes {
@@ -273,7 +274,7 @@ impl<T> PathIndex<T> {
 /// Where a path regex can be filed: under the whole segments its literal start spells out.
 /// `/api/v[0-9]+/.*` can only match paths under `/api`; a regex with an alternation, a group or
 /// class at its start, or no `/`-terminated literal start may match anything.
-pub fn regex_key(source: &str) -> IndexKey {
+pub fn regex_key(source: &str) -> IndexKey<'_> {
     if source.contains('|') {
         return IndexKey::Any;
     }
@@ -285,7 +286,7 @@ pub fn regex_key(source: &str) -> IndexKey {
         literal = literal.get(..literal.len().saturating_sub(1)).unwrap_or("");
     }
     match literal.rfind('/') {
-        Some(end) if literal.starts_with('/') => IndexKey::Prefix(literal[..end].to_owned()),
+        Some(end) if literal.starts_with('/') => IndexKey::Prefix(Cow::Borrowed(&literal[..end])),
         _ => IndexKey::Any,
     }
 }
@@ -306,7 +307,7 @@ mod tests {
                 IndexKey::Prefix("/a/b".into()), // 1
                 IndexKey::Any,                   // 2
                 IndexKey::Prefix("/a".into()),   // 3
-                IndexKey::Prefix(String::new()), // 4
+                IndexKey::Prefix("".into()),     // 4
                 IndexKey::Exact("/a/b".into()),  // 5
             ]
             .into_iter()
@@ -351,7 +352,7 @@ mod tests {
     fn many_keys_each_find_their_own_slots() {
         let mut builder = IndexBuilder::default();
         let frontends: Vec<FrontendIndex> =
-            (0..50).map(|f| builder.file((0..200).map(|i| (IndexKey::Exact(format!("/f{f}/p{i}")), (f, i))))).collect();
+            (0..50).map(|f| builder.file((0..200).map(|i| (IndexKey::Exact(format!("/f{f}/p{i}").into()), (f, i))))).collect();
         let index = builder.build();
         for (f, frontend) in frontends.iter().enumerate() {
             for i in [0, 57, 199] {
@@ -369,13 +370,13 @@ mod tests {
         assert_eq!(regex_key("/a/b/c"), IndexKey::Prefix("/a/b".into()));
         // `/a/` followed by `*`: the second `/` is optional, and `/a` alone could go on as
         // `/ab`, so no segment is sure.
-        assert_eq!(regex_key("/a/*"), IndexKey::Prefix(String::new()));
+        assert_eq!(regex_key("/a/*"), IndexKey::Prefix("".into()));
         assert_eq!(regex_key("/a/b?"), IndexKey::Prefix("/a".into()));
-        assert_eq!(regex_key("/ab{0,1}/x"), IndexKey::Prefix(String::new()));
+        assert_eq!(regex_key("/ab{0,1}/x"), IndexKey::Prefix("".into()));
         for any in ["/a|/b/c", "(?i)/a/b", "[/]a/b", ".*/a/", "a/b/"] {
             assert_eq!(regex_key(any), IndexKey::Any, "{any}");
         }
-        assert_eq!(regex_key("/x[0-9]"), IndexKey::Prefix(String::new()));
+        assert_eq!(regex_key("/x[0-9]"), IndexKey::Prefix("".into()));
     }
 
     #[test]

@@ -155,10 +155,10 @@ impl HttpMatch {
     }
 
     /// Where the index files this match: by its path.
-    pub fn index_key(&self) -> IndexKey {
+    pub fn index_key(&self) -> IndexKey<'_> {
         match &self.path {
-            PathMatch::Exact(value) => IndexKey::Exact(value.clone()),
-            PathMatch::Prefix(prefix) => IndexKey::Prefix(prefix.clone()),
+            PathMatch::Exact(value) => IndexKey::Exact(value.into()),
+            PathMatch::Prefix(prefix) => IndexKey::Prefix(prefix.into()),
             PathMatch::Regex(regex) => regex_key(regex.source()),
         }
     }

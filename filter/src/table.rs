@@ -96,7 +96,7 @@ impl Frontend {
 
     /// Where the index files each match, in [`Frontend::precedence_order`]: a match can only
     /// take paths its key allows.
-    pub fn index_keys(&self) -> impl Iterator<Item = IndexKey> + '_ {
+    pub fn index_keys(&self) -> impl Iterator<Item = IndexKey<'_>> + '_ {
         self.entries.iter().map(|entry| entry.matcher.index_key())
     }
 
@@ -186,7 +186,7 @@ impl RouteMatch {
         })
     }
 
-    fn index_key(&self) -> IndexKey {
+    fn index_key(&self) -> IndexKey<'_> {
         match self {
             RouteMatch::Http(m) => m.index_key(),
             RouteMatch::Grpc(m) => m.index_key(),
@@ -301,15 +301,17 @@ impl RouteTable {
         let mut index = IndexBuilder::default();
         let mut by_address: HashMap<Box<str>, At, FastHash> = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
-            let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
+            // Written only for an error: a table of 10,000 frontends has none.
+            let place = || format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
             // Precedence facts and matches apart: the sort moves indexes, not matches.
             let mut ranked: Vec<precedence::Entry<'_>> = Vec::new();
             let mut matchers: Vec<Option<MatchEntry>> = Vec::new();
             let mut kind = None;
             for &r in &front.routes {
-                let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
+                let route =
+                    doc.routes.get(r).ok_or_else(|| TableError(format!("{}: route index {r} is out of range", place())))?;
                 if kind.is_some_and(|kind| kind != route.kind) {
-                    return Err(TableError(format!("{place}: HTTPRoutes and GRPCRoutes are never merged on one port")));
+                    return Err(TableError(format!("{}: HTTPRoutes and GRPCRoutes are never merged on one port", place())));
                 }
                 kind = Some(route.kind);
                 for (rule_index, rule) in route.rules.iter().enumerate() {
@@ -326,7 +328,7 @@ impl RouteTable {
                 }
             }
             let Some(kind) = kind else {
-                return Err(TableError(format!("{place}: a frontend needs at least one route")));
+                return Err(TableError(format!("{}: a frontend needs at least one route", place())));
             };
             let mut order: Vec<usize> = (0..ranked.len()).collect();
             // A strict order between distinct positions: unstable sorting decides the same.
@@ -337,9 +339,9 @@ impl RouteTable {
             let entries: Vec<MatchEntry> = order.into_iter().filter_map(|i| matchers.get_mut(i).and_then(Option::take)).collect();
             for address in &front.addresses {
                 let ip: IpAddr =
-                    address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
+                    address.parse().map_err(|_| TableError(format!("{}: address {address:?} is not an IP address", place())))?;
                 if by_address.insert(address_key(ip, front.port), At::Frontend(frontends.len())).is_some() {
-                    return Err(TableError(format!("{place}: {address}:{} belongs to two frontends", front.port)));
+                    return Err(TableError(format!("{}: {address}:{} belongs to two frontends", place(), front.port)));
                 }
             }
             // What the matches read, and the path wherever a redirect or a rewrite needs it.
@@ -371,15 +373,15 @@ impl RouteTable {
         }
         let mut pass_through = Vec::with_capacity(doc.pass_through.len());
         for (p, port) in doc.pass_through.iter().enumerate() {
-            let place = format!("pass_through[{p}] ({})", port.cluster);
+            let place = || format!("pass_through[{p}] ({})", port.cluster);
             if port.cluster.is_empty() {
-                return Err(TableError(format!("{place}: the cluster is empty")));
+                return Err(TableError(format!("{}: the cluster is empty", place())));
             }
             for address in &port.addresses {
                 let ip: IpAddr =
-                    address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
+                    address.parse().map_err(|_| TableError(format!("{}: address {address:?} is not an IP address", place())))?;
                 if by_address.insert(address_key(ip, port.port), At::PassThrough(pass_through.len())).is_some() {
-                    return Err(TableError(format!("{place}: {address}:{} is listed twice", port.port)));
+                    return Err(TableError(format!("{}: {address}:{} is listed twice", place(), port.port)));
                 }
             }
             pass_through.push(port.cluster.clone());
