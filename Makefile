@@ -30,7 +30,7 @@ export MESHROUTE_GRPC_ECHO_BIN := $(CURDIR)/target/release/meshroute-grpc-echo
 export MESHROUTE_BENCH_BIN := $(CURDIR)/target/release/meshroute-bench
 export MESHROUTE_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke bench-xds bench-metrics clean
+.PHONY: all setup rust-targets build test test-unit test-wasm test-e2e test-fuzz fuzz soak lint run bench bench-smoke bench-xds bench-metrics bench-listeners clean
 
 all: build
 
@@ -138,6 +138,13 @@ bench-smoke: setup build $(VENV)/.matplotlib-installed
 bench-metrics: setup build
 	$(CARGO) build --release -p meshroute-bench
 	ENVOY_BIN="$(ENVOY_BIN)" $(VENV)/bin/python bench/metrics_memory.py $(BENCH_METRICS_ARGS)
+
+# Envoy's memory per listener in the Istio layout (the filter on every listener by ECDS) at
+# 10,000 rules, the table in every listener against {"table":"shared"} and one holder
+# listener: bench/listeners-report.md. A few minutes.
+bench-listeners: setup build
+	$(CARGO) build --release -p meshroute-bench
+	ENVOY_BIN="$(ENVOY_BIN)" $(VENV)/bin/python bench/listeners_memory.py $(BENCH_LISTENERS_ARGS)
 
 # Proxyless gRPC (meshroute serve): change-to-client latency with a real grpcio client, memory
 # and CPU with 1,000 simulated clients on 1,000 Services; bench/xds-report.md. A few minutes;
