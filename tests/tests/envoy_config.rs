@@ -518,7 +518,7 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
     assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
     let table: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the route table is not JSON: {e}"));
-    assert_eq!(table["version"], 1);
+    assert_eq!(table["version"], 2);
     assert_eq!(route["match"]["headers"][0]["name"], SELECTION_HEADER);
     assert_eq!(route["route"]["cluster_header"], SELECTION_HEADER);
     assert_eq!(route["request_headers_to_remove"][0], SELECTION_HEADER);
