@@ -310,7 +310,10 @@ impl RouteTable {
         let mut by_address = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             let place = format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
+            // What orders the matches, apart from the matches themselves (large, so the sort
+            // moves only the first, with each one's index in the second).
             let mut ranked = Vec::new();
+            let mut matchers = Vec::new();
             let mut kind = None;
             for &r in &front.routes {
                 let route = doc.routes.get(r).ok_or_else(|| TableError(format!("{place}: route index {r} is out of range")))?;
@@ -329,10 +332,8 @@ impl RouteTable {
                     for (m, match_index) in matches {
                         let matcher = RouteMatch::compile(route.kind, m).map_err(at)?;
                         let at = MatchPosition { route: r, rule: rule_index, match_index };
-                        ranked.push((
-                            precedence::Entry { specificity: matcher.specificity(), route, at },
-                            MatchEntry { matcher, at },
-                        ));
+                        ranked.push((precedence::Entry { specificity: matcher.specificity(), route, at }, matchers.len()));
+                        matchers.push(Some(MatchEntry { matcher, at }));
                     }
                 }
             }
@@ -340,7 +341,8 @@ impl RouteTable {
                 return Err(TableError(format!("{place}: a frontend needs at least one route")));
             };
             ranked.sort_by(|(a, _), (b, _)| precedence::order(a, b));
-            let entries: Vec<MatchEntry> = ranked.into_iter().map(|(_, entry)| entry).collect();
+            let entries: Vec<MatchEntry> =
+                ranked.into_iter().filter_map(|(_, i)| matchers.get_mut(i).and_then(Option::take)).collect();
             for address in &front.addresses {
                 let ip: IpAddr =
                     address.parse().map_err(|_| TableError(format!("{place}: address {address:?} is not an IP address")))?;
