@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, PassThroughDoc, RetryDoc, RouteDoc, RouteKind,
-    RuleDoc, TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
+    BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, PassThroughDoc, RetryDoc,
+    RouteDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta, MirrorRef};
@@ -84,9 +84,29 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
             }
         })
         .collect();
-    let routes = routes.iter().map(|(route, _)| route_doc(m, route)).collect();
+    let mut targets = Targets::default();
+    let routes = routes.iter().map(|(route, _)| route_doc(m, route, &mut targets)).collect();
     let pass_through = pass_through(m, &frontends);
-    TableDocument { version: TABLE_VERSION, frontends, routes, metrics: true, pass_through }
+    TableDocument { version: TABLE_VERSION, frontends, routes, targets: targets.list, metrics: true, pass_through }
+}
+
+/// The table's backend targets, each distinct one once, in the order rules first name them.
+#[derive(Default)]
+pub struct Targets {
+    pub list: Vec<BackendTargetDoc>,
+    index: HashMap<BackendTargetDoc, usize>,
+}
+
+impl Targets {
+    /// The index of `target` in [`Targets::list`], which gets it if it is new.
+    pub fn index_of(&mut self, target: BackendTargetDoc) -> usize {
+        if let Some(&i) = self.index.get(&target) {
+            return i;
+        }
+        self.list.push(target.clone());
+        self.index.insert(target, self.list.len() - 1);
+        self.list.len() - 1
+    }
 }
 
 /// Every other Service port with its own cluster, so that one listener can serve every
@@ -179,7 +199,7 @@ pub fn grpc_match_doc(g: &GrpcMatch) -> MatchDoc {
     }
 }
 
-fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
+fn route_doc(m: &Manifests, route: &Compiled<'_>, targets: &mut Targets) -> RouteDoc {
     let rules = route
         .rules
         .iter()
@@ -201,13 +221,16 @@ fn route_doc(m: &Manifests, route: &Compiled<'_>) -> RouteDoc {
                             Ok(cluster) => (Some(cluster), None),
                             Err((reason, _)) => (None, Some(reason.to_owned())),
                         };
-                        BackendDoc {
+                        let target = BackendTargetDoc {
                             name: b.name.clone(),
                             namespace: b.namespace.clone(),
                             port: b.port,
-                            weight: b.weight,
                             cluster,
                             unresolved,
+                        };
+                        BackendDoc {
+                            target: targets.index_of(target),
+                            weight: b.weight,
                             filters: with_mirrors(m, route.kind, &b.filters, &b.mirrors),
                         }
                     })

@@ -280,9 +280,9 @@ pub fn explain(build: &Build, query: &Query<'_>) -> Result<Explanation, ExplainE
                     let stat_tags = StatTags::of(frontend, &decision);
                     let candidate = Candidate {
                         stat_tags,
-                        name: b.name.clone(),
-                        namespace: b.namespace.clone(),
-                        port: b.port,
+                        name: b.target.name.clone(),
+                        namespace: b.target.namespace.clone(),
+                        port: b.target.port,
                         weight: b.weight,
                         unresolved,
                         path,

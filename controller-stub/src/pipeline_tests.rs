@@ -291,7 +291,8 @@ fn cross_namespace_backends_need_no_reference_grant() {
     let reasons: Vec<&str> = b.statuses[0].unresolved.iter().map(|u| u.reason).collect();
     assert_eq!(reasons, ["BackendNotFound", "InvalidKind"]);
     let rule = &b.table.routes[0].rules[0];
-    assert_eq!(rule.backends[0].cluster.as_deref(), Some("outbound|80||other.backends.svc.cluster.local"));
+    let target = b.table.target(&rule.backends[0]).unwrap();
+    assert_eq!(target.cluster.as_deref(), Some("outbound|80||other.backends.svc.cluster.local"));
     let e = ask(&b, "front", "/", &[]);
     assert_eq!(e.status, 200);
     assert_eq!(e.backends[0].unresolved, None);
@@ -349,6 +350,52 @@ fn explain_refuses_unknown_hosts_and_ports() {
         q("echo-service.default.svc.cluster").unwrap_err().0.split(" is not").next(),
         Some("\"echo-service.default.svc.cluster\"")
     );
+}
+
+/// A target two rules (and two routes) send to is listed once; targets come in the order rules
+/// first name them, and a backendRef to another port of a Service is another target.
+#[test]
+fn a_target_shared_by_rules_is_written_once() {
+    let routes = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r1}
+spec:
+  parentRefs: [{kind: Service, group: \"\", name: front, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /one}}]
+    backendRefs: [{name: b, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /two}}]
+    backendRefs: [{name: a, port: 80, weight: 3}, {name: b, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r2}
+spec:
+  parentRefs: [{kind: Service, group: \"\", name: front, port: 8080}]
+  rules:
+  - backendRefs: [{name: a, port: 80}, {name: missing, port: 80}, {name: missing, port: 80}]
+";
+    let b = from_text(&format!("{SERVICES}{routes}"));
+    let table = &b.table;
+    let named: Vec<(&str, Option<&str>)> =
+        table.targets.iter().map(|t| (t.name.as_str(), t.cluster.as_deref().or(t.unresolved.as_deref()))).collect();
+    assert_eq!(
+        named,
+        [
+            ("b", Some("outbound|80||b.default.svc.cluster.local")),
+            ("a", Some("outbound|80||a.default.svc.cluster.local")),
+            ("missing", Some("BackendNotFound")),
+        ]
+    );
+    let indexes: Vec<Vec<usize>> =
+        table.routes.iter().flat_map(|r| &r.rules).map(|rule| rule.backends.iter().map(|b| b.target).collect()).collect();
+    assert_eq!(indexes, [vec![0], vec![1, 0], vec![1, 2, 2]]);
+    let json = serde_json::to_string(table).unwrap();
+    assert_eq!(json.matches(r#"{"name":"b","namespace":"default","port":80,"cluster":"#).count(), 1, "{json}");
+    assert!(json.contains(r#""backends":[{"target":1,"weight":3},{"target":0,"weight":1}]"#), "{json}");
+    RouteTable::from_json(json.as_bytes()).unwrap();
 }
 
 #[test]

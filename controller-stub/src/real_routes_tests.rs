@@ -215,9 +215,9 @@ spec:
         b.statuses[0].unresolved[0].message,
         "Service default/echo: port 80 is declared HTTP/1 (named http); gRPC needs HTTP/2; a GRPCRoute cannot reach it"
     );
-    let backends = &b.table.routes[0].rules[0].backends;
-    assert_eq!(backends[0].cluster.as_deref(), Some("outbound|8080||grpc-plain.default.svc.cluster.local"));
-    assert_eq!(backends[1].unresolved.as_deref(), Some("UnsupportedProtocol"));
+    let targets: Vec<_> = b.table.routes[0].rules[0].backends.iter().map(|backend| b.table.target(backend).unwrap()).collect();
+    assert_eq!(targets[0].cluster.as_deref(), Some("outbound|8080||grpc-plain.default.svc.cluster.local"));
+    assert_eq!(targets[1].unresolved.as_deref(), Some("UnsupportedProtocol"));
 }
 
 /// Kinds that play no part in routing sit beside the routes without blocking anything.

@@ -292,6 +292,7 @@ mod tests {
             version: TABLE_VERSION,
             frontends: Vec::new(),
             routes: Vec::new(),
+            targets: Vec::new(),
             metrics: true,
             pass_through: Vec::new(),
         }

@@ -9,8 +9,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument,
-    ValueMatchDoc, ValueMatchType, TABLE_VERSION,
+    BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
+    TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -23,16 +23,21 @@ const ADDRESS: &str = "10.96.0.10";
 /// Rules per HTTPRoute, as the manifests of `make bench` have them.
 const RULES_PER_ROUTE: usize = 10;
 
-fn backend(name: &str) -> BackendDoc {
-    BackendDoc {
-        name: name.into(),
-        namespace: "bench".into(),
-        port: Some(80),
-        weight: 1,
-        cluster: Some(format!("outbound|80||{name}.bench.svc.cluster.local")),
-        unresolved: None,
-        filters: FiltersDoc::default(),
-    }
+/// The table's targets: the Services `b1` and `b2` (`backend(0)` and `backend(1)`).
+fn targets() -> Vec<BackendTargetDoc> {
+    ["b1", "b2"]
+        .map(|name| BackendTargetDoc {
+            name: name.into(),
+            namespace: "bench".into(),
+            port: Some(80),
+            cluster: Some(format!("outbound|80||{name}.bench.svc.cluster.local")),
+            unresolved: None,
+        })
+        .into()
+}
+
+fn backend(target: usize) -> BackendDoc {
+    BackendDoc { target, weight: 1, filters: FiltersDoc::default() }
 }
 
 fn table(rules: usize) -> TableDocument {
@@ -58,7 +63,7 @@ fn table(rules: usize) -> TableDocument {
                     query_params: rule.query.iter().map(value).collect(),
                     grpc_method: None,
                 };
-                let backends = if rule.split { vec![backend("b1"), backend("b2")] } else { vec![backend("b1")] };
+                let backends = if rule.split { vec![backend(0), backend(1)] } else { vec![backend(0)] };
                 RuleDoc { matches: vec![matched], backends, ..RuleDoc::default() }
             })
             .collect();
@@ -72,6 +77,7 @@ fn table(rules: usize) -> TableDocument {
     }
     TableDocument {
         version: TABLE_VERSION,
+        targets: targets(),
         metrics: true,
         pass_through: Vec::new(),
         frontends: vec![FrontendDoc {

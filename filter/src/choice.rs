@@ -1,19 +1,19 @@
 //! Weighted choice of a backendRef.
 
-use crate::document::BackendDoc;
+use std::sync::Arc;
+
+use crate::document::{BackendDoc, BackendTargetDoc};
 use crate::filters::RouteFilters;
 
 /// Gateway API upper bound for a backendRef weight.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
-/// A backendRef of a rule, with what serves it.
+/// A backendRef of a rule: what it points at, its weight and its own filters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
-    pub name: String,
-    pub namespace: String,
-    pub port: Option<u16>,
+    /// Compiled once per target of the table and shared by every backendRef naming it.
+    pub target: Arc<BackendTarget>,
     pub weight: u32,
-    pub target: BackendTarget,
     /// The backendRef's own filters: applied to requests sent to it, after the rule's.
     pub filters: RouteFilters,
     /// The table's [`crate::mirror::MirrorSet`] of the rule's and this backendRef's mirrors,
@@ -21,41 +21,47 @@ pub struct Backend {
     pub mirror_set: Option<usize>,
 }
 
+/// What a backendRef points at: a Service port, and what serves it.
+#[derive(Debug, PartialEq)]
+pub struct BackendTarget {
+    pub name: String,
+    pub namespace: String,
+    pub port: Option<u16>,
+    pub resolution: Resolution,
+}
+
 #[derive(Debug, Clone, PartialEq)]
-pub enum BackendTarget {
+pub enum Resolution {
     /// The Envoy cluster that serves the Service port.
     Cluster(String),
     /// The reference does not resolve; the reason is the Gateway API's (`BackendNotFound`, ...).
     Unresolved(String),
 }
 
-impl Backend {
-    /// `prefix`: the rule's PathPrefix, as for [`RouteFilters::compile`].
-    pub(crate) fn compile(doc: &BackendDoc, prefix: Option<&str>) -> Result<Self, String> {
-        if doc.weight > MAX_WEIGHT {
-            return Err(format!("backend {}/{} weight {} is above {MAX_WEIGHT}", doc.namespace, doc.name, doc.weight));
-        }
-        let target = match (&doc.cluster, &doc.unresolved) {
-            (Some(cluster), None) if !cluster.is_empty() => BackendTarget::Cluster(cluster.clone()),
-            (None, Some(reason)) => BackendTarget::Unresolved(reason.clone()),
-            _ => {
-                return Err(format!(
-                    "backend {}/{} must have exactly one of a non-empty cluster or an unresolved reason",
-                    doc.namespace, doc.name
-                ))
-            }
+impl BackendTarget {
+    pub(crate) fn compile(doc: &BackendTargetDoc) -> Result<Self, String> {
+        let resolution = match (&doc.cluster, &doc.unresolved) {
+            (Some(cluster), None) if !cluster.is_empty() => Resolution::Cluster(cluster.clone()),
+            (None, Some(reason)) => Resolution::Unresolved(reason.clone()),
+            _ => return Err("must have exactly one of a non-empty cluster or an unresolved reason".to_owned()),
         };
-        let filters =
-            RouteFilters::compile(&doc.filters, prefix).map_err(|e| format!("backend {}/{}: {e}", doc.namespace, doc.name))?;
-        Ok(Backend {
-            name: doc.name.clone(),
-            namespace: doc.namespace.clone(),
-            port: doc.port,
-            weight: doc.weight,
-            target,
-            filters,
-            mirror_set: None,
-        })
+        Ok(BackendTarget { name: doc.name.clone(), namespace: doc.namespace.clone(), port: doc.port, resolution })
+    }
+}
+
+impl Backend {
+    /// `targets`: the table's, compiled; `prefix`: the rule's PathPrefix, as for
+    /// [`RouteFilters::compile`].
+    pub(crate) fn compile(doc: &BackendDoc, targets: &[Arc<BackendTarget>], prefix: Option<&str>) -> Result<Self, String> {
+        let target = targets
+            .get(doc.target)
+            .ok_or_else(|| format!("target {} is out of range (the table has {})", doc.target, targets.len()))?;
+        let (namespace, name) = (&target.namespace, &target.name);
+        if doc.weight > MAX_WEIGHT {
+            return Err(format!("backend {namespace}/{name} weight {} is above {MAX_WEIGHT}", doc.weight));
+        }
+        let filters = RouteFilters::compile(&doc.filters, prefix).map_err(|e| format!("backend {namespace}/{name}: {e}"))?;
+        Ok(Backend { target: Arc::clone(target), weight: doc.weight, filters, mirror_set: None })
     }
 }
 
@@ -135,22 +141,20 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn backend(name: &str, weight: u32) -> Backend {
-        Backend {
+        let target = BackendTarget {
             name: name.into(),
             namespace: "default".into(),
             port: Some(80),
-            weight,
-            target: BackendTarget::Cluster(name.into()),
-            filters: RouteFilters::default(),
-            mirror_set: None,
-        }
+            resolution: Resolution::Cluster(name.into()),
+        };
+        Backend { target: Arc::new(target), weight, filters: RouteFilters::default(), mirror_set: None }
     }
 
     #[test]
     fn weight_zero_is_never_picked() {
         let set = BackendSet::new(vec![backend("a", 0), backend("b", 3), backend("c", 0), backend("d", 1), backend("e", 0)]);
         for draw in 0..1000 {
-            let name = &set.pick(draw).unwrap().name;
+            let name = &set.pick(draw).unwrap().target.name;
             assert!(name == "b" || name == "d", "{name}");
         }
     }
@@ -158,17 +162,17 @@ mod tests {
     #[test]
     fn picks_in_exact_proportion_over_one_cycle() {
         let set = BackendSet::new(vec![backend("v1", 9), backend("v2", 1)]);
-        let v1 = (0..10).filter(|&d| set.pick(d).unwrap().name == "v1").count();
+        let v1 = (0..10).filter(|&d| set.pick(d).unwrap().target.name == "v1").count();
         assert_eq!(v1, 9);
     }
 
     #[test]
     fn each_share_draw_picks_its_backend() {
         let set = BackendSet::new(vec![backend("a", 0), backend("b", 3), backend("c", 0), backend("d", 1), backend("e", 0)]);
-        let shares: Vec<(&str, u64)> = set.shares().map(|(b, draw)| (b.name.as_str(), draw)).collect();
+        let shares: Vec<(&str, u64)> = set.shares().map(|(b, draw)| (b.target.name.as_str(), draw)).collect();
         assert_eq!(shares, vec![("b", 0), ("d", 3)]);
         for (name, draw) in shares {
-            assert_eq!(set.pick(draw).unwrap().name, name);
+            assert_eq!(set.pick(draw).unwrap().target.name, name);
         }
         assert_eq!(BackendSet::new(vec![backend("a", 0)]).shares().count(), 0);
     }
@@ -183,7 +187,7 @@ mod tests {
     fn large_weights_do_not_overflow() {
         let set = BackendSet::new(vec![backend("a", MAX_WEIGHT); 4]);
         assert_eq!(set.total_weight(), 4 * u64::from(MAX_WEIGHT));
-        assert_eq!(set.pick(u64::MAX).unwrap().name, "a");
+        assert_eq!(set.pick(u64::MAX).unwrap().target.name, "a");
     }
 
     #[test]
@@ -191,7 +195,7 @@ mod tests {
         let mut rng = Rng::new(42);
         let set = BackendSet::new(vec![backend("v1", 9), backend("v2", 1)]);
         let n = 100_000;
-        let v2 = (0..n).filter(|_| set.pick(rng.next_u64()).unwrap().name == "v2").count();
+        let v2 = (0..n).filter(|_| set.pick(rng.next_u64()).unwrap().target.name == "v2").count();
         // Expected 10,000, standard deviation ~95: six sigma either side.
         assert!((9_430..=10_570).contains(&v2), "{v2}");
     }

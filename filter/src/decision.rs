@@ -1,7 +1,7 @@
 //! What to do with one request: the whole decision, made here once for the filter's glue and
 //! for `meshroute explain`, which only apply or report it.
 
-use crate::choice::{Backend, BackendTarget};
+use crate::choice::{Backend, Resolution};
 use crate::filters::RouteFilters;
 use crate::header_modifier::HeaderChanges;
 use crate::mirror::MirrorChoice;
@@ -116,8 +116,8 @@ pub fn decide<'t, C: AsRef<[u8]>>(
         Outcome::Matched(matched) if matched.rule.filters.redirect.is_some() => Cause::Redirect(matched),
         Outcome::Matched(matched) => match matched.rule.backends.pick(draw) {
             None => Cause::NoBackend(matched),
-            Some(backend) => match &backend.target {
-                BackendTarget::Cluster(cluster) => {
+            Some(backend) => match &backend.target.resolution {
+                Resolution::Cluster(cluster) => {
                     let (rule, own) = (&matched.rule.filters, &backend.filters);
                     let rewrite = |part: fn(&Rewrite) -> bool| {
                         own.rewrite.as_ref().filter(|r| part(r)).or(rule.rewrite.as_ref().filter(|r| part(r)))
@@ -138,7 +138,7 @@ pub fn decide<'t, C: AsRef<[u8]>>(
                     };
                     return Decision::Forward(Forward { matched, backend, cluster, request, response });
                 }
-                BackendTarget::Unresolved(reason) => Cause::Unresolved { matched, backend, reason },
+                Resolution::Unresolved(reason) => Cause::Unresolved { matched, backend, reason },
             },
         },
     };
@@ -180,12 +180,18 @@ mod tests {
     const FRONTEND: &str = "10.96.0.10:80";
     const GRPC: Option<&str> = Some("application/grpc");
 
-    fn backend(name: &str, weight: u32) -> Value {
-        json!({"name": name, "namespace": "default", "port": 80, "weight": weight, "cluster": format!("c-{name}")})
+    /// A target `name` served by cluster `c-NAME`.
+    fn target(name: &str) -> Value {
+        json!({"name": name, "namespace": "default", "port": 80, "cluster": format!("c-{name}")})
     }
 
-    fn unresolved(name: &str, weight: u32) -> Value {
-        json!({"name": name, "namespace": "default", "port": 80, "weight": weight, "unresolved": "BackendNotFound"})
+    fn unresolved(name: &str) -> Value {
+        json!({"name": name, "namespace": "default", "port": 80, "unresolved": "BackendNotFound"})
+    }
+
+    /// A backendRef to `targets[target]`.
+    fn backend(target: usize, weight: u32) -> Value {
+        json!({"target": target, "weight": weight})
     }
 
     /// One route of `kind` on the frontend: rule 0 takes `/split` (v1:3, v2:1), rule 1 `/half`
@@ -199,14 +205,15 @@ mod tests {
             }
         };
         let doc = json!({
-            "version": 1,
+            "version": 2,
             "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
             "routes": [{"kind": kind, "namespace": "default", "name": "r", "rules": [
-                {"matches": path("/split"), "backends": [backend("v1", 3), backend("v2", 1)]},
-                {"matches": path("/half"), "backends": [backend("good", 1), unresolved("gone", 1)]},
+                {"matches": path("/split"), "backends": [backend(0, 3), backend(1, 1)]},
+                {"matches": path("/half"), "backends": [backend(2, 1), backend(3, 1)]},
                 {"matches": path("/none"), "backends": []},
-                {"matches": path("/zero"), "backends": [backend("z", 0)]},
+                {"matches": path("/zero"), "backends": [backend(4, 0)]},
             ]}],
+            "targets": [target("v1"), target("v2"), target("good"), unresolved("gone"), target("z")],
         });
         RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
     }
@@ -214,9 +221,10 @@ mod tests {
     /// One frontend with a route, one Service port without routes listed with its cluster.
     fn table_with_pass_through(pass_through: serde_json::Value) -> Result<RouteTable, crate::table::TableError> {
         let doc = json!({
-            "version": 1,
+            "version": 2,
             "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
-            "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [backend("v1", 1)]}]}],
+            "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [backend(0, 1)]}]}],
+            "targets": [target("v1")],
             "pass_through": pass_through,
         });
         RouteTable::from_json(doc.to_string().as_bytes())
@@ -331,7 +339,7 @@ mod tests {
             let Decision::LocalReply { cause: Cause::Unresolved { matched, backend, reason }, reply } = &decision else {
                 panic!("{decision:?}")
             };
-            assert_eq!((matched.rule_index, backend.name.as_str(), *reason), (1, "gone", "BackendNotFound"));
+            assert_eq!((matched.rule_index, backend.target.name.as_str(), *reason), (1, "gone", "BackendNotFound"));
             let expected = if kind == "GRPCRoute" { (200, Some(GrpcStatus::Unavailable)) } else { (500, None) };
             assert_eq!((reply.status, reply.grpc_status), expected, "{kind}");
         }
@@ -367,16 +375,17 @@ mod tests {
     #[test]
     fn a_forward_selects_the_mirror_set_of_its_rule_and_backend_or_clears_the_header() {
         let mirror = |name: &str| json!({"name": name, "namespace": "default", "port": 80, "cluster": format!("c-{name}")});
-        let mut b = backend("b", 1);
+        let mut b = backend(1, 1);
         b["filters"] = json!({"mirrors": [mirror("n")]});
         let doc = json!({
-            "version": 1,
+            "version": 2,
             "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
             "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [
                 {"matches": [{"path": {"type": "PathPrefix", "value": "/m"}}], "filters": {"mirrors": [mirror("m")]},
-                 "backends": [backend("a", 1), b]},
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/plain"}}], "backends": [backend("a", 1)]},
+                 "backends": [backend(0, 1), b]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/plain"}}], "backends": [backend(0, 1)]},
             ]}],
+            "targets": [target("a"), target("b")],
         });
         let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
         let mirror_of = |path, draw| match decide_at(&t, FRONTEND, path, draw, None) {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The only document version this build understands.
-pub const TABLE_VERSION: u32 = 1;
+pub const TABLE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,10 @@ pub struct TableDocument {
     pub frontends: Vec<FrontendDoc>,
     #[serde(default)]
     pub routes: Vec<RouteDoc>,
+    /// What the rules' backendRefs point at, each distinct one once (in the order rules first
+    /// name them); a [`BackendDoc`] names its own by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<BackendTargetDoc>,
     /// Whether the filter counts requests ([`crate::metrics`]); `meshroute sync --no-metrics`
     /// turns it off. Absent means on.
     #[serde(default = "on", skip_serializing_if = "is_on")]
@@ -26,6 +30,14 @@ pub struct TableDocument {
     /// neither list is left to Envoy's default route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass_through: Vec<PassThroughDoc>,
+}
+
+impl TableDocument {
+    /// What `backend` points at; `None` when its index is out of range (a table that does not
+    /// compile).
+    pub fn target(&self, backend: &BackendDoc) -> Option<&BackendTargetDoc> {
+        self.targets.get(backend.target)
+    }
 }
 
 /// The plugin configuration of a filter instance that holds no table of its own:
@@ -314,21 +326,30 @@ pub struct ValueMatchDoc {
     pub value: String,
 }
 
-/// One backendRef. `cluster` is the Envoy cluster that serves it, or absent when the reference
-/// does not resolve; such a backend keeps its share of traffic and answers 500.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a backendRef points at: a Service port, and the Envoy cluster that serves it
+/// (`cluster`), or why the reference does not resolve (`unresolved`); exactly one of the two.
+/// A backend whose target does not resolve keeps its share of traffic and answers 500.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BackendDoc {
+pub struct BackendTargetDoc {
     pub name: String,
     pub namespace: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    pub weight: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     /// Why the reference does not resolve (`BackendNotFound`, `InvalidKind`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unresolved: Option<String>,
+}
+
+/// One backendRef: its target, an index into [`TableDocument::targets`] (read it with
+/// [`TableDocument::target`]), its weight and its own filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendDoc {
+    pub target: usize,
+    pub weight: u32,
     /// The backendRef's own filters, applied only to requests sent to it, after the rule's.
     #[serde(default, skip_serializing_if = "FiltersDoc::is_empty")]
     pub filters: FiltersDoc,

@@ -136,7 +136,7 @@ impl<'t> Series<'t> {
             }
             None => Default::default(),
         };
-        let backend = self.backend.map(|b| backend_tag(&b.namespace, &b.name, b.port)).unwrap_or_default();
+        let backend = self.backend.map(|b| backend_tag(&b.target.namespace, &b.target.name, b.target.port)).unwrap_or_default();
         [frontend, route, rule, rule_name, backend, self.outcome.as_str().to_owned()]
     }
 
@@ -186,15 +186,19 @@ mod tests {
 
     fn table() -> RouteTable {
         let doc = serde_json::json!({
-            "version": 1,
+            "version": 2,
             "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
             "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r.v2", "rules": [
                 {"name": "split", "matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
-                 "backends": [{"name": "v1", "namespace": "default", "port": 8080, "weight": 1, "cluster": "c-v1"}]},
+                 "backends": [{"target": 0, "weight": 1}]},
                 {"matches": [{"path": {"type": "PathPrefix", "value": "/gone"}}],
-                 "backends": [{"name": "gone", "namespace": "other", "weight": 1, "unresolved": "BackendNotFound"}]},
+                 "backends": [{"target": 1, "weight": 1}]},
                 {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}], "backends": []},
             ]}],
+            "targets": [
+                {"name": "v1", "namespace": "default", "port": 8080, "cluster": "c-v1"},
+                {"name": "gone", "namespace": "other", "unresolved": "BackendNotFound"},
+            ],
         });
         RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
     }

@@ -6,21 +6,23 @@ use serde_json::{json, Value};
 use crate::decision::{decide, Cause, Decision, Forward};
 use crate::document::RouteKind;
 use crate::request::Request;
-use crate::table::RouteTable;
+use crate::table::{Outcome, RouteTable};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const FRONTEND: &str = "10.96.0.10:80";
 
-/// A route whose rules each send to one backend named after the route and rule (`name#i`).
+/// A route whose rules each send to one backend named after the route and rule (`name#i`), its
+/// target written in place of the index: [`lift_targets`] lists it in the document's `targets`.
 fn route(name: &str, created: Option<&str>, rules: Vec<Vec<Value>>) -> Value {
     let rules: Vec<Value> = rules
         .into_iter()
         .enumerate()
         .map(|(i, matches)| {
             let backend = format!("{name}#{i}");
-            json!({"matches": matches, "backends": [{"name": backend, "namespace": "default", "port": 80, "weight": 1, "cluster": backend}]})
+            let target = json!({"name": backend, "namespace": "default", "port": 80, "cluster": backend});
+            json!({"matches": matches, "backends": [{"target": target, "weight": 1}]})
         })
         .collect();
     let mut route = json!({"kind": "HTTPRoute", "namespace": "default", "name": name, "rules": rules});
@@ -30,13 +32,28 @@ fn route(name: &str, created: Option<&str>, rules: Vec<Vec<Value>>) -> Value {
     route
 }
 
+/// A table document: `doc`'s routes with each backend's target (written in place by [`route`])
+/// moved to `targets`, the backend keeping its index there.
+fn lift_targets(mut doc: Value) -> Value {
+    let mut targets: Vec<Value> = Vec::new();
+    let rules = doc["routes"].as_array_mut().into_iter().flatten().filter_map(|r| r["rules"].as_array_mut()).flatten();
+    for backend in rules.filter_map(|rule| rule["backends"].as_array_mut()).flatten() {
+        if backend["target"].is_object() {
+            targets.push(backend["target"].take());
+            backend["target"] = json!(targets.len() - 1);
+        }
+    }
+    doc["targets"] = json!(targets);
+    doc
+}
+
 fn table(routes: Vec<Value>) -> RouteTable {
     let indexes: Vec<usize> = (0..routes.len()).collect();
-    let doc = json!({
-        "version": 1,
+    let doc = lift_targets(json!({
+        "version": 2,
         "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": indexes}],
         "routes": routes,
-    });
+    }));
     RouteTable::from_json(doc.to_string().as_bytes()).unwrap()
 }
 
@@ -217,7 +234,7 @@ fn unmatched_request_is_404_and_unknown_destination_passes_through() {
 #[test]
 fn rule_without_backends_fails_with_500() {
     let doc = json!({
-        "version": 1,
+        "version": 2,
         "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
         "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": []}]}],
     });
@@ -228,12 +245,16 @@ fn rule_without_backends_fails_with_500() {
 #[test]
 fn unresolved_backend_keeps_its_share_and_fails() {
     let doc = json!({
-        "version": 1,
+        "version": 2,
         "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
         "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [
-            {"name": "good", "namespace": "default", "port": 80, "weight": 1, "cluster": "good"},
-            {"name": "gone", "namespace": "default", "port": 80, "weight": 1, "unresolved": "BackendNotFound"}
+            {"target": 0, "weight": 1},
+            {"target": 1, "weight": 1}
         ]}]}],
+        "targets": [
+            {"name": "good", "namespace": "default", "port": 80, "cluster": "good"},
+            {"name": "gone", "namespace": "default", "port": 80, "unresolved": "BackendNotFound"}
+        ],
     });
     let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
     let request = Request { method: "GET", path_and_query: "/", headers: &[] };
@@ -241,16 +262,16 @@ fn unresolved_backend_keeps_its_share_and_fails() {
     let Decision::Forward(Forward { matched, cluster: "good", .. }) = decide(0) else { panic!("not forwarded") };
     assert_eq!((matched.route.kind, matched.route.name.as_str(), matched.rule_index), (RouteKind::Http, "r", 0));
     let Decision::LocalReply { cause: Cause::Unresolved { backend, .. }, reply } = decide(1) else { panic!("forwarded") };
-    assert_eq!((backend.name.as_str(), reply.status), ("gone", 500));
+    assert_eq!((backend.target.name.as_str(), reply.status), ("gone", 500));
 }
 
 #[test]
 fn ipv6_frontends_are_found() {
-    let doc = json!({
-        "version": 1,
+    let doc = lift_targets(json!({
+        "version": 2,
         "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["fd00::10"], "routes": [0]}],
         "routes": [route("r", None, vec![vec![]])],
-    });
+    }));
     let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
     assert_eq!(winner_at(&t, "[fd00::10]:80", "GET", "/", &[]), "r#0");
 }
@@ -258,20 +279,44 @@ fn ipv6_frontends_are_found() {
 #[test]
 fn invalid_documents_are_refused_with_a_reason() {
     let refused = |doc: Value| RouteTable::from_json(doc.to_string().as_bytes()).unwrap_err().0;
-    assert!(refused(json!({"version": 2})).contains("version 2 is not supported"));
+    assert!(refused(json!({"version": 1})).contains("version 1 is not supported"));
     assert!(RouteTable::from_json(b"{not json").unwrap_err().0.contains("not valid JSON"));
-    assert!(refused(json!({"version": 1, "extra": true})).contains("unknown field"));
-    let bad_regex = json!({"version": 1, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
-        "routes": [route("r", None, vec![vec![path("RegularExpression", "(")]])]});
+    assert!(refused(json!({"version": 2, "extra": true})).contains("unknown field"));
+    let bad_regex = lift_targets(
+        json!({"version": 2, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
+        "routes": [route("r", None, vec![vec![path("RegularExpression", "(")]])]}),
+    );
     assert!(refused(bad_regex).contains("routes[0].rules[0]: invalid regex"));
-    let dangling = json!({"version": 1, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [3]}], "routes": []});
+    let dangling = json!({"version": 2, "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [3]}], "routes": []});
     assert!(refused(dangling).contains("route index 3 is out of range"));
-    let heavy = json!({"version": 1, "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [{"backends": [
-        {"name": "b", "namespace": "d", "weight": 1_000_001, "cluster": "c"}]}]}]});
-    assert!(refused(heavy).contains("above 1000000"));
-    let both = json!({"version": 1, "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [{"backends": [
-        {"name": "b", "namespace": "d", "weight": 1, "cluster": "c", "unresolved": "BackendNotFound"}]}]}]});
-    assert!(refused(both).contains("exactly one of"));
+    let heavy = json!({"version": 2, "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [{"backends": [
+        {"target": 0, "weight": 1_000_001}]}]}], "targets": [{"name": "b", "namespace": "d", "cluster": "c"}]});
+    assert!(refused(heavy).contains("rules[0].backends[0]: backend d/b weight 1000001 is above 1000000"));
+    let both =
+        json!({"version": 2, "targets": [{"name": "b", "namespace": "d", "cluster": "c", "unresolved": "BackendNotFound"}]});
+    assert_eq!(refused(both), "targets[0] (d/b): must have exactly one of a non-empty cluster or an unresolved reason");
+    // A backendRef whose target is not in the table, even on a route no frontend has.
+    let r = |rules: Value| json!({"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": rules});
+    let beyond = json!({"version": 2,
+        "routes": [r(json!([])), r(json!([{"backends": []}, {"backends": [{"target": 0, "weight": 1}, {"target": 1, "weight": 1}]}]))],
+        "targets": [{"name": "b", "namespace": "d", "cluster": "c"}]});
+    assert_eq!(refused(beyond), "routes[1] (d/r): rules[1].backends[1]: target 1 is out of range (the table has 1)");
+}
+
+/// Backends naming one target share its compiled form.
+#[test]
+fn backends_share_their_target() {
+    let doc = json!({"version": 2,
+        "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
+        "routes": [{"kind": "HTTPRoute", "namespace": "d", "name": "r", "rules": [
+            {"backends": [{"target": 0, "weight": 1}]}, {"backends": [{"target": 0, "weight": 2}]}]}],
+        "targets": [{"name": "b", "namespace": "d", "port": 80, "cluster": "c"}]});
+    let t = RouteTable::from_json(doc.to_string().as_bytes()).unwrap();
+    let request = Request { method: "GET", path_and_query: "/", headers: &[] };
+    let Outcome::Matched(matched) = t.route(t.frontend_at("10.0.0.1:80"), &request) else { panic!("no match") };
+    let [first, second] = [&matched.route.rules[0], &matched.route.rules[1]].map(|rule| &rule.backends.all()[0]);
+    assert!(std::sync::Arc::ptr_eq(&first.target, &second.target));
+    assert_eq!((first.weight, second.weight, first.target.name.as_str()), (1, 2, "b"));
 }
 
 /// A GRPCRoute whose rules each send to one backend named after the route and rule (`name#i`).
@@ -344,11 +389,11 @@ fn grpc_header_count_then_age_then_name() {
 
 #[test]
 fn http_and_grpc_routes_are_never_merged_on_one_frontend() {
-    let doc = json!({
-        "version": 1,
+    let doc = lift_targets(json!({
+        "version": 2,
         "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0, 1]}],
         "routes": [route("h", None, vec![vec![]]), grpc_route("g", None, vec![vec![]])],
-    });
+    }));
     let error = RouteTable::from_json(doc.to_string().as_bytes()).unwrap_err().0;
     assert!(error.contains("never merged"), "{error}");
 }
@@ -356,9 +401,9 @@ fn http_and_grpc_routes_are_never_merged_on_one_frontend() {
 #[test]
 fn matches_of_the_other_kind_are_refused() {
     let doc = |route: Value| {
-        json!({"version": 1,
+        lift_targets(json!({"version": 2,
             "frontends": [{"namespace": "d", "name": "e", "port": 80, "addresses": ["10.0.0.1"], "routes": [0]}],
-            "routes": [route]})
+            "routes": [route]}))
     };
     let grpc_in_http = doc(route("h", None, vec![vec![grpc_method("Exact", Some("pkg.Svc"), None)]]));
     let path_in_grpc = doc(grpc_route("g", None, vec![vec![path("PathPrefix", "/")]]));

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use crate::choice::{Backend, BackendSet};
+use crate::choice::{Backend, BackendSet, BackendTarget};
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
@@ -286,13 +287,24 @@ impl RouteTable {
                 doc.version
             )));
         }
+        // Each target once; the backends that name it share it.
+        let targets = doc
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| {
+                BackendTarget::compile(target)
+                    .map(Arc::new)
+                    .map_err(|e| TableError(format!("targets[{t}] ({}/{}): {e}", target.namespace, target.name)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut mirror_sets = MirrorSets::default();
         let routes = doc
             .routes
             .iter()
             .enumerate()
             .map(|(i, route)| {
-                compile_route(route, &mut mirror_sets)
+                compile_route(route, &targets, &mut mirror_sets)
                     .map_err(|e| TableError(format!("routes[{i}] ({}/{}): {e}", route.namespace, route.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -488,7 +500,7 @@ pub fn only_prefix(kind: RouteKind, matches: &[MatchDoc]) -> Option<&str> {
     }
 }
 
-fn compile_route(doc: &RouteDoc, mirror_sets: &mut MirrorSets) -> Result<Route, String> {
+fn compile_route(doc: &RouteDoc, targets: &[Arc<BackendTarget>], mirror_sets: &mut MirrorSets) -> Result<Route, String> {
     let rules = doc
         .rules
         .iter()
@@ -498,9 +510,9 @@ fn compile_route(doc: &RouteDoc, mirror_sets: &mut MirrorSets) -> Result<Route, 
             let mut backends = rule
                 .backends
                 .iter()
-                .map(|b| Backend::compile(b, prefix))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("rules[{i}]: {e}"))?;
+                .enumerate()
+                .map(|(k, b)| Backend::compile(b, targets, prefix).map_err(|e| format!("rules[{i}].backends[{k}]: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
             let filters = RouteFilters::compile(&rule.filters, prefix).map_err(|e| format!("rules[{i}].filters: {e}"))?;
             for backend in &mut backends {
                 let mirrors: Vec<Mirror> = filters.mirrors.iter().chain(backend.filters.mirrors.iter()).cloned().collect();

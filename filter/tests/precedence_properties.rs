@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 
 use meshroute_filter::decision::{decide, Decision, Forward};
 use meshroute_filter::document::{
-    BackendDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, ValueMatchDoc, ValueMatchType,
+    BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc,
+    RouteKind, RuleDoc, TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -248,7 +248,7 @@ fn reference(doc: &TableDocument, r: &Req) -> Expected {
 }
 
 /// The backend a draw picks: walk the cumulative weights. `None`: 500.
-fn reference_cluster(rule: &RuleDoc, draw: u64) -> Option<String> {
+fn reference_cluster(doc: &TableDocument, rule: &RuleDoc, draw: u64) -> Option<String> {
     let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
     if total == 0 {
         return None;
@@ -258,7 +258,7 @@ fn reference_cluster(rule: &RuleDoc, draw: u64) -> Option<String> {
     for backend in &rule.backends {
         upto += u64::from(backend.weight);
         if point < upto {
-            return backend.cluster.clone();
+            return doc.target(backend).and_then(|t| t.cluster.clone());
         }
     }
     unreachable!()
@@ -352,18 +352,22 @@ fn grpc_match_doc() -> impl Strategy<Value = MatchDoc> {
         .prop_map(|(grpc_method, headers)| MatchDoc { grpc_method, headers: unique(headers, false), ..MatchDoc::default() })
 }
 
+/// Every table's targets: `b0` to `b3`, served by `c0` to `c3`, then the same four unresolved.
+fn targets() -> Vec<BackendTargetDoc> {
+    let target = |i: usize, resolved: bool| BackendTargetDoc {
+        name: format!("b{i}"),
+        namespace: "default".into(),
+        port: Some(80),
+        cluster: resolved.then(|| format!("c{i}")),
+        unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
+    };
+    [true, false].into_iter().flat_map(|resolved| (0..4).map(move |i| target(i, resolved))).collect()
+}
+
 fn backends() -> impl Strategy<Value = Vec<BackendDoc>> {
     let backend =
         (0..4usize, select(&[0u32, 1, 3, 1_000_000][..]), prop::bool::weighted(0.85)).prop_map(|(i, weight, resolved)| {
-            BackendDoc {
-                name: format!("b{i}"),
-                namespace: "default".into(),
-                port: Some(80),
-                weight,
-                cluster: resolved.then(|| format!("c{i}")),
-                unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
-                filters: FiltersDoc::default(),
-            }
+            BackendDoc { target: if resolved { i } else { 4 + i }, weight, filters: FiltersDoc::default() }
         });
     prop::collection::vec(backend, 0..4)
 }
@@ -416,7 +420,14 @@ fn table() -> impl Strategy<Value = TableDocument> {
             add("web", 80, &["10.0.0.1"], if on_80.is_empty() { all_http } else { on_80 });
             add("web", 81, &["10.0.0.1"], of_kind(RouteKind::Http, &on_81));
             add("grpc", 80, &["10.0.0.2", "fd00::2"], of_kind(RouteKind::Grpc, &[true; 20]));
-            TableDocument { version: 1, frontends, routes, metrics: true, pass_through: Vec::new() }
+            TableDocument {
+                version: TABLE_VERSION,
+                frontends,
+                routes,
+                targets: targets(),
+                metrics: true,
+                pass_through: Vec::new(),
+            }
         })
 }
 
@@ -513,7 +524,7 @@ proptest! {
                         Decision::Forward(Forward { cluster, .. }) => Some(cluster.to_owned()),
                         Decision::PassThrough | Decision::LocalReply { .. } => None,
                     };
-                    prop_assert_eq!(cluster, reference_cluster(doc_rule, draw), "draw {}", draw);
+                    prop_assert_eq!(cluster, reference_cluster(&doc, doc_rule, draw), "draw {}", draw);
                 }
             }
         }
@@ -570,7 +581,8 @@ fn generated_requests_collide_often() {
 #[test]
 fn reference_order_is_strict() {
     let doc = TableDocument {
-        version: 1,
+        version: TABLE_VERSION,
+        targets: Vec::new(),
         metrics: true,
         pass_through: Vec::new(),
         frontends: vec![],

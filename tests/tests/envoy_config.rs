@@ -535,7 +535,7 @@ fn istio_envoyfilter_patches_validate_in_an_istio_shaped_bootstrap() {
     assert_eq!(filter["config_discovery"]["type_urls"][0], WASM_TYPE_URL);
     let table: Value = serde_json::from_str(table_wasm["configuration"]["value"].as_str().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the route table is not JSON: {e}"));
-    assert_eq!(table["version"], 1);
+    assert_eq!(table["version"], 2);
     assert_eq!(shared_wasm["configuration"]["value"], r#"{"table":"shared"}"#);
     assert_eq!(route["match"]["headers"][0]["name"], SELECTION_HEADER);
     assert_eq!(route["route"]["cluster_header"], SELECTION_HEADER);

@@ -83,13 +83,14 @@ mod tests {
     #[test]
     fn a_mirror_set_route_precedes_the_plain_selection_and_the_headers_are_removed() {
         let doc = serde_json::from_value(json!({
-            "version": 1,
+            "version": 2,
             "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
             "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [{"backends": [
-                {"name": "v1", "namespace": "default", "port": 80, "weight": 1, "cluster": "c-v1",
+                {"target": 0, "weight": 1,
                  "filters": {"mirrors": [{"name": "m", "namespace": "default", "port": 80, "cluster": "c-m",
                                           "fraction": {"numerator": 1, "denominator": 2}}]}},
             ]}]}],
+            "targets": [{"name": "v1", "namespace": "default", "port": 80, "cluster": "c-v1"}],
         }))
         .unwrap();
         let table = meshroute_filter::table::RouteTable::compile(&doc).unwrap();

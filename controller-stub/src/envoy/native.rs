@@ -136,7 +136,7 @@ fn frontend_routes(table: &TableDocument, frontend: &meshroute_filter::table::Fr
             routes.push(counted(route, Some(Outcome::Redirect)));
             continue;
         }
-        match action(&rule.backends, &rule.filters, grpc) {
+        match action(table, &rule.backends, &rule.filters, grpc) {
             Action::Route { mut action, on_clusters } => {
                 rewrite(&mut action, &rule.filters, &rule.backends, prefix);
                 timeouts_and_retry(&mut action, rule.timeouts.as_deref(), rule.retry.as_deref());
@@ -205,10 +205,10 @@ enum Action {
 /// out; unresolved backends share [`UNRESOLVED_CLUSTER`]. BackendRefs to one cluster with the
 /// same filters are one share; a backendRef with filters of its own always goes through
 /// `weighted_clusters`, where a cluster can carry them.
-fn action(backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
+fn action(table: &TableDocument, backends: &[BackendDoc], rule: &FiltersDoc, grpc: bool) -> Action {
     let mut shares: Vec<(String, u64, &FiltersDoc)> = Vec::new();
     for backend in backends.iter().filter(|b| b.weight > 0) {
-        let cluster = backend.cluster.clone().unwrap_or_else(|| UNRESOLVED_CLUSTER.to_owned());
+        let cluster = table.target(backend).and_then(|t| t.cluster.clone()).unwrap_or_else(|| UNRESOLVED_CLUSTER.to_owned());
         match shares.iter_mut().find(|(known, _, filters)| *known == cluster && **filters == backend.filters) {
             Some((_, weight, _)) => *weight += u64::from(backend.weight),
             None => shares.push((cluster, u64::from(backend.weight), &backend.filters)),
@@ -589,18 +589,16 @@ pub fn listeners(manifests: &Manifests, rds: &RdsSource) -> (Value, Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshroute_filter::document::{FrontendDoc, HeaderDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
+    use meshroute_filter::document::{BackendTargetDoc, FrontendDoc, HeaderDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
 
-    fn backend(name: &str, weight: u32, cluster: Option<&str>) -> BackendDoc {
-        BackendDoc {
-            name: name.into(),
-            namespace: "default".into(),
-            port: Some(80),
-            weight,
-            cluster: cluster.map(Into::into),
-            unresolved: cluster.is_none().then(|| "BackendNotFound".into()),
-            filters: FiltersDoc::default(),
-        }
+    /// Every test table's targets: `v1`, `v2` and `off` served by `c1`, `c2` and `c3`, and
+    /// `gone`, which does not resolve.
+    const TARGETS: [(&str, Option<&str>); 4] = [("v1", Some("c1")), ("v2", Some("c2")), ("off", Some("c3")), ("gone", None)];
+
+    /// A backendRef to the target `name` of [`TARGETS`].
+    fn backend(name: &str, weight: u32) -> BackendDoc {
+        let target = TARGETS.iter().position(|(known, _)| *known == name).unwrap();
+        BackendDoc { target, weight, filters: FiltersDoc::default() }
     }
 
     fn path(kind: PathMatchType, value: &str) -> MatchDoc {
@@ -612,6 +610,16 @@ mod tests {
             version: TABLE_VERSION,
             metrics: true,
             pass_through: Vec::new(),
+            targets: TARGETS
+                .iter()
+                .map(|(name, cluster)| BackendTargetDoc {
+                    name: (*name).into(),
+                    namespace: "default".into(),
+                    port: Some(80),
+                    cluster: cluster.map(Into::into),
+                    unresolved: cluster.is_none().then(|| "BackendNotFound".into()),
+                })
+                .collect(),
             frontends: vec![FrontendDoc {
                 namespace: "default".into(),
                 name: "echo".into(),
@@ -649,14 +657,10 @@ mod tests {
         let rules = vec![
             RuleDoc {
                 matches: vec![path(PathMatchType::PathPrefix, "/v2/")],
-                backends: vec![backend("v2", 1, Some("c2"))],
+                backends: vec![backend("v2", 1)],
                 ..RuleDoc::default()
             },
-            RuleDoc {
-                matches: vec![path(PathMatchType::Exact, "/v1")],
-                backends: vec![backend("v1", 1, Some("c1"))],
-                ..RuleDoc::default()
-            },
+            RuleDoc { matches: vec![path(PathMatchType::Exact, "/v1")], backends: vec![backend("v1", 1)], ..RuleDoc::default() },
         ];
         let config = route_config_of(&at(), &table(rules)).unwrap();
         assert_eq!(config["vhost_header"], FRONTEND_HEADER);
@@ -673,7 +677,7 @@ mod tests {
     fn weights_skip_zero_and_unresolved_backends_keep_their_share_as_500() {
         let rules = vec![RuleDoc {
             matches: Vec::new(),
-            backends: vec![backend("v1", 9, Some("c1")), backend("gone", 1, None), backend("off", 0, Some("c3"))],
+            backends: vec![backend("v1", 9), backend("gone", 1), backend("off", 0)],
             ..RuleDoc::default()
         }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
@@ -753,7 +757,7 @@ mod tests {
         };
         let rules = vec![RuleDoc {
             matches: Vec::new(),
-            backends: vec![backend("v1", 1, Some("c1"))],
+            backends: vec![backend("v1", 1)],
             filters: rule_filters.clone(),
             ..RuleDoc::default()
         }];
@@ -773,7 +777,7 @@ mod tests {
             json!([{ "header": { "key": "x-served-by", "value": "mesh" }, "append_action": "APPEND_IF_EXISTS_OR_ADD" }])
         );
 
-        let mut v1 = backend("v1", 1, Some("c1"));
+        let mut v1 = backend("v1", 1);
         v1.filters.request_headers = modifier(&[("x-who", "v1")], &[], &["x-add"]);
         let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![v1], filters: rule_filters, ..RuleDoc::default() }];
         let config = route_config_of(&at(), &table(rules)).unwrap();
@@ -798,9 +802,9 @@ mod tests {
     /// Two backendRefs to one cluster stay two shares when their filters differ.
     #[test]
     fn backends_with_different_filters_are_not_merged() {
-        let mut one = backend("v1", 1, Some("c1"));
+        let mut one = backend("v1", 1);
         one.filters.request_headers = modifier(&[("x-n", "1")], &[], &[]);
-        let mut two = backend("v1", 1, Some("c1"));
+        let mut two = backend("v1", 1);
         two.filters.request_headers = modifier(&[("x-n", "2")], &[], &[]);
         let rules = vec![RuleDoc { matches: Vec::new(), backends: vec![one, two], ..RuleDoc::default() }];
         let config = route_config_of(&at(), &table(rules)).unwrap();

@@ -40,7 +40,14 @@ fn slice(service: &str, ports: &[(Option<&str>, u16)], endpoints: &[(&str, bool)
 }
 
 fn table() -> TableDocument {
-    TableDocument { version: TABLE_VERSION, frontends: Vec::new(), routes: Vec::new(), metrics: true, pass_through: Vec::new() }
+    TableDocument {
+        version: TABLE_VERSION,
+        frontends: Vec::new(),
+        routes: Vec::new(),
+        targets: Vec::new(),
+        metrics: true,
+        pass_through: Vec::new(),
+    }
 }
 
 fn options() -> Options {

@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn json_text_inside_a_string_survives() {
-        let table = r#"{"version":1,"frontends":[{"name":"a\"b"}]}"#;
+        let table = r#"{"version":2,"frontends":[{"name":"a\"b"}]}"#;
         let text = to_yaml("", &json!({"value": table})).unwrap_or_default();
         let parsed = yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_default();
         assert_eq!(parsed[0]["value"].as_str(), Some(table));

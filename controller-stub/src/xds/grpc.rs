@@ -311,7 +311,7 @@ fn frontend_routes(table: &TableDocument, frontend: &Frontend) -> Vec<Route> {
     for entry in frontend.precedence_order().filter_map(|at| at.in_document(table)) {
         // A match no gRPC call can meet has no route (see `never_matches`).
         let Some(route_match) = route_match(entry.route.kind, entry.matched) else { continue };
-        routes.push(rule_route(entry.route_name(), route_match, entry.route.kind, entry.rule));
+        routes.push(rule_route(table, entry.route_name(), route_match, entry.route.kind, entry.rule));
     }
     routes.push(refusing("no-route", catch_all(), UNIMPLEMENTED));
     routes
@@ -411,7 +411,7 @@ fn alters_call(filters: &FiltersDoc) -> bool {
 }
 
 /// What a rule does with the calls it takes: fail them all with a status, or share them.
-fn shares(kind: RouteKind, rule: &RuleDoc) -> Result<Vec<Share>, u32> {
+fn shares(table: &TableDocument, kind: RouteKind, rule: &RuleDoc) -> Result<Vec<Share>, u32> {
     if rule.filters.redirect.is_some() {
         // The Envoy path answers a gRPC call with the redirect, which the client takes as UNKNOWN.
         return Err(UNKNOWN);
@@ -421,7 +421,7 @@ fn shares(kind: RouteKind, rule: &RuleDoc) -> Result<Vec<Share>, u32> {
     }
     let mut shares: Vec<Share> = Vec::new();
     for backend in rule.backends.iter().filter(|b| b.weight > 0) {
-        let (cluster, fails) = match &backend.cluster {
+        let (cluster, fails) = match table.target(backend).and_then(|t| t.cluster.as_ref()) {
             Some(cluster) if !alters_call(&backend.filters) => (cluster.clone(), None),
             Some(_) | None => (UNRESOLVED_CLUSTER.to_owned(), Some(unavailable(kind))),
         };
@@ -437,8 +437,8 @@ fn shares(kind: RouteKind, rule: &RuleDoc) -> Result<Vec<Share>, u32> {
 }
 
 /// A rule's route: its shares, then its timeout and retries.
-fn rule_route(name: String, route_match: RouteMatch, kind: RouteKind, rule: &RuleDoc) -> Route {
-    let shares = match shares(kind, rule) {
+fn rule_route(table: &TableDocument, name: String, route_match: RouteMatch, kind: RouteKind, rule: &RuleDoc) -> Route {
+    let shares = match shares(table, kind, rule) {
         Err(status) => return refusing(&name, route_match, status),
         Ok(shares) => shares,
     };
@@ -597,7 +597,7 @@ pub fn unsupported(table: &TableDocument) -> Vec<Unsupported> {
                     push(format!("{at}.matches[{m}] ({what})"), Effect::NeverMatches, why);
                 }
             }
-            rule_gaps(route, rule, &at, &mut push);
+            rule_gaps(table, route, rule, &at, &mut push);
         }
     }
     out
@@ -605,7 +605,13 @@ pub fn unsupported(table: &TableDocument) -> Vec<Unsupported> {
 
 /// A rule's filters, timeouts and retries that gRPC cannot honour, as [`shares`] and
 /// [`rule_route`] treat them.
-fn rule_gaps(route: &RouteDoc, rule: &RuleDoc, at: &str, push: &mut impl FnMut(String, Effect, &'static str)) {
+fn rule_gaps(
+    table: &TableDocument,
+    route: &RouteDoc,
+    rule: &RuleDoc,
+    at: &str,
+    push: &mut impl FnMut(String, Effect, &'static str),
+) {
     let fails = Effect::Fails(unavailable(route.kind));
     const ALTERS: &str = "gRPC cannot modify headers or rewrite a call, and a filter is never skipped";
     if rule.filters.redirect.is_some() {
@@ -630,7 +636,7 @@ fn rule_gaps(route: &RouteDoc, rule: &RuleDoc, at: &str, push: &mut impl FnMut(S
     }
     let forwarded: Vec<(usize, &BackendDoc)> = rule.backends.iter().enumerate().filter(|(_, b)| b.weight > 0).collect();
     for (b, backend) in &forwarded {
-        if backend.cluster.is_some() && alters_call(&backend.filters) {
+        if table.target(backend).is_some_and(|t| t.cluster.is_some()) && alters_call(&backend.filters) {
             push(format!("{at}.backendRefs[{b}].filters"), fails, ALTERS);
         }
     }

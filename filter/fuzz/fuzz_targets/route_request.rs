@@ -8,8 +8,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use meshroute_filter::document::{
     FiltersDoc,
-    BackendDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, ValueMatchDoc, ValueMatchType,
+    BackendDoc, BackendTargetDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
+    TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::decision::{decide, Cause, Decision};
@@ -127,12 +127,9 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
                         .take(4)
                         .enumerate()
                         .map(|(i, &(weight, resolved))| BackendDoc {
-                            name: format!("b{i}"),
-                            namespace: "default".into(),
-                            port: Some(80),
+                            // `targets`: `b{i}` served by `c{i}`, then the same four unresolved.
+                            target: if resolved { i } else { 4 + i },
                             weight: [0, 1, 7, 1_000_000][usize::from(weight) % 4],
-                            cluster: resolved.then(|| format!("c{i}")),
-                            unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
                             filters: FiltersDoc::default(),
                         })
                         .collect(),
@@ -155,7 +152,15 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
             });
         }
     }
-    TableDocument { version: 1, frontends, routes, metrics: true, pass_through: Vec::new() }
+    let target = |i: usize, resolved: bool| BackendTargetDoc {
+        name: format!("b{i}"),
+        namespace: "default".into(),
+        port: Some(80),
+        cluster: resolved.then(|| format!("c{i}")),
+        unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
+    };
+    let targets = [true, false].into_iter().flat_map(|resolved| (0..4).map(move |i| target(i, resolved))).collect();
+    TableDocument { version: TABLE_VERSION, frontends, routes, targets, metrics: true, pass_through: Vec::new() }
 }
 
 fuzz_target!(|input: Input| {
