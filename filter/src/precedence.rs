@@ -65,17 +65,36 @@ pub enum Specificity {
 
 /// One match of a rule attached to a Service port, as precedence sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct Entry<'d> {
+pub struct Entry {
     pub specificity: Specificity,
-    pub route: &'d RouteDoc,
+    /// Its route's place among the port's routes by [`route_order`] (see [`route_ranks`]):
+    /// ranked once per route, not compared by name for each pair of matches.
+    pub route_rank: usize,
     pub at: MatchPosition,
 }
 
+/// Each route's place by [`route_order`], for [`Entry::route_rank`]: `ranks[i]` is `routes[i]`'s.
+/// Routes that [`route_order`] finds equal (one namespace and name cannot both be attached)
+/// keep their order in `routes`.
+pub fn route_ranks(routes: &[&RouteDoc]) -> Vec<usize> {
+    let mut sorted: Vec<usize> = (0..routes.len()).collect();
+    sorted.sort_by(|&a, &b| match (routes.get(a), routes.get(b)) {
+        (Some(a), Some(b)) => route_order(a, b),
+        _ => Ordering::Equal,
+    });
+    let mut ranks = vec![0; routes.len()];
+    for (rank, i) in sorted.into_iter().enumerate() {
+        if let Some(slot) = ranks.get_mut(i) {
+            *slot = rank;
+        }
+    }
+    ranks
+}
+
 /// `Less` when `a` takes precedence over `b`. A strict order between distinct positions.
-pub fn order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
+pub fn order(a: &Entry, b: &Entry) -> Ordering {
     match_order(&a.specificity, &b.specificity)
-        .then_with(|| route_order(a.route, b.route))
-        // Two routes of one namespace and name cannot both be attached; keep document order.
+        .then_with(|| a.route_rank.cmp(&b.route_rank))
         .then_with(|| a.at.route.cmp(&b.at.route))
         .then_with(|| a.at.rule.cmp(&b.at.rule))
         .then_with(|| a.at.match_index.cmp(&b.at.match_index))
@@ -253,28 +272,42 @@ mod tests {
     #[test]
     fn specificity_beats_route_age() {
         let (old, new) = (route("d", "old", Some("2020-01-01T00:00:00Z")), route("d", "new", None));
-        let specific =
-            Entry { specificity: Specificity::Http(http(PathSpecificity::Prefix(3))), route: &new, at: at(1, 0, None) };
-        let general = Entry { specificity: Specificity::Http(http(PREFIX_ROOT)), route: &old, at: at(0, 0, None) };
+        let ranks = route_ranks(&[&old, &new]);
+        assert_eq!(ranks, [0, 1]);
+        let specificity = Specificity::Http(http(PathSpecificity::Prefix(3)));
+        let specific = Entry { specificity, route_rank: ranks[1], at: at(1, 0, None) };
+        let general = Entry { specificity: Specificity::Http(http(PREFIX_ROOT)), route_rank: ranks[0], at: at(0, 0, None) };
         assert_eq!(order(&specific, &general), Ordering::Less);
+        // Equally specific: the older route first.
+        assert_eq!(order(&Entry { specificity, ..general }, &specific), Ordering::Less);
+    }
+
+    #[test]
+    fn routes_are_ranked_by_route_order() {
+        let created = Some("2024-01-01T00:00:00Z");
+        let (b, a, newest, older) = (
+            route("n", "b", created),
+            route("n", "a", created),
+            route("a", "a", None),
+            route("z", "z", Some("2023-01-01T00:00:00Z")),
+        );
+        assert_eq!(route_ranks(&[&b, &a, &newest, &older]), [2, 1, 3, 0]);
     }
 
     #[test]
     fn earlier_rule_wins() {
-        let r = route("d", "r", None);
         let same = Specificity::Http(http(PREFIX_ROOT));
-        let first = Entry { specificity: same, route: &r, at: at(0, 0, None) };
-        let second = Entry { specificity: same, route: &r, at: at(0, 1, None) };
+        let first = Entry { specificity: same, route_rank: 0, at: at(0, 0, None) };
+        let second = Entry { specificity: same, route_rank: 0, at: at(0, 1, None) };
         assert_eq!(order(&first, &second), Ordering::Less);
         assert_eq!(order(&second, &first), Ordering::Greater);
     }
 
     #[test]
     fn earlier_match_of_a_rule_wins() {
-        let r = route("d", "r", None);
         let same = Specificity::Http(http(PREFIX_ROOT));
-        let first = Entry { specificity: same, route: &r, at: at(0, 2, Some(0)) };
-        let second = Entry { specificity: same, route: &r, at: at(0, 2, Some(1)) };
+        let first = Entry { specificity: same, route_rank: 0, at: at(0, 2, Some(0)) };
+        let second = Entry { specificity: same, route_rank: 0, at: at(0, 2, Some(1)) };
         assert_eq!(order(&first, &second), Ordering::Less);
         assert_eq!(order(&first, &first), Ordering::Equal);
     }

@@ -316,12 +316,16 @@ impl RouteTable {
             // Written only for an error: a table of 10,000 frontends has none.
             let place = || format!("frontends[{f}] ({}/{}:{})", front.namespace, front.name, front.port);
             // Precedence facts and matches apart: the sort moves indexes, not matches.
-            let mut ranked: Vec<precedence::Entry<'_>> = Vec::new();
+            let mut ranked: Vec<precedence::Entry> = Vec::new();
             let mut matchers: Vec<Option<MatchEntry>> = Vec::new();
             let mut kind = None;
-            for &r in &front.routes {
-                let route =
-                    doc.routes.get(r).ok_or_else(|| TableError(format!("{}: route index {r} is out of range", place())))?;
+            let attached = front
+                .routes
+                .iter()
+                .map(|&r| doc.routes.get(r).ok_or_else(|| TableError(format!("{}: route index {r} is out of range", place()))))
+                .collect::<Result<Vec<&RouteDoc>, _>>()?;
+            let route_ranks = precedence::route_ranks(&attached);
+            for ((&r, route), route_rank) in front.routes.iter().zip(attached).zip(route_ranks) {
                 if kind.is_some_and(|kind| kind != route.kind) {
                     return Err(TableError(format!("{}: HTTPRoutes and GRPCRoutes are never merged on one port", place())));
                 }
@@ -334,7 +338,7 @@ impl RouteTable {
                     for (m, match_index) in catch_all.into_iter().chain(matches) {
                         let matcher = RouteMatch::compile(route.kind, m).map_err(at)?;
                         let at = MatchPosition { route: r, rule: rule_index, match_index };
-                        ranked.push(precedence::Entry { specificity: matcher.specificity(), route, at });
+                        ranked.push(precedence::Entry { specificity: matcher.specificity(), route_rank, at });
                         matchers.push(Some(MatchEntry { matcher, at }));
                     }
                 }
