@@ -238,6 +238,8 @@ mod tests {
         assert!(matches!(t.destination("10.96.0.10:80"), Destination::Frontend(f) if f.name == "echo"));
         assert!(matches!(t.destination("10.96.0.11:80"), Destination::PassThrough(Some("c-plain"))));
         assert!(matches!(t.destination("[fd00::11]:80"), Destination::PassThrough(Some("c-plain"))));
+        // An address is known as Envoy writes it, whatever form the table gives.
+        assert!("010.96.0.11".parse::<std::net::IpAddr>().is_err(), "IPv4 is taken in its usual form only");
         // The same address written otherwise than Envoy writes it.
         assert!(matches!(t.destination("[FD00:0:0::11]:80"), Destination::PassThrough(Some("c-plain"))));
         assert!(matches!(t.destination("10.96.0.11:81"), Destination::PassThrough(None)));
