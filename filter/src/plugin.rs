@@ -141,7 +141,8 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     /// Host calls are what a wasm filter costs: a request to a Service port without routes
-    /// costs two (where it goes, and dropping a client's selection header); a routed request
+    /// costs two (where it goes, and the selection header: set to the port's cluster, or looked
+    /// up, and removed only if a client sent one); a routed request
     /// costs two plus what its frontend's matches read — nothing for a rule without matches,
     /// `:path` and `:method` one call each, every header in one call when headers are matched;
     /// a local reply reads `content-type` too (one call, unless every header was read). The
@@ -282,8 +283,13 @@ fn utf8_or_lossy(value: Vec<u8>) -> String {
 
 impl Exchange {
     /// Leaves routing to Envoy's default route; a client's selection header never survives.
+    /// Any change to the request headers, a removal too, makes Envoy drop the route it chose
+    /// and match the request again, so the header is removed only when a client sent one:
+    /// looking is a host call that returns nothing when it is absent, cheaper than that match.
     fn pass_through(&self) -> Action {
-        self.set_http_request_header(SELECTION_HEADER, None);
+        if self.get_http_request_header_bytes(SELECTION_HEADER).is_some() {
+            self.set_http_request_header(SELECTION_HEADER, None);
+        }
         Action::Continue
     }
 
