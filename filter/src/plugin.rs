@@ -166,18 +166,17 @@ impl HttpContext for Exchange {
         } else {
             Vec::new()
         };
-        let read = |needed: bool, name: &str| -> String {
-            match headers.iter().find(|(n, _)| n == name) {
-                Some((_, value)) => value.clone(),
-                None if needed && !inputs.headers => {
-                    self.get_http_request_header_bytes(name).map(utf8_or_lossy).unwrap_or_default()
-                }
-                None => String::new(),
-            }
+        // `:method` and `:path` are borrowed from the headers when every header was read; else
+        // each is read on its own, only when a match needs it.
+        let read = |needed: bool, name: &str| -> Option<String> {
+            (needed && !inputs.headers).then(|| self.get_http_request_header_bytes(name).map(utf8_or_lossy)).flatten()
         };
-        let method = read(inputs.method, ":method");
-        let path = read(inputs.path, ":path");
-        let request = Request { method: &method, path_and_query: &path, headers: &headers };
+        let (method, path) = (read(inputs.method, ":method"), read(inputs.path, ":path"));
+        let request = Request {
+            method: field(&headers, &method, ":method"),
+            path_and_query: field(&headers, &path, ":path"),
+            headers: &headers,
+        };
         let mut rng = self.rng.get();
         let draw = rng.next_u64();
         self.rng.set(rng);
@@ -274,6 +273,12 @@ fn send_local_reply(reply: &LocalReply) -> Action {
         error!("local reply {} not sent: {status:?}", reply.status);
     }
     Action::Pause
+}
+
+/// Request field `name`: its value among the headers read, else the copy read on its own, else
+/// empty (not read: no match needs it).
+fn field<'a>(headers: &'a [(String, String)], own: &'a Option<String>, name: &str) -> &'a str {
+    headers.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str()).or(own.as_deref()).unwrap_or_default()
 }
 
 /// Header values are almost always UTF-8: keep the bytes then, replace what is not otherwise.
