@@ -141,7 +141,8 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     /// Host calls are what a wasm filter costs: a request to a Service port without routes
-    /// costs two (where it goes, and dropping a client's selection header); a routed request
+    /// costs two (where it goes, and the selection header: set to the port's cluster, or looked
+    /// up, and removed only if a client sent one); a routed request
     /// costs two plus what its frontend's matches read — nothing for a rule without matches,
     /// `:path` and `:method` one call each, every header in one call when headers are matched;
     /// a local reply reads `content-type` too (one call, unless every header was read). The
@@ -165,18 +166,17 @@ impl HttpContext for Exchange {
         } else {
             Vec::new()
         };
-        let read = |needed: bool, name: &str| -> String {
-            match headers.iter().find(|(n, _)| n == name) {
-                Some((_, value)) => value.clone(),
-                None if needed && !inputs.headers => {
-                    self.get_http_request_header_bytes(name).map(utf8_or_lossy).unwrap_or_default()
-                }
-                None => String::new(),
-            }
+        // `:method` and `:path` are borrowed from the headers when every header was read; else
+        // each is read on its own, only when a match needs it.
+        let read = |needed: bool, name: &str| -> Option<String> {
+            (needed && !inputs.headers).then(|| self.get_http_request_header_bytes(name).map(utf8_or_lossy)).flatten()
         };
-        let method = read(inputs.method, ":method");
-        let path = read(inputs.path, ":path");
-        let request = Request { method: &method, path_and_query: &path, headers: &headers };
+        let (method, path) = (read(inputs.method, ":method"), read(inputs.path, ":path"));
+        let request = Request {
+            method: field(&headers, &method, ":method"),
+            path_and_query: field(&headers, &path, ":path"),
+            headers: &headers,
+        };
         let mut rng = self.rng.get();
         let draw = rng.next_u64();
         self.rng.set(rng);
@@ -275,6 +275,12 @@ fn send_local_reply(reply: &LocalReply) -> Action {
     Action::Pause
 }
 
+/// Request field `name`: its value among the headers read, else the copy read on its own, else
+/// empty (not read: no match needs it).
+fn field<'a>(headers: &'a [(String, String)], own: &'a Option<String>, name: &str) -> &'a str {
+    headers.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str()).or(own.as_deref()).unwrap_or_default()
+}
+
 /// Header values are almost always UTF-8: keep the bytes then, replace what is not otherwise.
 fn utf8_or_lossy(value: Vec<u8>) -> String {
     String::from_utf8(value).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -282,8 +288,13 @@ fn utf8_or_lossy(value: Vec<u8>) -> String {
 
 impl Exchange {
     /// Leaves routing to Envoy's default route; a client's selection header never survives.
+    /// Any change to the request headers, a removal too, makes Envoy drop the route it chose
+    /// and match the request again, so the header is removed only when a client sent one:
+    /// looking is a host call that returns nothing when it is absent, cheaper than that match.
     fn pass_through(&self) -> Action {
-        self.set_http_request_header(SELECTION_HEADER, None);
+        if self.get_http_request_header_bytes(SELECTION_HEADER).is_some() {
+            self.set_http_request_header(SELECTION_HEADER, None);
+        }
         Action::Continue
     }
 
