@@ -504,11 +504,15 @@ def verdict(value, target, lower_is_better=True):
 
 # What the profile of the misses shows; kept with the code that measures them.
 MISSED = [
-    "- **CPU at 10 rules.** Most of the gap is the price of running a wasm filter at all: a filter that does "
-    "nothing measured about 1.17 × native on this machine (design notes), because Envoy calls into the VM for every "
-    "stream event and creates a context per stream. On top of that, the filter makes two host calls per request for "
-    "a rule without matches (the destination address, and the selection header it writes), one more per request "
-    "field its matches read; the core's own work is about 0.1 µs (criterion) of the ~15 µs difference.",
+    "- **CPU at 10 rules.** Judged with counting off in both data planes (`sync --no-metrics`): native mode's "
+    "counting (Envoy's stats access loggers) costs it more than the filter's costs the filter, so with counting on "
+    "the ratio looks better than the routing is. Measured step by step (wasm variants interleaved with native, "
+    "medians of per-round differences): a wasm filter that does nothing costs +0.10 to +0.16 × native (Envoy enters "
+    "the VM for every stream event; the Rust SDK exports every callback); `get_property(destination.address)` "
+    "+0.08 to +0.10 (a CEL activation per call, and a call back into the VM for the result); reading every header "
+    "in one call +0.05 to +0.10; writing the selection header +0.03 to +0.06 (the route is matched again); the "
+    "core and the rest of the glue about +0.03. Next: the destination as a header written by the listener "
+    "(`early_header_mutation`), not a property.",
     "- **Core match at 10,000 rules.** A request that no rule takes costs the same at every size: the index (one "
     "hash map of every frontend's exact paths and path prefixes, regexes by their literal segments) keeps the work "
     "constant. Requests spread over 10,000 rules cost more because each touches a different part of the table, so "
@@ -549,11 +553,15 @@ def report(results, crit, info, args, written, path):
     if "10 rules" in by and "10,000 rules" in by:
         growth = median(by["10,000 rules"]["cpu_us"]["filter"]) / median(by["10 rules"]["cpu_us"]["filter"])
     core = crit.get("route/spread/10000", float("nan"))
+    ten = "10 rules, no metrics" if "10 rules, no metrics" in by else "10 rules"
     big = by.get("10,000 rules")
     compile_s = big["compile_s"] if big else float("nan")
     visible_ms = median([t["visible_s"] for t in big["visible"]["filter"]]) * 1e3 if big else float("nan")
     rows = [
-        ("filter / native CPU per request, 10 rules", f"{ratio('10 rules'):.3f}", "≤ 1.20", verdict(ratio("10 rules"), 1.20), spread("10 rules")),
+        # Like for like: counting off in both when the set was run (native mode's counting costs it
+        # more than the filter's costs the filter).
+        ("filter / native CPU per request, 10 rules" + (", counting off in both" if "10 rules, no metrics" in by else ""),
+         f"{ratio(ten):.3f}", "≤ 1.20", verdict(ratio(ten), 1.20), spread(ten)),
         ("filter / native CPU per request, 1,000 rules", f"{ratio('1,000 rules'):.3f}", "≤ 1.0", verdict(ratio("1,000 rules"), 1.0), spread("1,000 rules")),
         ("filter / native CPU per request, 10,000 rules", f"{ratio('10,000 rules'):.3f}", "≤ 0.5", verdict(ratio("10,000 rules"), 0.5), spread("10,000 rules")),
         ("filter CPU at 10,000 rules / at 10 rules", f"{growth:.3f}", "≤ 1.2", verdict(growth, 1.2), "medians of separate sets"),
@@ -610,11 +618,11 @@ def report(results, crit, info, args, written, path):
         def cost(variant):
             return median(counted["cpu_us"][variant]) - median(uncounted["cpu_us"][variant])
         native_without = median(uncounted["cpu_us"]["native"])
-        rows.append(("filter / native CPU per request, counting off in both (`sync --no-metrics`), " + counted["name"],
-                     f"{ratio(uncounted['name']):.3f}", "(report)",
+        rows.append(("filter / native CPU per request, counting on in both, " + counted["name"],
+                     f"{ratio(counted['name']):.3f}", "(report)",
                      f"counting costs the filter {cost('filter'):+.1f} µs ({cost('filter') / native_without:+.3f} × native), "
                      f"native mode {cost('native'):+.1f} µs ({cost('native') / native_without:+.3f} × native)",
-                     spread(uncounted["name"])))
+                     spread(counted["name"])))
     lines += ["## Summary against the targets", "", "| figure | measured | target | verdict | spread / note |",
               "| --- | --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
@@ -719,6 +727,8 @@ def main():
     p.add_argument("--rate", type=int, default=2000)
     p.add_argument("--rate-seconds", type=float, default=5)
     p.add_argument("--out", default=str(ROOT / "bench"))
+    p.add_argument("--report", action="store_true",
+                   help="measure nothing: write OUT/report.md and the plots again from OUT/results.json (give the options of its run)")
     args = p.parse_args()
     if args.smoke:
         args.sizes, args.services, args.pairs, args.requests, args.warm = "10", "", 2, 1000, 200
@@ -730,6 +740,12 @@ def main():
             raise SystemExit(f"{tool} is needed")
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        saved = json.loads((outdir / "results.json").read_text())
+        written = plots(saved["sets"], outdir)
+        report(saved["sets"], saved["criterion"], saved["machine"], args, written, outdir / "report.md")
+        log(f"wrote {outdir / 'report.md'} and {', '.join(written)} from {outdir / 'results.json'}")
+        return
     work = Path(tempfile.mkdtemp(prefix="meshroute-bench-"))
     upstream = start_upstream()
     try:
