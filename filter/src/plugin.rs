@@ -51,8 +51,9 @@ struct Loaded {
 struct Root {
     /// This instance's table; for a shared instance, the VM's when it configured.
     loaded: Option<Rc<Loaded>>,
-    /// Whether this instance holds no table of its own ([`crate::document::SHARED_TABLE_CONFIG`]): its requests
-    /// take the table the VM holds when they start.
+    /// Whether this instance holds no table of its own
+    /// ([`crate::document::SHARED_TABLE_CONFIG`]): its requests take the table the VM holds
+    /// when they start.
     shared: bool,
     rng: Rc<Cell<Rng>>,
 }
@@ -62,9 +63,9 @@ impl Context for Root {}
 impl RootContext for Root {
     /// Validates the whole table; returning false makes Envoy refuse this configuration and
     /// keep the previous one. Every listener's instance of the filter receives the same table:
-    /// it is compiled once per VM and shared. A shared instance ([`crate::document::SHARED_TABLE_CONFIG`]) takes
-    /// the VM's table, else the one in shared data, else none yet (its requests pass through
-    /// until a holder's configuration brings one).
+    /// it is compiled once per VM and shared. A shared instance
+    /// ([`crate::document::SHARED_TABLE_CONFIG`]) takes the VM's table, else the one in shared
+    /// data, else none yet (its requests pass through until a holder's configuration brings one).
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
             error!("route table refused: the plugin configuration is empty");
