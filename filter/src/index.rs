@@ -139,11 +139,12 @@ impl<T> IndexBuilder<T> {
         let mut prefixes: Vec<Cow<'m, str>> = Vec::new();
         let mut keyed = keyed.into_iter().peekable();
         while let Some((kind, key, slot)) = keyed.next() {
-            let mut slots = vec![slot];
+            let start = index_u32(self.slots.len());
+            self.slots.push(slot);
             while let Some((_, _, slot)) = keyed.next_if(|(k, next, _)| *k == kind && *next == key) {
-                slots.push(slot);
+                self.slots.push(slot);
             }
-            let slots = self.push_slots(slots);
+            let slots = Span { start, end: index_u32(self.slots.len()) };
             self.push_bucket(id, kind, &key, slots);
             if kind == Kind::Prefix {
                 prefixes.push(key);
