@@ -65,24 +65,18 @@ impl Backend {
     }
 }
 
-/// A rule's backends with their cumulative weights, so a choice is one binary search.
+/// A rule's backends and their total weight. A choice walks the backends, at most 16 (the
+/// Gateway API's limit per rule): no table of cumulative weights to allocate per rule.
 #[derive(Debug, Clone, Default)]
 pub struct BackendSet {
     backends: Vec<Backend>,
-    /// `cumulative[i]` is the sum of the weights of backends `0..=i`.
-    cumulative: Vec<u64>,
+    total: u64,
 }
 
 impl BackendSet {
     pub fn new(backends: Vec<Backend>) -> Self {
-        let cumulative = backends
-            .iter()
-            .scan(0u64, |sum, b| {
-                *sum += u64::from(b.weight);
-                Some(*sum)
-            })
-            .collect();
-        BackendSet { backends, cumulative }
+        let total = backends.iter().map(|b| u64::from(b.weight)).sum();
+        BackendSet { backends, total }
     }
 
     pub fn all(&self) -> &[Backend] {
@@ -90,7 +84,7 @@ impl BackendSet {
     }
 
     pub fn total_weight(&self) -> u64 {
-        self.cumulative.last().copied().unwrap_or(0)
+        self.total
     }
 
     /// Every backend with a weight above 0, in order, with a draw that [`BackendSet::pick`]
@@ -98,22 +92,30 @@ impl BackendSet {
     pub fn shares(&self) -> impl Iterator<Item = (&Backend, u64)> + '_ {
         self.backends
             .iter()
-            .zip(&self.cumulative)
+            .scan(0u64, |from, backend| {
+                let first = *from;
+                *from += u64::from(backend.weight);
+                Some((backend, first))
+            })
             .filter(|(backend, _)| backend.weight > 0)
-            .map(|(backend, &upto)| (backend, upto.saturating_sub(u64::from(backend.weight))))
     }
 
     /// Picks a backend in proportion to its weight from a uniformly random `draw`. `None` when
     /// there is nothing to pick: no backends, or every weight is 0. A weight-0 backend is never
     /// picked.
     pub fn pick(&self, draw: u64) -> Option<&Backend> {
-        let total = self.total_weight();
-        if total == 0 {
+        if self.total == 0 {
             return None;
         }
-        let point = draw % total;
-        let index = self.cumulative.partition_point(|&upto| upto <= point);
-        self.backends.get(index)
+        let mut point = draw % self.total;
+        for backend in &self.backends {
+            let weight = u64::from(backend.weight);
+            if point < weight {
+                return Some(backend);
+            }
+            point -= weight;
+        }
+        None
     }
 }
 
