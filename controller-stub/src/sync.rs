@@ -281,21 +281,9 @@ fn watch(args: &SyncArgs, out: &Path, mut last_good: LastGood, mut transitions: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshroute_filter::document::TABLE_VERSION;
 
     fn compiled() -> RouteTable {
-        RouteTable::compile(&table()).unwrap()
-    }
-
-    fn table() -> TableDocument {
-        TableDocument {
-            version: TABLE_VERSION,
-            frontends: Vec::new(),
-            routes: Vec::new(),
-            targets: Vec::new(),
-            metrics: true,
-            pass_through: Vec::new(),
-        }
+        RouteTable::compile(&TableDocument::default()).unwrap()
     }
 
     #[test]
@@ -326,10 +314,10 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        let (first, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        let (first, _) = publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         let module = envoy::module_file_name(b"module one");
         assert_eq!(first.written, [module.as_str(), "cds.json", "ecds.json", "lds.json", "sidecar-rds.json", "envoy.yaml"]);
-        let (second, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        let (second, _) = publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         assert_eq!(second, Published::default());
         assert_eq!(second.to_string(), "unchanged");
     }
@@ -341,9 +329,9 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         std::fs::write(&wasm, b"module two").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         let (old, new) = (envoy::module_file_name(b"module one"), envoy::module_file_name(b"module two"));
         assert_eq!(published.written, [new.as_str(), "ecds.json"]);
         assert_eq!(published.removed, Vec::<String>::new(), "the previous module stays until a later publication");
@@ -354,7 +342,7 @@ mod tests {
 
         // The next module: the one before the previous goes.
         std::fs::write(&wasm, b"module three").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         let newest = envoy::module_file_name(b"module three");
         assert_eq!(published.removed, vec![old.as_str()]);
         assert_eq!(published.to_string(), format!("wrote {newest}, ecds.json; removed {old}"));
@@ -368,14 +356,14 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"module one").unwrap();
-        publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         let live = envoy::module_file_name(b"module one");
         assert_eq!(published_module(&out).as_deref(), Some(live.as_str()));
         // A module left over from long ago, and a restart of sync with a new build.
         let stray = envoy::module_file_name(b"module zero");
         std::fs::write(out.join(&stray), b"module zero").unwrap();
         std::fs::write(&wasm, b"module two").unwrap();
-        let (published, _) = publish(&Manifests::default(), &table(), &compiled(), &wasm, &out, 9901).unwrap();
+        let (published, _) = publish(&Manifests::default(), &TableDocument::default(), &compiled(), &wasm, &out, 9901).unwrap();
         assert_eq!(published.removed, vec![stray]);
         assert!(out.join(&live).exists());
     }
@@ -383,8 +371,15 @@ mod tests {
     #[test]
     fn a_missing_module_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            publish(&Manifests::default(), &table(), &compiled(), &dir.path().join("none.wasm"), dir.path(), 9901).unwrap_err();
+        let err = publish(
+            &Manifests::default(),
+            &TableDocument::default(),
+            &compiled(),
+            &dir.path().join("none.wasm"),
+            dir.path(),
+            9901,
+        )
+        .unwrap_err();
         assert!(matches!(err, SyncError::Module { .. }), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -32,6 +32,21 @@ pub struct TableDocument {
     pub pass_through: Vec<PassThroughDoc>,
 }
 
+/// An empty table of this build's version, with counting on: what manifests without routes
+/// compile to, and where a document built field by field starts.
+impl Default for TableDocument {
+    fn default() -> Self {
+        TableDocument {
+            version: TABLE_VERSION,
+            frontends: Vec::new(),
+            routes: Vec::new(),
+            targets: Vec::new(),
+            metrics: true,
+            pass_through: Vec::new(),
+        }
+    }
+}
+
 impl TableDocument {
     /// What `backend` points at; `None` when its index is out of range (a table that does not
     /// compile).

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meshroute_filter::document::{TableDocument, TABLE_VERSION};
+use meshroute_filter::document::TableDocument;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::*;
@@ -39,17 +39,6 @@ fn slice(service: &str, ports: &[(Option<&str>, u16)], endpoints: &[(&str, bool)
     }
 }
 
-fn table() -> TableDocument {
-    TableDocument {
-        version: TABLE_VERSION,
-        frontends: Vec::new(),
-        routes: Vec::new(),
-        targets: Vec::new(),
-        metrics: true,
-        pass_through: Vec::new(),
-    }
-}
-
 fn options() -> Options {
     Options {
         out_dir: PathBuf::from("/srv/mesh out"),
@@ -78,7 +67,7 @@ fn load(text: &str) -> Yaml {
 }
 
 fn rendered(manifests: &Manifests) -> EnvoyFiles {
-    render(manifests, &table(), &RouteTable::compile(&table()).unwrap(), &options()).unwrap()
+    render(manifests, &TableDocument::default(), &RouteTable::compile(&TableDocument::default()).unwrap(), &options()).unwrap()
 }
 
 fn cluster<'a>(cds: &'a Yaml, name: &str) -> &'a Yaml {
@@ -306,7 +295,7 @@ fn ecds_carries_the_module_and_the_table_with_fail_reload() {
     assert_eq!(config["configuration"]["@type"].as_str(), Some("type.googleapis.com/google.protobuf.StringValue"));
     let table_text = config["configuration"]["value"].as_str().unwrap();
     let decoded: TableDocument = serde_json::from_str(table_text).unwrap();
-    assert_eq!(decoded, table());
+    assert_eq!(decoded, TableDocument::default());
 }
 
 #[test]
@@ -346,7 +335,7 @@ fn template_placeholders_are_all_known_and_quoted() {
 fn output_directory_must_be_absolute() {
     let options = Options { out_dir: PathBuf::from("out"), ..options() };
     assert!(matches!(
-        render(&demo(), &table(), &RouteTable::compile(&table()).unwrap(), &options),
+        render(&demo(), &TableDocument::default(), &RouteTable::compile(&TableDocument::default()).unwrap(), &options),
         Err(RenderError::RelativePath(_))
     ));
 }
