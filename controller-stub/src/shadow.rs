@@ -48,7 +48,7 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
         // linear in practice rather than quadratic.
         let keys: Vec<IndexKey> = frontend.index_keys().collect();
         let mut builder = IndexBuilder::default();
-        let filed = builder.file(keys.iter().cloned().zip(0..));
+        let filed = builder.file(keys.iter().cloned().map(|key| (key, ())));
         let index = builder.build();
         let mut rules: BTreeMap<RuleId, Vec<usize>> = BTreeMap::new();
         for (i, e) in entries.iter().enumerate() {
@@ -61,7 +61,9 @@ pub fn shadowed_rules(m: &Manifests, table: &TableDocument, compiled: &RouteTabl
                 let covering =
                     |&j: &usize| j < i && entries.get(j).is_some_and(|f| (f.route, f.rule) != (r, k) && covers(f.doc, e.doc));
                 let earlier = match keys.get(i) {
-                    Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => index.first_match(&filed, path, covering).copied(),
+                    Some(IndexKey::Exact(path) | IndexKey::Prefix(path)) => {
+                        index.first_match(&filed, path, |j, _| covering(&j)).map(|(j, _)| j)
+                    }
                     _ => (0..i).find(covering),
                 };
                 if let Some(f) = earlier.and_then(|j| entries.get(j)) {

@@ -118,7 +118,7 @@ impl<T> IndexBuilder<T> {
         let mut any = Vec::new();
         let mut keyed: Vec<(Kind, Cow<'m, str>, Slot<T>)> = Vec::new();
         for (rank, (key, value)) in matches.into_iter().enumerate() {
-            let slot = Slot { rank: u32::try_from(rank).unwrap_or(u32::MAX), value };
+            let slot = Slot { rank: index_u32(rank), value };
             match key {
                 IndexKey::Prefix(prefix) if prefix.is_empty() => root.push(slot),
                 IndexKey::Any => any.push(slot),
@@ -223,8 +223,14 @@ fn segment_ends(path: &str) -> impl Iterator<Item = usize> + '_ {
 
 impl<T> PathIndex<T> {
     /// The first match of `frontend`, in precedence order, for which `matches` holds, among
-    /// those the path (without its query) allows.
-    pub fn first_match(&self, frontend: &FrontendIndex, path: &str, mut matches: impl FnMut(&T) -> bool) -> Option<&T> {
+    /// those the path (without its query) allows: its place in the frontend's precedence order
+    /// (what `matches` is given too) and what its slot carries.
+    pub fn first_match(
+        &self,
+        frontend: &FrontendIndex,
+        path: &str,
+        mut matches: impl FnMut(usize, &T) -> bool,
+    ) -> Option<(usize, &T)> {
         let mut best: Option<&Slot<T>> = None;
         if let Some(bucket) = self.bucket(frontend.id, Kind::Exact, path) {
             self.consider(bucket.slots, &mut best, &mut matches);
@@ -240,7 +246,7 @@ impl<T> PathIndex<T> {
             }
         }
         self.consider(frontend.any, &mut best, &mut matches);
-        best.map(|slot| &slot.value)
+        best.map(|slot| (slot.rank as usize, &slot.value))
     }
 
     fn bucket(&self, frontend: u32, kind: Kind, key: &str) -> Option<Bucket> {
@@ -250,12 +256,12 @@ impl<T> PathIndex<T> {
 
     /// Tries the slots of `span` (in precedence order) ahead of `best`; the first that matches
     /// becomes `best`.
-    fn consider<'s>(&'s self, span: Span, best: &mut Option<&'s Slot<T>>, matches: &mut impl FnMut(&T) -> bool) {
+    fn consider<'s>(&'s self, span: Span, best: &mut Option<&'s Slot<T>>, matches: &mut impl FnMut(usize, &T) -> bool) {
         for slot in self.slots.get(span.range()).unwrap_or_default() {
             if best.is_some_and(|best| slot.rank >= best.rank) {
                 return;
             }
-            if matches(&slot.value) {
+            if matches(slot.rank as usize, &slot.value) {
                 *best = Some(slot);
                 return;
             }
@@ -320,7 +326,8 @@ mod tests {
 
     fn candidates(index: &PathIndex<usize>, frontend: &FrontendIndex, path: &str) -> Vec<usize> {
         let mut seen = Vec::new();
-        index.first_match(frontend, path, |&i| {
+        index.first_match(frontend, path, |rank, &i| {
+            assert_eq!(rank, i, "the slot's rank is its place in precedence order");
             seen.push(i);
             false
         });
@@ -357,10 +364,10 @@ mod tests {
         let index = builder.build();
         for (f, frontend) in frontends.iter().enumerate() {
             for i in [0, 57, 199] {
-                let found = index.first_match(frontend, &format!("/f{f}/p{i}"), |_| true);
-                assert_eq!(found, Some(&(f, i)));
+                let found = index.first_match(frontend, &format!("/f{f}/p{i}"), |_, _| true);
+                assert_eq!(found, Some((i, &(f, i))));
             }
-            assert_eq!(index.first_match(frontend, &format!("/f{}/p0", f + 1), |_| true), None);
+            assert_eq!(index.first_match(frontend, &format!("/f{}/p0", f + 1), |_, _| true), None);
         }
     }
 
@@ -383,17 +390,17 @@ mod tests {
     #[test]
     fn the_first_entry_in_precedence_order_wins() {
         let (index, first, _) = index();
-        assert_eq!(index.first_match(&first, "/a/b", |&i| i == 3 || i == 5), Some(&3));
-        assert_eq!(index.first_match(&first, "/a/b/c", |&i| i != 1), Some(&2));
-        assert_eq!(index.first_match(&first, "/x", |_| false), None);
+        assert_eq!(index.first_match(&first, "/a/b", |rank, _| rank == 3 || rank == 5), Some((3, &3)));
+        assert_eq!(index.first_match(&first, "/a/b/c", |rank, _| rank != 1), Some((2, &2)));
+        assert_eq!(index.first_match(&first, "/x", |_, _| false), None);
     }
 
     #[test]
     fn later_candidates_are_not_tried_once_an_earlier_one_matched() {
         let (index, first, _) = index();
         let mut tried = Vec::new();
-        index.first_match(&first, "/a/b", |&i| {
-            tried.push(i);
+        index.first_match(&first, "/a/b", |rank, _| {
+            tried.push(rank);
             true
         });
         assert_eq!(tried, vec![0]);

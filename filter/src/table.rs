@@ -120,8 +120,6 @@ struct MatchEntry {
 struct Candidate {
     route: u32,
     rule: u32,
-    /// Its index in [`Frontend::entries`].
-    entry: u32,
     /// Whether the match asks more than its index key: then the entry's matcher decides.
     check: bool,
 }
@@ -372,11 +370,10 @@ impl RouteTable {
                 .flat_map(|route| &route.rules)
                 .any(|rule| rule.filters.read_path() || rule.backends.all().iter().any(|b| b.filters.read_path()));
             let inputs = read_inputs(&entries).union(Inputs { path: filters_read_path, ..Inputs::default() });
-            let index = index.file(entries.iter().enumerate().map(|(i, entry)| {
+            let index = index.file(entries.iter().map(|entry| {
                 let candidate = Candidate {
                     route: index_u32(entry.at.route),
                     rule: index_u32(entry.at.rule),
-                    entry: index_u32(i),
                     check: !entry.matcher.key_decides(),
                 };
                 (entry.matcher.index_key(), candidate)
@@ -456,12 +453,12 @@ impl RouteTable {
     pub fn route(&self, frontend: Option<&Frontend>, request: &Request<'_>) -> Outcome<'_> {
         let Some(frontend) = frontend else { return Outcome::PassThrough };
         let entries = &frontend.entries;
-        let first = self.index.first_match(&frontend.index, request.path_and_query().0, |candidate| {
-            !candidate.check
-                || entries.get(candidate.entry as usize).is_some_and(|entry| entry.matcher.matches_beyond_key(request))
+        // A candidate's place in precedence order is its index in `entries`.
+        let first = self.index.first_match(&frontend.index, request.path_and_query().0, |entry, candidate| {
+            !candidate.check || entries.get(entry).is_some_and(|entry| entry.matcher.matches_beyond_key(request))
         });
         first
-            .and_then(|candidate| {
+            .and_then(|(_, candidate)| {
                 let route = self.routes.get(candidate.route as usize)?;
                 let rule_index = candidate.rule as usize;
                 let rule = route.rules.get(rule_index)?;
