@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use meshroute_filter::document::{
     BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, MirrorDoc, PassThroughDoc, RetryDoc,
-    RouteDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchType, TABLE_VERSION,
+    RouteDoc, RouteKind, RuleDoc, TableDocument, TimeoutsDoc, ValueMatchType,
 };
 
 use crate::model::{BackendRef, GrpcMatch, Manifests, Meta, MirrorRef};
@@ -87,7 +87,7 @@ pub fn compile<'s>(m: &Manifests, statuses: impl IntoIterator<Item = &'s RouteSt
     let mut targets = Targets::default();
     let routes = routes.iter().map(|(route, _)| route_doc(m, route, &mut targets)).collect();
     let pass_through = pass_through(m, &frontends);
-    TableDocument { version: TABLE_VERSION, frontends, routes, targets: targets.list, metrics: true, pass_through }
+    TableDocument { frontends, routes, targets: targets.list, pass_through, ..TableDocument::default() }
 }
 
 /// The table's backend targets, each distinct one once, in the order rules first name them.

@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 
 use meshroute_filter::document::{
     BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
+    TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -76,10 +76,7 @@ fn table(rules: usize) -> TableDocument {
         });
     }
     TableDocument {
-        version: TABLE_VERSION,
         targets: targets(),
-        metrics: true,
-        pass_through: Vec::new(),
         frontends: vec![FrontendDoc {
             namespace: "bench".into(),
             name: "svc".into(),
@@ -88,6 +85,7 @@ fn table(rules: usize) -> TableDocument {
             routes: (0..routes.len()).collect(),
         }],
         routes,
+        ..TableDocument::default()
     }
 }
 

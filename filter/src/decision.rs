@@ -259,6 +259,30 @@ mod tests {
         assert!(bad.unwrap_err().0.contains("not an IP address"));
     }
 
+    #[test]
+    fn the_destination_is_read_from_the_header_only_when_the_table_says_the_listener_writes_it() {
+        use crate::table::DestinationSource;
+        let with = |destination_header: bool, matches: serde_json::Value| {
+            let doc = json!({
+                "version": 2,
+                "frontends": [{"namespace": "default", "name": "echo", "port": 80, "addresses": ["10.96.0.10"], "routes": [0]}],
+                "routes": [{"kind": "HTTPRoute", "namespace": "default", "name": "r", "rules": [
+                    {"matches": matches, "backends": [backend(0, 1)]},
+                ]}],
+                "targets": [target("v1")],
+                "destination_header": destination_header,
+            });
+            RouteTable::from_json(doc.to_string().as_bytes()).unwrap().destination_source()
+        };
+        let by_path = json!([{"path": {"type": "PathPrefix", "value": "/a"}}]);
+        let by_header = json!([{"headers": [{"type": "Exact", "name": "x-v", "value": "1"}]}]);
+        assert_eq!(with(false, by_header.clone()), DestinationSource::Property);
+        assert_eq!(with(true, by_path), DestinationSource::Header);
+        assert_eq!(with(true, by_header), DestinationSource::AllHeaders);
+        // Absent means the property: a table for listeners nobody said write the header.
+        assert_eq!(table("HTTPRoute").destination_source(), DestinationSource::Property);
+    }
+
     fn path_of(kind: &str, path: &str) -> String {
         if kind == "GRPCRoute" {
             format!("/pkg.Svc{path}")

@@ -30,6 +30,14 @@ pub struct TableDocument {
     /// neither list is left to Envoy's default route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass_through: Vec<PassThroughDoc>,
+    /// Whether every listener running the filter with this table writes each request's
+    /// destination (the connection's local address, as `destination.address` gives it) in
+    /// [`crate::DESTINATION_HEADER`], overwriting any copy a client sent: the filter then reads
+    /// it as a header, which costs less than the property (a CEL evaluation per request). Only
+    /// a renderer that also writes those listeners sets it (`meshroute sync`, `serve`); absent,
+    /// the filter reads the property and ignores the header, which nothing guards then.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub destination_header: bool,
 }
 
 /// An empty table of this build's version, with counting on: what manifests without routes
@@ -43,6 +51,7 @@ impl Default for TableDocument {
             targets: Vec::new(),
             metrics: true,
             pass_through: Vec::new(),
+            destination_header: false,
         }
     }
 }
@@ -86,6 +95,10 @@ fn on() -> bool {
 
 fn is_on(value: &bool) -> bool {
     *value
+}
+
+fn is_off(value: &bool) -> bool {
+    !*value
 }
 
 /// One Service port in its frontend role.

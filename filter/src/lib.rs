@@ -40,3 +40,10 @@ mod shared_table;
 /// The request header through which the filter tells Envoy's router which cluster to use. A
 /// client's copy is always overwritten or removed, and the route strips it before forwarding.
 pub const SELECTION_HEADER: &str = "x-meshroute-cluster";
+
+/// The request header in which the listener names the connection's destination (its local
+/// address: a Service ClusterIP and port) when the table says so
+/// ([`document::TableDocument::destination_header`]). Envoy overwrites a client's copy before
+/// any filter runs (the connection manager's early header mutation), and the route strips it
+/// before forwarding.
+pub const DESTINATION_HEADER: &str = "x-meshroute-destination";

@@ -21,8 +21,8 @@ use crate::policy::ROUTER_CONTROL_HEADERS;
 use crate::reply::{GrpcStatus, LocalReply};
 use crate::request::Request;
 use crate::shared_table;
-use crate::table::{Destination, RouteTable, TableError};
-use crate::SELECTION_HEADER;
+use crate::table::{Destination, DestinationSource, RouteTable, TableError};
+use crate::{DESTINATION_HEADER, SELECTION_HEADER};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -142,11 +142,12 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     /// Host calls are what a wasm filter costs: a request to a Service port without routes
-    /// costs two (where it goes, and the selection header: set to the port's cluster, or looked
-    /// up, and removed only if a client sent one); a routed request
-    /// costs two plus what its frontend's matches read — nothing for a rule without matches,
-    /// `:path` and `:method` one call each, every header in one call when headers are matched;
-    /// a local reply reads `content-type` too (one call, unless every header was read). The
+    /// costs two (its destination, and the selection header: set to the port's cluster, or
+    /// looked up, and removed only if a client sent one); a routed request costs two plus what
+    /// its frontend's matches read — nothing for a rule without matches, `:path` and `:method`
+    /// one call each, every header in one call when headers are matched, none of these when
+    /// the destination came with every header ([`DestinationSource::AllHeaders`]); a local
+    /// reply reads `content-type` too (one call, unless every header was read). The
     /// matched rule's filters cost one call per header they change, per rewritten `:path` or
     /// `:authority`, and per router control header of its timeouts and retries; in a table
     /// with mirrors, a forwarded request costs one more (the mirror header, set or removed).
@@ -154,23 +155,34 @@ impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(loaded) = self.loaded.clone() else { return self.pass_through() };
         let table = &loaded.table;
-        let destination = self.get_property(vec!["destination", "address"]);
-        let destination = destination.as_deref().and_then(|d| std::str::from_utf8(d).ok()).unwrap_or_default();
+        let source = table.destination_source();
+        let mut headers: Vec<(String, String)> =
+            if source == DestinationSource::AllHeaders { self.request_headers() } else { Vec::new() };
+        let own: Option<Vec<u8>> =
+            if source == DestinationSource::Header { self.get_http_request_header_bytes(DESTINATION_HEADER) } else { None };
+        let written = match source {
+            DestinationSource::AllHeaders => headers.iter().find(|(n, _)| n == DESTINATION_HEADER).map(|(_, v)| v.as_str()),
+            DestinationSource::Header => own.as_deref().and_then(|d| std::str::from_utf8(d).ok()),
+            DestinationSource::Property => None,
+        };
+        // Also when the table says the listener writes the header and this one did not.
+        let property = if written.is_none() { self.get_property(vec!["destination", "address"]) } else { None };
+        let destination = written.or_else(|| property.as_deref().and_then(|d| std::str::from_utf8(d).ok())).unwrap_or_default();
         let frontend = match table.destination(destination) {
             Destination::Frontend(frontend) => frontend,
             Destination::PassThrough(cluster) => return self.pass_through_to(table, cluster),
         };
 
         let inputs = frontend.inputs();
-        let headers: Vec<(String, String)> = if inputs.headers {
-            self.get_http_request_headers_bytes().into_iter().map(|(name, value)| (name, utf8_or_lossy(value))).collect()
-        } else {
-            Vec::new()
-        };
+        let all_read = source == DestinationSource::AllHeaders;
+        if inputs.headers && !all_read {
+            headers = self.request_headers();
+        }
+        let all_read = all_read || inputs.headers;
         // `:method` and `:path` are borrowed from the headers when every header was read; else
         // each is read on its own, only when a match needs it.
         let read = |needed: bool, name: &str| -> Option<String> {
-            (needed && !inputs.headers).then(|| self.get_http_request_header_bytes(name).map(utf8_or_lossy)).flatten()
+            (needed && !all_read).then(|| self.get_http_request_header_bytes(name).map(utf8_or_lossy)).flatten()
         };
         let (method, path) = (read(inputs.method, ":method"), read(inputs.path, ":path"));
         let request = Request {
@@ -184,7 +196,7 @@ impl HttpContext for Exchange {
         // Read only for a local reply; from the headers when they were read already.
         let header = |name: &str| match headers.iter().find(|(n, _)| n == name) {
             Some((_, value)) => Some(value.clone().into_bytes()),
-            None if inputs.headers => None,
+            None if all_read => None,
             None => self.get_http_request_header_bytes(name),
         };
         let decision = decide(table, Some(frontend), &request, draw, header);
@@ -288,6 +300,11 @@ fn utf8_or_lossy(value: Vec<u8>) -> String {
 }
 
 impl Exchange {
+    /// Every request header, in one host call.
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.get_http_request_headers_bytes().into_iter().map(|(name, value)| (name, utf8_or_lossy(value))).collect()
+    }
+
     /// Leaves routing to Envoy's default route; a client's selection header never survives.
     /// Any change to the request headers, a removal too, makes Envoy drop the route it chose
     /// and match the request again, so the header is removed only when a client sent one:

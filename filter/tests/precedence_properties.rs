@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use meshroute_filter::decision::{decide, Decision, Forward};
 use meshroute_filter::document::{
     BackendDoc, BackendTargetDoc, FiltersDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc,
-    RouteKind, RuleDoc, TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
+    RouteKind, RuleDoc, TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::table::{Outcome, RouteTable};
@@ -420,14 +420,7 @@ fn table() -> impl Strategy<Value = TableDocument> {
             add("web", 80, &["10.0.0.1"], if on_80.is_empty() { all_http } else { on_80 });
             add("web", 81, &["10.0.0.1"], of_kind(RouteKind::Http, &on_81));
             add("grpc", 80, &["10.0.0.2", "fd00::2"], of_kind(RouteKind::Grpc, &[true; 20]));
-            TableDocument {
-                version: TABLE_VERSION,
-                frontends,
-                routes,
-                targets: targets(),
-                metrics: true,
-                pass_through: Vec::new(),
-            }
+            TableDocument { frontends, routes, targets: targets(), ..TableDocument::default() }
         })
 }
 
@@ -581,10 +574,7 @@ fn generated_requests_collide_often() {
 #[test]
 fn reference_order_is_strict() {
     let doc = TableDocument {
-        version: TABLE_VERSION,
         targets: Vec::new(),
-        metrics: true,
-        pass_through: Vec::new(),
         frontends: vec![],
         routes: ["a/x", "a-b/x"]
             .iter()
@@ -599,6 +589,7 @@ fn reference_order_is_strict() {
                 }
             })
             .collect(),
+        ..TableDocument::default()
     };
     let c = |route| Candidate { route, rule: 0, specificity: vec![0, 1, 0, 0, 0] };
     assert!(better(&doc, &c(1), &c(0)), "a-b/x sorts before a/x");

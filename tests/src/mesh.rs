@@ -81,6 +81,10 @@ use crate::{echo, tools};
 /// No client may set it and no backend may see it.
 pub const SELECTION_HEADER: &str = "x-meshroute-cluster";
 
+/// The request header in which the listener names the destination for the filter. No client
+/// may set it and no backend may see it.
+pub const DESTINATION_HEADER: &str = "x-meshroute-destination";
+
 /// The namespace of generated Services unless a test names another
 /// ([`MeshBuilder::service_in`]); test routes may omit theirs.
 pub const NAMESPACE: &str = "default";

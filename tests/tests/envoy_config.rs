@@ -397,9 +397,10 @@ fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
     for needle in ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "route_config_name: meshroute", "address: 127.0.0.1"] {
         assert!(text.contains(needle), "sidecar bootstrap lacks {needle}");
     }
+    assert_names_the_destination(&text);
     // Its routes are sync's: the filter's choice, else the original destination.
     let routes = read(&volume.join("sidecar-rds.json"));
-    for needle in [r#""cluster_header":"x-meshroute-cluster""#, r#""cluster":"passthrough""#] {
+    for needle in [r#""cluster_header":"x-meshroute-cluster""#, r#""cluster":"passthrough""#, "x-meshroute-destination"] {
         assert!(routes.contains(needle), "sidecar-rds.json lacks {needle}:\n{routes}");
     }
     let config = work.join("sidecar.yaml");
@@ -420,6 +421,13 @@ fn sidecar_bootstrap_validates_and_loads_what_sync_writes() {
     ]);
     assert_eq!(envoy.stat(ECDS_REJECTED), Some(0), "{}", envoy.log_text());
     assert!(envoy.get("/clusters").contains("outbound|18080||echo-v1.default.svc.cluster.local"));
+}
+
+/// The table `sync` and `serve` publish reads each request's destination from a header
+/// (`destination_header`): a sidecar's listener must write it, over any copy the application sent.
+fn assert_names_the_destination(bootstrap: &str) {
+    let mutation = "header: {key: x-meshroute-destination, value: \"%DOWNSTREAM_LOCAL_ADDRESS%\"}\n                        append_action: OVERWRITE_IF_EXISTS_OR_ADD";
+    assert!(bootstrap.contains("early_header_mutation_extensions:") && bootstrap.contains(mutation), "no destination header");
 }
 
 /// The `value: {...}` of each patch of the EnvoyFilter, by `applyTo`. The values are JSON
@@ -668,6 +676,7 @@ fn sidecar_ads_bootstrap_validates_and_loads_what_serve_serves() {
     for needle in ["envoy.filters.listener.original_dst", "ORIGINAL_DST", "route_config_name: meshroute", "ads: {}"] {
         assert!(text.contains(needle), "sidecar ADS bootstrap lacks {needle}");
     }
+    assert_names_the_destination(&text);
     assert!(!text.contains("path_config_source"), "nothing from files");
     let config = work.join("sidecar-ads.yaml");
     write(&config, &text);

@@ -2,7 +2,7 @@
 //! not cover: MeshPorts, MeshFrontendHostname, pass-through, 404 and 500 without a backend, and
 //! the selection header that only the filter may set.
 
-use meshroute_e2e::mesh::{Mesh, SELECTION_HEADER};
+use meshroute_e2e::mesh::{Mesh, DESTINATION_HEADER, SELECTION_HEADER};
 
 /// MeshPorts: a parentRef with a port attaches to that Service port only; one without attaches
 /// to every port. (The suite proves the route applied with a response header filter; here the
@@ -219,6 +219,45 @@ spec:
         .header(SELECTION_HEADER, v2)
         .header(&SELECTION_HEADER.to_ascii_uppercase(), v2)
         .expect_backend("echo-v1");
+}
+
+/// The listener alone names a request's destination: a client's `x-meshroute-destination`
+/// never makes its request routed as if sent to another Service, and never reaches a backend.
+#[test]
+fn spoofed_destination_header_changes_nothing() {
+    let mesh = Mesh::conformance("spoofed_destination_header_changes_nothing")
+        .routes(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: only-v2
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: echo, port: 80}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /v2}
+    backendRefs:
+    - {name: echo-v2, port: 80}
+"#,
+        )
+        .start();
+
+    let (echo, echo_v1) = (mesh.address_of("echo"), mesh.address_of("echo-v1"));
+    // Sent to echo-v1 (no routes) as if to echo: still echo-v1's own endpoints, not echo's route.
+    let routed = mesh.get("echo-v1", "/v2").header(DESTINATION_HEADER, &echo).expect_backend("echo-v1");
+    assert_eq!(routed.seen_header(DESTINATION_HEADER), None, "the backend saw {DESTINATION_HEADER}");
+    // Sent to echo as if to echo-v1: echo's routes still decide.
+    mesh.get("echo", "/v1").header(DESTINATION_HEADER, &echo_v1).expect_status(404);
+    let routed = mesh.get("echo", "/v2").header(DESTINATION_HEADER, &echo_v1).expect_backend("echo-v2");
+    assert_eq!(routed.seen_header(DESTINATION_HEADER), None, "the backend saw {DESTINATION_HEADER}");
+    // Nonsense, twice, in another letter case.
+    mesh.get("echo", "/v2")
+        .header(DESTINATION_HEADER, "not an address")
+        .header(&DESTINATION_HEADER.to_ascii_uppercase(), &echo_v1)
+        .expect_backend("echo-v2");
 }
 
 /// Clients speaking cleartext HTTP/2 are routed exactly like HTTP/1.1 clients.

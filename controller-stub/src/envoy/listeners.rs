@@ -10,8 +10,9 @@
 
 use serde_json::{json, Value};
 
+use meshroute_filter::document::TableDocument;
 use meshroute_filter::mirror::{MirrorSet, MIRROR_HEADER};
-use meshroute_filter::SELECTION_HEADER;
+use meshroute_filter::{DESTINATION_HEADER, SELECTION_HEADER};
 
 use super::mirrors;
 use crate::model::{self, Manifests};
@@ -89,6 +90,34 @@ fn listener(first: &ListenerAddress, rest: &[ListenerAddress], ecds: &EcdsSource
     })
 }
 
+/// What the listener writes in [`DESTINATION_HEADER`] before any filter runs, replacing any
+/// copy a client sent: the connection's local address, as Envoy writes `destination.address`
+/// (`10.0.0.1:80`, `[fd00::1]:80`).
+pub const DESTINATION_VALUE: &str = "%DOWNSTREAM_LOCAL_ADDRESS%";
+
+/// The route table as the filter in these listeners receives it: they name each request's
+/// destination ([`destination_mutation`]), so it may read that header.
+pub fn table_json(table: &TableDocument) -> serde_json::Result<String> {
+    serde_json::to_string(&TableDocument { destination_header: true, ..table.clone() })
+}
+
+/// The connection manager's early header mutation that names each request's destination
+/// ([`meshroute_filter::document::TableDocument::destination_header`]).
+pub fn destination_mutation() -> Value {
+    json!([{
+        "name": "envoy.http.early_header_mutation.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "mutations": [{
+                "append": {
+                    "header": { "key": DESTINATION_HEADER, "value": DESTINATION_VALUE },
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            }],
+        }
+    }])
+}
+
 /// The HCM shared by the local listeners and (in the same shape) the sidecar bootstrap.
 pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &EcdsSource) -> Value {
     json!({
@@ -100,6 +129,7 @@ pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &Ec
             "codec_type": "AUTO",
             "normalize_path": true,
             "merge_slashes": true,
+            "early_header_mutation_extensions": destination_mutation(),
             "route_config": route_config,
             "http_filters": [
                 {
@@ -125,7 +155,7 @@ pub fn http_connection_manager(stat_prefix: &str, route_config: Value, ecds: &Ec
 /// First the cluster the filter chose, with the copies of a mirror set when it named one
 /// ([`mirrors::selection_routes`]), then, when it chose none (an address its table does not
 /// know), `default_cluster` (the sidecar's original destination), or where there is none (the
-/// local listener) a 404. The filter's headers never leave Envoy. Clusters are not validated
+/// local listener) a 404. The filter's headers, and the listener's, never leave Envoy. Clusters are not validated
 /// when the listener loads: Envoy may read a new lds.json before the cds.json that names its
 /// cluster (both change in one publication), and would otherwise refuse the listener for good.
 pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) -> Value {
@@ -154,7 +184,7 @@ pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) ->
     json!({
         "name": "meshroute",
         "validate_clusters": false,
-        "request_headers_to_remove": [SELECTION_HEADER, MIRROR_HEADER],
+        "request_headers_to_remove": [SELECTION_HEADER, MIRROR_HEADER, DESTINATION_HEADER],
         "virtual_hosts": [{ "name": "meshroute", "domains": ["*"], "routes": routes }],
     })
 }

@@ -95,7 +95,10 @@ mod tests {
         .unwrap();
         let table = meshroute_filter::table::RouteTable::compile(&doc).unwrap();
         let config = super::super::listeners::route_config(Some("c-echo"), table.mirror_sets());
-        assert_eq!(config["request_headers_to_remove"], json!([SELECTION_HEADER, MIRROR_HEADER]));
+        assert_eq!(
+            config["request_headers_to_remove"],
+            json!([SELECTION_HEADER, MIRROR_HEADER, meshroute_filter::DESTINATION_HEADER])
+        );
         let routes = config["virtual_hosts"][0]["routes"].as_array().unwrap();
         let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
         let set = table.mirror_sets()[0].header_value();

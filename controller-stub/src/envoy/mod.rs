@@ -171,7 +171,7 @@ pub fn render(
     let cds_path = out.join(CLUSTERS_FILE);
     let module_path = out.join(&options.module_file);
     let clusters = resource_file(&clusters::clusters(manifests))?;
-    let table_json = serde_json::to_string(table)?;
+    let table_json = listeners::table_json(table)?;
     let ecds = resource_file(&ecds::extension_configs(text(&module_path)?, &table_json))?;
     let source = listeners::EcdsSource { path: text(&ecds_path)? };
     let (listener_doc, warnings) = listeners::listeners(manifests, &source, compiled.mirror_sets());

@@ -33,7 +33,7 @@ use meshroute_filter::metrics::Outcome;
 use meshroute_filter::mirror::Mirror;
 use meshroute_filter::table::{only_prefix, DocumentMatch, RouteTable};
 use meshroute_filter::url::{default_port, redirect_port};
-use meshroute_filter::SELECTION_HEADER;
+use meshroute_filter::{DESTINATION_HEADER, SELECTION_HEADER};
 
 use super::listeners::{listener_addresses, listener_name, ListenerAddress};
 use super::metrics;
@@ -96,8 +96,9 @@ pub fn route_config_of(addresses: &[ListenerAddress], table: &TableDocument) -> 
         "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
         "name": ROUTE_CONFIG_NAME,
         "vhost_header": FRONTEND_HEADER,
-        // Neither the frontend nor a client's selection header ever leaves Envoy.
-        "request_headers_to_remove": [FRONTEND_HEADER, SELECTION_HEADER],
+        // Neither the frontend nor a client's copy of the filter's headers ever leaves Envoy,
+        // as with the filter.
+        "request_headers_to_remove": [FRONTEND_HEADER, SELECTION_HEADER, DESTINATION_HEADER],
         "virtual_hosts": virtual_hosts,
     }))
 }
@@ -589,7 +590,7 @@ pub fn listeners(manifests: &Manifests, rds: &RdsSource) -> (Value, Vec<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshroute_filter::document::{BackendTargetDoc, FrontendDoc, HeaderDoc, PathMatchDoc, RouteDoc, RuleDoc, TABLE_VERSION};
+    use meshroute_filter::document::{BackendTargetDoc, FrontendDoc, HeaderDoc, PathMatchDoc, RouteDoc, RuleDoc};
 
     /// Every test table's targets: `v1`, `v2` and `off` served by `c1`, `c2` and `c3`, and
     /// `gone`, which does not resolve.
@@ -607,9 +608,6 @@ mod tests {
 
     fn table(rules: Vec<RuleDoc>) -> TableDocument {
         TableDocument {
-            version: TABLE_VERSION,
-            metrics: true,
-            pass_through: Vec::new(),
             targets: TARGETS
                 .iter()
                 .map(|(name, cluster)| BackendTargetDoc {
@@ -634,6 +632,7 @@ mod tests {
                 creation_timestamp: None,
                 rules,
             }],
+            ..TableDocument::default()
         }
     }
 

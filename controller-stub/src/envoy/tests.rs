@@ -229,6 +229,11 @@ fn one_listener_binds_every_cluster_ip_and_port_with_the_filter_then_the_router(
     assert_eq!(hcm["codec_type"].as_str(), Some("AUTO"));
     assert_eq!(hcm["normalize_path"].as_bool(), Some(true));
     assert_eq!(hcm["merge_slashes"].as_bool(), Some(true));
+    // The destination, written over any client's copy before the filter reads it.
+    let mutation = &hcm["early_header_mutation_extensions"][0]["typed_config"]["mutations"][0]["append"];
+    assert_eq!(mutation["header"]["key"].as_str(), Some(meshroute_filter::DESTINATION_HEADER));
+    assert_eq!(mutation["header"]["value"].as_str(), Some("%DOWNSTREAM_LOCAL_ADDRESS%"));
+    assert_eq!(mutation["append_action"].as_str(), Some("OVERWRITE_IF_EXISTS_OR_ADD"));
     let filters = hcm["http_filters"].as_vec().unwrap();
     assert_eq!(filters.len(), 2);
     assert_eq!(filters[0]["name"].as_str(), Some("meshroute"));
@@ -244,7 +249,9 @@ fn one_listener_binds_every_cluster_ip_and_port_with_the_filter_then_the_router(
 fn routes_follow_the_selection_header_else_answer_404_for_an_address_the_table_does_not_know() {
     let lds = load(&rendered(&demo()).listeners);
     let route_config = &lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"];
-    assert_eq!(route_config["request_headers_to_remove"][0].as_str(), Some(meshroute_filter::SELECTION_HEADER));
+    let removed: Vec<&str> =
+        route_config["request_headers_to_remove"].as_vec().unwrap().iter().filter_map(|h| h.as_str()).collect();
+    assert_eq!(removed, [meshroute_filter::SELECTION_HEADER, "x-meshroute-mirror", meshroute_filter::DESTINATION_HEADER]);
     // A listener read before the cds.json of the same publication must not be refused.
     assert_eq!(route_config["validate_clusters"].as_bool(), Some(false));
     let host = &route_config["virtual_hosts"][0];
@@ -295,7 +302,8 @@ fn ecds_carries_the_module_and_the_table_with_fail_reload() {
     assert_eq!(config["configuration"]["@type"].as_str(), Some("type.googleapis.com/google.protobuf.StringValue"));
     let table_text = config["configuration"]["value"].as_str().unwrap();
     let decoded: TableDocument = serde_json::from_str(table_text).unwrap();
-    assert_eq!(decoded, TableDocument::default());
+    // The listeners written beside it name each request's destination.
+    assert_eq!(decoded, TableDocument { destination_header: true, ..TableDocument::default() });
 }
 
 #[test]

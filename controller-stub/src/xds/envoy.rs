@@ -24,12 +24,14 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::common::mutation_rules::v3::{header_mutation, HeaderMutation};
 use envoy_types::pb::envoy::config::core::v3::{
     address, async_data_source, http_uri, socket_address, Address, AsyncDataSource, HttpUri, RemoteDataSource,
     RuntimeFractionalPercent, SocketAddress, TypedExtensionConfig,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    data_source, DataSource, ExtensionConfigSource, Http1ProtocolOptions, Http2ProtocolOptions,
+    data_source, header_value_option, DataSource, ExtensionConfigSource, HeaderValue, HeaderValueOption, Http1ProtocolOptions,
+    Http2ProtocolOptions,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -45,6 +47,7 @@ use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter,
 };
+use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation as EarlyHeaderMutation;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{http_protocol_options, HttpProtocolOptions};
 use envoy_types::pb::envoy::extensions::wasm::v3::{plugin_config, PluginConfig, ReloadConfig, VmConfig};
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
@@ -55,7 +58,7 @@ use envoy_types::util::pack_any;
 use meshroute_filter::document::TableDocument;
 use meshroute_filter::mirror::{Mirror, MirrorSet, MIRROR_HEADER};
 use meshroute_filter::table::RouteTable;
-use meshroute_filter::SELECTION_HEADER;
+use meshroute_filter::{DESTINATION_HEADER, SELECTION_HEADER};
 
 use super::grpc::ads;
 use super::{Resources, CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE};
@@ -117,8 +120,9 @@ pub fn resources(manifests: &Manifests, table: &TableDocument, module: Option<&M
         pack_any(route_config(Some(SIDECAR_PASSTHROUGH_CLUSTER), &mirror_sets)),
     );
     if let Some(module) = module {
-        // The table as the files hold it; serializing a TableDocument cannot fail.
-        let table_json = serde_json::to_string(table).unwrap_or_default();
+        // The table as the files hold it, for listeners that name each request's destination;
+        // serializing a TableDocument cannot fail.
+        let table_json = serde_json::to_string(&TableDocument { destination_header: true, ..table.clone() }).unwrap_or_default();
         insert(&mut out, EXTENSION_CONFIG_TYPE, FILTER_NAME.to_owned(), pack_any(extension_config(module, &table_json)));
     }
     out
@@ -228,6 +232,7 @@ fn http_connection_manager(stat_prefix: &str, route_config: RouteConfiguration) 
         codec_type: http_connection_manager::CodecType::Auto.into(),
         normalize_path: Some(BoolValue { value: true }),
         merge_slashes: true,
+        early_header_mutation_extensions: vec![destination_mutation()],
         route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(route_config)),
         http_filters: vec![
             HttpFilter {
@@ -246,6 +251,24 @@ fn http_connection_manager(stat_prefix: &str, route_config: RouteConfiguration) 
             },
         ],
         ..Default::default()
+    }
+}
+
+/// [`listeners::destination_mutation`] as a message.
+fn destination_mutation() -> TypedExtensionConfig {
+    let append = HeaderValueOption {
+        header: Some(HeaderValue {
+            key: DESTINATION_HEADER.to_owned(),
+            value: listeners::DESTINATION_VALUE.to_owned(),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
+        ..Default::default()
+    };
+    let mutation = HeaderMutation { action: Some(header_mutation::Action::Append(append)) };
+    TypedExtensionConfig {
+        name: "envoy.http.early_header_mutation.header_mutation".to_owned(),
+        typed_config: Some(pack_any(EarlyHeaderMutation { mutations: vec![mutation] })),
     }
 }
 
@@ -321,7 +344,7 @@ pub fn route_config(default_cluster: Option<&str>, mirror_sets: &[MirrorSet]) ->
     RouteConfiguration {
         name: "meshroute".to_owned(),
         validate_clusters: Some(BoolValue { value: false }),
-        request_headers_to_remove: vec![SELECTION_HEADER.to_owned(), MIRROR_HEADER.to_owned()],
+        request_headers_to_remove: vec![SELECTION_HEADER.to_owned(), MIRROR_HEADER.to_owned(), DESTINATION_HEADER.to_owned()],
         virtual_hosts: vec![VirtualHost {
             name: "meshroute".to_owned(),
             domains: vec!["*".to_owned()],

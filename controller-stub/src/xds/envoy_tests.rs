@@ -149,6 +149,15 @@ fn listeners_say_what_the_lds_file_says_with_the_filter_over_ads() {
         let expected_manager = &expected["filter_chains"][0]["filters"][0]["typed_config"];
         assert_eq!(json!(manager.stat_prefix), expected_manager["stat_prefix"]);
         assert!(manager.merge_slashes && manager.normalize_path.unwrap().value);
+        let [early] = &manager.early_header_mutation_extensions[..] else { panic!() };
+        let expected_early = &expected_manager["early_header_mutation_extensions"][0];
+        assert_eq!(json!(early.name), expected_early["name"]);
+        let early = EarlyHeaderMutation::decode(early.typed_config.as_ref().unwrap().value.as_slice()).unwrap();
+        let Some(header_mutation::Action::Append(append)) = &early.mutations[0].action else { panic!() };
+        let expected_append = &expected_early["typed_config"]["mutations"][0]["append"];
+        let header = append.header.as_ref().unwrap();
+        assert_eq!(json!({"key": header.key, "value": header.value}), expected_append["header"]);
+        assert_eq!(append.append_action(), header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd);
         let filters: Vec<&str> = manager.http_filters.iter().map(|f| f.name.as_str()).collect();
         let expected_filters: Vec<&str> =
             expected_manager["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
@@ -224,7 +233,8 @@ fn the_filter_configuration_is_the_ecds_file_s_with_its_code_from_serve() {
     assert_eq!(module.sha256.len(), 64);
     let served = resources(&build.manifests, &build.table, Some(&module));
     let config: TypedExtensionConfig = decoded(&served, EXTENSION_CONFIG_TYPE, FILTER_NAME);
-    let table_json = serde_json::to_string(&build.table).unwrap();
+    let table_json = listeners::table_json(&build.table).unwrap();
+    assert!(table_json.contains(r#""destination_header":true"#));
     let expected = ecds::extension_configs("/x/module.wasm", &table_json)["resources"][0].clone();
     assert_eq!(json!(config.name), expected["name"]);
     let any = config.typed_config.unwrap();

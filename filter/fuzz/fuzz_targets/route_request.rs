@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use meshroute_filter::document::{
     FiltersDoc,
     BackendDoc, BackendTargetDoc, FrontendDoc, GrpcMethodDoc, MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc,
-    TableDocument, ValueMatchDoc, ValueMatchType, TABLE_VERSION,
+    TableDocument, ValueMatchDoc, ValueMatchType,
 };
 use meshroute_filter::request::Request;
 use meshroute_filter::decision::{decide, Cause, Decision};
@@ -160,7 +160,7 @@ fn build(routes: &[RouteSpec]) -> TableDocument {
         unresolved: (!resolved).then(|| "BackendNotFound".to_owned()),
     };
     let targets = [true, false].into_iter().flat_map(|resolved| (0..4).map(move |i| target(i, resolved))).collect();
-    TableDocument { version: TABLE_VERSION, frontends, routes, targets, metrics: true, pass_through: Vec::new() }
+    TableDocument { frontends, routes, targets, ..TableDocument::default() }
 }
 
 fuzz_target!(|input: Input| {
