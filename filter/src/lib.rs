@@ -11,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod choice;
+pub mod conditions;
 pub mod decision;
 pub mod document;
 pub mod filters;
