@@ -1,11 +1,12 @@
 //! What each match of a table asks of a request beyond its index key (a path regex, the method,
 //! headers, query parameters, a gRPC call's service and method), stored flat for the whole
-//! table: one array of conditions, their names and literal values in one string, their regexes
-//! in one array. Trying a candidate then reads its few conditions side by side and the text
-//! they name, a cache line or two, where the compiled matches ([`crate::matching::HttpMatch`],
-//! [`crate::grpc::GrpcMatch`]) would chase a Vec and a String per condition. A match's
-//! conditions all hold or the match does not take the request; a match without any is decided
-//! by its index key alone.
+//! table: its names and literal values in one string, its regexes in one array, and each
+//! match's first condition inline where the index's slot carries it ([`MatchConditions`]), the
+//! others in one array. Most matches that ask anything ask one thing, so trying a candidate
+//! reads its slot and the text it names, where the compiled matches
+//! ([`crate::matching::HttpMatch`], [`crate::grpc::GrpcMatch`]) would chase a Vec and a String
+//! per condition. A match's conditions all hold or the match does not take the request; a
+//! match without any is decided by its index key alone.
 
 use crate::grpc::grpc_call;
 use crate::index::{index_u32, Span};
@@ -47,10 +48,19 @@ enum Condition {
     GrpcMethod(Value),
 }
 
-/// Every match's conditions of one table; a match holds the [`Span`] of its own.
+/// A match's conditions as its candidate carries them: the first inline, the others (rare) in
+/// [`Conditions`]. 32 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchConditions {
+    first: Option<Condition>,
+    rest: Span,
+}
+
+/// The text, regexes and further conditions of one table's [`MatchConditions`].
 #[derive(Debug, Default)]
 pub struct Conditions {
-    list: Vec<Condition>,
+    /// Second and later conditions of every match.
+    rest: Vec<Condition>,
     text: String,
     regexes: Vec<FullRegex>,
 }
@@ -62,9 +72,10 @@ pub struct ConditionsBuilder {
 }
 
 impl ConditionsBuilder {
-    /// Files one match's conditions; the span names them in the finished [`Conditions`].
-    pub fn file<'m>(&mut self, asks: impl IntoIterator<Item = Ask<'m>>) -> Span {
-        let start = index_u32(self.conditions.list.len());
+    /// Files one match's conditions, to be read with the finished [`Conditions`].
+    pub fn file<'m>(&mut self, asks: impl IntoIterator<Item = Ask<'m>>) -> MatchConditions {
+        let mut first = None;
+        let start = index_u32(self.conditions.rest.len());
         for ask in asks {
             let condition = match ask {
                 Ask::PathRegex(regex) => Condition::PathRegex(self.regex(regex)),
@@ -74,9 +85,13 @@ impl ConditionsBuilder {
                 Ask::GrpcService(value) => Condition::GrpcService(self.value(value)),
                 Ask::GrpcMethod(value) => Condition::GrpcMethod(self.value(value)),
             };
-            self.conditions.list.push(condition);
+            if first.is_none() {
+                first = Some(condition);
+            } else {
+                self.conditions.rest.push(condition);
+            }
         }
-        Span { start, end: index_u32(self.conditions.list.len()) }
+        MatchConditions { first, rest: Span { start, end: index_u32(self.conditions.rest.len()) } }
     }
 
     pub fn build(self) -> Conditions {
@@ -103,11 +118,12 @@ impl ConditionsBuilder {
 }
 
 impl Conditions {
-    /// Whether every condition of `span` holds for `request`, whose `:path` is already split
+    /// Whether every condition of a match holds for `request`, whose `:path` is already split
     /// into `path` and `query` ([`Request::path_and_query`]).
-    pub fn hold(&self, span: Span, request: &Request<'_>, path: &str, query: &str) -> bool {
-        let conditions = self.list.get(span.range()).unwrap_or_default();
-        conditions.iter().all(|&condition| match condition {
+    pub fn hold(&self, conditions: &MatchConditions, request: &Request<'_>, path: &str, query: &str) -> bool {
+        let Some(first) = conditions.first else { return true };
+        let rest = self.rest.get(conditions.rest.range()).unwrap_or_default();
+        std::iter::once(&first).chain(rest).all(|&condition| match condition {
             Condition::PathRegex(regex) => self.regex_matches(regex, path),
             Condition::Method(method) => self.text_at(method) == request.method,
             Condition::Header(name, value) => request.header_values(self.text_at(name)).any(|v| self.value_matches(value, v)),
@@ -144,6 +160,7 @@ mod tests {
     #[test]
     fn a_condition_is_small() {
         assert!(std::mem::size_of::<Condition>() <= 24);
+        assert!(std::mem::size_of::<MatchConditions>() <= 32);
     }
 
     #[test]
@@ -160,7 +177,7 @@ mod tests {
         let hold = |span, method, path_and_query| {
             let request = Request { method, path_and_query, headers: &headers };
             let (path, query) = request.path_and_query();
-            conditions.hold(span, &request, path, query)
+            conditions.hold(&span, &request, path, query)
         };
         assert!(hold(http, "POST", "/a?id=12"));
         assert!(!hold(http, "GET", "/a?id=12"));

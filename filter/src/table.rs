@@ -10,11 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::choice::{Backend, BackendSet, BackendTarget};
-use crate::conditions::{Conditions, ConditionsBuilder};
+use crate::conditions::{Conditions, ConditionsBuilder, MatchConditions};
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
-use crate::index::{index_u32, FastHash, FrontendIndex, IndexBuilder, IndexKey, PathIndex, Span};
+use crate::index::{index_u32, FastHash, FrontendIndex, IndexBuilder, IndexKey, PathIndex};
 use crate::matching::{HttpMatch, Inputs};
 use crate::mirror::{Mirror, MirrorSet, MirrorSets};
 use crate::policy::RequestPolicy;
@@ -123,9 +123,9 @@ struct MatchEntry {
 struct Candidate {
     route: u32,
     rule: u32,
-    /// What it asks beyond its index key, in [`RouteTable::conditions`]; none for a plain Exact
-    /// path or PathPrefix, which most matches are.
-    conditions: Span,
+    /// What it asks beyond its index key, read with [`RouteTable::conditions`]; none for a
+    /// plain Exact path or PathPrefix, which most matches are.
+    conditions: MatchConditions,
 }
 
 /// Where a match comes from: indexes into the document's routes, their rules, and the rule's
@@ -213,7 +213,7 @@ impl RouteMatch {
 
     /// Files what a request its index key allows must have besides (see
     /// [`Candidate::conditions`]).
-    fn file_conditions(&self, conditions: &mut ConditionsBuilder) -> Span {
+    fn file_conditions(&self, conditions: &mut ConditionsBuilder) -> MatchConditions {
         match self {
             RouteMatch::Http(m) => conditions.file(m.asks()),
             RouteMatch::Grpc(m) => conditions.file(m.asks()),
@@ -453,7 +453,7 @@ impl RouteTable {
         let (path, query) = request.path_and_query();
         let first = self
             .index
-            .first_match(&frontend.index, path, |_, candidate| self.conditions.hold(candidate.conditions, request, path, query));
+            .first_match(&frontend.index, path, |_, candidate| self.conditions.hold(&candidate.conditions, request, path, query));
         first
             .and_then(|(_, candidate)| {
                 let route = self.routes.get(candidate.route as usize)?;
