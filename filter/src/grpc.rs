@@ -1,6 +1,7 @@
 //! Compiled GRPCRoute matches (their precedence is in [`crate::precedence`]). A gRPC call is an HTTP/2 POST to
 //! `/SERVICE/METHOD`; GRPCRoutes match those two names and the call's metadata (headers).
 
+use crate::conditions::Ask;
 use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
 use crate::index::IndexKey;
 use crate::matching::{compile_headers, FullRegex, Inputs, ValueMatch};
@@ -66,6 +67,14 @@ impl GrpcMatch {
         name_matches(&self.service, call.map(|(service, _)| service))
             && name_matches(&self.method, call.map(|(_, method)| method))
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+    }
+
+    /// What a call must have, all of it: a gRPC method's key is a path, but a path under it need
+    /// not be a gRPC call (and a service may hold a `/`), so the key decides nothing.
+    pub fn asks(&self) -> impl Iterator<Item = Ask<'_>> + '_ {
+        let service = self.service.as_ref().map(|name| Ask::GrpcService(&name.value));
+        let method = self.method.as_ref().map(|name| Ask::GrpcMethod(&name.value));
+        service.into_iter().chain(method).chain(self.headers.iter().map(|(name, value)| Ask::Header(name, value)))
     }
 
     /// Where the index files this match: a literal service (and method) is a path (prefix).

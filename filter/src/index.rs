@@ -39,15 +39,15 @@ pub enum IndexKey<'m> {
     Any,
 }
 
-/// `start..end` of [`PathIndex`]'s slots or key bytes.
+/// `start..end` of [`PathIndex`]'s slots or key bytes (or of another flat array of the table).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
 }
 
 impl Span {
-    fn range(self) -> std::ops::Range<usize> {
+    pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
 }

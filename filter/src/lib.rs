@@ -1,7 +1,8 @@
 //! meshroute: Gateway API mesh routing (GAMMA) for stock Envoy.
 //!
 //! The core — [`document`] (the published route table), [`table`] (its compiled, indexed form),
-//! [`matching`] (HTTPRoute matches), [`grpc`] (GRPCRoute matches), [`precedence`] (the order
+//! [`index`] (its matches by path), [`conditions`] (what they ask beyond the path, as the index
+//! carries it), [`matching`] (HTTPRoute matches), [`grpc`] (GRPCRoute matches), [`precedence`] (the order
 //! between them), [`choice`] (weighted backend choice), [`decision`] (what happens to a request)
 //! and [`reply`] (the filter's own answers) — is plain Rust, shared with the `meshroute` command
 //! so that a dry run executes exactly what Envoy executes. The proxy-wasm glue in `plugin`
@@ -11,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod choice;
+pub mod conditions;
 pub mod decision;
 pub mod document;
 pub mod filters;

@@ -2,6 +2,7 @@
 
 use regex_lite::Regex;
 
+use crate::conditions::Ask;
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
 use crate::index::{regex_key, IndexKey};
 use crate::precedence::{HttpSpecificity, PathSpecificity};
@@ -141,17 +142,25 @@ impl HttpMatch {
     }
 
     pub fn matches(&self, request: &Request<'_>) -> bool {
-        self.path.matches(request.path_and_query().0) && self.matches_beyond_key(request)
-    }
-
-    /// Whether a request that its [`HttpMatch::index_key`] allows matches: a plain Exact path or
-    /// PathPrefix is said by the key already, a regex is not.
-    pub fn matches_beyond_key(&self, request: &Request<'_>) -> bool {
         let (path, query) = request.path_and_query();
-        (!matches!(self.path, PathMatch::Regex(_)) || self.path.matches(path))
+        self.path.matches(path)
             && self.method.as_deref().is_none_or(|m| m == request.method)
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
             && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+    }
+
+    /// What a request that its [`HttpMatch::index_key`] allows must have besides: all but a
+    /// plain Exact path or PathPrefix, which the key says already. None: the key decides.
+    pub fn asks(&self) -> impl Iterator<Item = Ask<'_>> + '_ {
+        let regex = match &self.path {
+            PathMatch::Regex(regex) => Some(Ask::PathRegex(regex)),
+            PathMatch::Exact(_) | PathMatch::Prefix(_) => None,
+        };
+        regex
+            .into_iter()
+            .chain(self.method.as_deref().map(Ask::Method))
+            .chain(self.headers.iter().map(|(name, value)| Ask::Header(name, value)))
+            .chain(self.query_params.iter().map(|(name, value)| Ask::QueryParam(name, value)))
     }
 
     /// Where the index files this match: by its path.
@@ -161,15 +170,6 @@ impl HttpMatch {
             PathMatch::Prefix(prefix) => IndexKey::Prefix(prefix.into()),
             PathMatch::Regex(regex) => regex_key(regex.source()),
         }
-    }
-
-    /// Whether every request its [`HttpMatch::index_key`] allows matches: a plain Exact path or
-    /// PathPrefix, nothing else asked.
-    pub fn key_decides(&self) -> bool {
-        !matches!(self.path, PathMatch::Regex(_))
-            && self.method.is_none()
-            && self.headers.is_empty()
-            && self.query_params.is_empty()
     }
 
     /// What of a request this match reads.

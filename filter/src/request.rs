@@ -1,5 +1,7 @@
 //! The parts of a request that routing looks at, borrowed from wherever they live.
 
+use std::borrow::Cow;
+
 /// A request as the matcher sees it. Header names are compared case-insensitively; Envoy hands
 /// them over in lower case already.
 #[derive(Debug, Clone, Copy)]
@@ -26,16 +28,21 @@ impl<'a> Request<'a> {
 }
 
 /// The first value of query parameter `name`, percent-decoded (`+` is a space), as Envoy's own
-/// query-parameter matcher sees it. Names and values are case-sensitive.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
+/// query-parameter matcher sees it. Names and values are case-sensitive. Borrowed from the
+/// query unless escaped: a request allocates nothing for its plain parameters.
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(key) == name).then(|| percent_decode(value))
     })
 }
 
-/// Decodes `%XX` escapes and `+`; malformed escapes are kept as they are.
-pub fn percent_decode(text: &str) -> String {
+/// Decodes `%XX` escapes and `+`; malformed escapes are kept as they are. Text without either
+/// is returned as it is.
+pub fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['%', '+']) {
+        return Cow::Borrowed(text);
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -53,7 +60,7 @@ pub fn percent_decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex(byte: &u8) -> Option<u8> {

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::choice::{Backend, BackendSet, BackendTarget};
+use crate::conditions::{Conditions, ConditionsBuilder, MatchConditions};
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, RouteDoc, RouteKind, RuleDoc, TableDocument, TABLE_VERSION};
 use crate::filters::RouteFilters;
 use crate::grpc::GrpcMatch;
@@ -43,6 +44,8 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// Every frontend's matches by path ([`Frontend::index`] is each one's part).
     index: PathIndex<Candidate>,
+    /// What every match asks beyond its index key ([`Candidate::conditions`]).
+    conditions: Conditions,
     /// What [`Backend::mirror_set`] numbers.
     mirror_sets: Vec<MirrorSet>,
     /// Whether requests are counted ([`TableDocument::metrics`]).
@@ -132,14 +135,15 @@ struct MatchEntry {
     at: MatchPosition,
 }
 
-/// What the index holds of a match: enough to answer without reading the match itself when
-/// its index key says all it asks (a plain Exact path or PathPrefix), which most matches are.
+/// What the index holds of a match: all that trying it reads besides its conditions, so that a
+/// request never reads the compiled match itself.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     route: u32,
     rule: u32,
-    /// Whether the match asks more than its index key: then the entry's matcher decides.
-    check: bool,
+    /// What it asks beyond its index key, read with [`RouteTable::conditions`]; none for a
+    /// plain Exact path or PathPrefix, which most matches are.
+    conditions: MatchConditions,
 }
 
 /// Where a match comes from: indexes into the document's routes, their rules, and the rule's
@@ -225,20 +229,12 @@ impl RouteMatch {
         }
     }
 
-    /// Whether a request its index key allows matches it (see [`Candidate::check`]).
-    fn matches_beyond_key(&self, request: &Request<'_>) -> bool {
+    /// Files what a request its index key allows must have besides (see
+    /// [`Candidate::conditions`]).
+    fn file_conditions(&self, conditions: &mut ConditionsBuilder) -> MatchConditions {
         match self {
-            RouteMatch::Http(m) => m.matches_beyond_key(request),
-            RouteMatch::Grpc(m) => m.matches(request),
-        }
-    }
-
-    /// Whether every request its index key allows matches it.
-    fn key_decides(&self) -> bool {
-        match self {
-            RouteMatch::Http(m) => m.key_decides(),
-            // A gRPC method's key is a path, but a path under it need not be a gRPC call.
-            RouteMatch::Grpc(_) => false,
+            RouteMatch::Http(m) => conditions.file(m.asks()),
+            RouteMatch::Grpc(m) => conditions.file(m.asks()),
         }
     }
 }
@@ -331,6 +327,7 @@ impl RouteTable {
 
         let mut frontends = Vec::with_capacity(doc.frontends.len());
         let mut index = IndexBuilder::default();
+        let mut conditions = ConditionsBuilder::default();
         let mut by_address: HashMap<Box<str>, At, FastHash> = HashMap::default();
         for (f, front) in doc.frontends.iter().enumerate() {
             // Written only for an error: a table of 10,000 frontends has none.
@@ -392,7 +389,7 @@ impl RouteTable {
                 let candidate = Candidate {
                     route: index_u32(entry.at.route),
                     rule: index_u32(entry.at.rule),
-                    check: !entry.matcher.key_decides(),
+                    conditions: entry.matcher.file_conditions(&mut conditions),
                 };
                 (entry.matcher.index_key(), candidate)
             }));
@@ -432,6 +429,7 @@ impl RouteTable {
             pass_through,
             routes,
             index: index.build(),
+            conditions: conditions.build(),
             mirror_sets: mirror_sets.into_sets(),
             metrics: doc.metrics,
             destination_source,
@@ -476,11 +474,10 @@ impl RouteTable {
     /// Routes a request that arrived at `frontend` (`None`: not a frontend with routes).
     pub fn route(&self, frontend: Option<&Frontend>, request: &Request<'_>) -> Outcome<'_> {
         let Some(frontend) = frontend else { return Outcome::PassThrough };
-        let entries = &frontend.entries;
-        // A candidate's place in precedence order is its index in `entries`.
-        let first = self.index.first_match(&frontend.index, request.path_and_query().0, |entry, candidate| {
-            !candidate.check || entries.get(entry).is_some_and(|entry| entry.matcher.matches_beyond_key(request))
-        });
+        let (path, query) = request.path_and_query();
+        let first = self
+            .index
+            .first_match(&frontend.index, path, |_, candidate| self.conditions.hold(&candidate.conditions, request, path, query));
         first
             .and_then(|(_, candidate)| {
                 let route = self.routes.get(candidate.route as usize)?;
