@@ -80,9 +80,9 @@ test-e2e:
 	MESHROUTE_E2E_MODE=native ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e \
 		--test matching --test weights --test frontends --test grpc_routing --test isolation \
 		--test real_routes --test route_filters --test redirects_and_rewrites --test timeouts_and_retries \
-		--test request_mirror --test consumer_routes --test metrics
-	@echo "The matching, weight and metrics cases again, through an Envoy configured over ADS by meshroute serve (sync --xds):"
-	MESHROUTE_E2E_MODE=ads ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e --test matching --test weights --test metrics
+		--test request_mirror --test consumer_routes --test metrics --test hostile
+	@echo "The matching, weight, frontend and metrics cases again, through an Envoy configured over ADS by meshroute serve (sync --xds):"
+	MESHROUTE_E2E_MODE=ads ENVOY_BIN="$(ENVOY_BIN)" $(CARGO) test -p meshroute-e2e --test matching --test weights --test frontends --test metrics
 
 # The long runs, one at a time: route tables swapped every 100 ms and the filter module upgraded
 # over and over, each under load for 30 s or more, and Envoy's memory over 1,000 table swaps.

@@ -22,7 +22,7 @@ pub enum Ask<'m> {
     Method(&'m str),
     /// Some value of the header (its name in lower case) matches.
     Header(&'m str, &'m ValueMatch),
-    /// The first value of the query parameter, percent-decoded, matches.
+    /// The first value of the query parameter, as sent, matches.
     QueryParam(&'m str, &'m ValueMatch),
     /// The path is a gRPC call `/SERVICE/METHOD` whose service matches.
     GrpcService(&'m ValueMatch),
@@ -128,7 +128,7 @@ impl Conditions {
             Condition::Method(method) => self.text_at(method) == request.method,
             Condition::Header(name, value) => request.header_values(self.text_at(name)).any(|v| self.value_matches(value, v)),
             Condition::QueryParam(name, value) => {
-                query_param(query, self.text_at(name)).is_some_and(|v| self.value_matches(value, &v))
+                query_param(query, self.text_at(name)).is_some_and(|v| self.value_matches(value, v))
             }
             Condition::GrpcService(value) => grpc_call(path).is_some_and(|(service, _)| self.value_matches(value, service)),
             Condition::GrpcMethod(value) => grpc_call(path).is_some_and(|(_, method)| self.value_matches(value, method)),

@@ -146,7 +146,7 @@ impl HttpMatch {
         self.path.matches(path)
             && self.method.as_deref().is_none_or(|m| m == request.method)
             && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
-            && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(&v)))
+            && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(v)))
     }
 
     /// What a request that its [`HttpMatch::index_key`] allows must have besides: all but a

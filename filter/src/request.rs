@@ -1,7 +1,5 @@
 //! The parts of a request that routing looks at, borrowed from wherever they live.
 
-use std::borrow::Cow;
-
 /// A request as the matcher sees it. Header names are compared case-insensitively; Envoy hands
 /// them over in lower case already.
 #[derive(Debug, Clone, Copy)]
@@ -27,44 +25,15 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The first value of query parameter `name`, percent-decoded (`+` is a space), as Envoy's own
-/// query-parameter matcher sees it. Names and values are case-sensitive. Borrowed from the
-/// query unless escaped: a request allocates nothing for its plain parameters.
-pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
+/// The first value of query parameter `name`, as sent: names and values are compared as they
+/// appear in the query, not percent-decoded, as Envoy's router compares them
+/// (`query_parameters`), so that a route means the same with the filter, in native mode and in
+/// Istio. Case-sensitive; a parameter without `=` has the empty value.
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key) == name).then(|| percent_decode(value))
+        (key == name).then_some(value)
     })
-}
-
-/// Decodes `%XX` escapes and `+`; malformed escapes are kept as they are. Text without either
-/// is returned as it is.
-pub fn percent_decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(byte: &u8) -> Option<u8> {
-    (*byte as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -82,11 +51,12 @@ mod tests {
     }
 
     #[test]
-    fn query_param_is_first_and_decoded() {
-        assert_eq!(query_param("animal=whale&animal=dolphin", "animal").as_deref(), Some("whale"));
-        assert_eq!(query_param("a%20b=c+d%2F", "a b").as_deref(), Some("c d/"));
-        assert_eq!(query_param("flag", "flag").as_deref(), Some(""));
+    fn query_param_is_the_first_value_as_sent() {
+        assert_eq!(query_param("animal=whale&animal=dolphin", "animal"), Some("whale"));
+        assert_eq!(query_param("a%20b=c+d%2F&a b=x", "a b"), Some("x"));
+        assert_eq!(query_param("q=%31", "q"), Some("%31"));
+        assert_eq!(query_param("flag", "flag"), Some(""));
+        assert_eq!(query_param("k=a=b", "k"), Some("a=b"));
         assert_eq!(query_param("Animal=whale", "animal"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }
