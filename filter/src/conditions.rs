@@ -151,6 +151,16 @@ impl Conditions {
     }
 }
 
+/// One match compiled on its own, for the tests of a single match: whether every condition it
+/// asks holds, by [`Conditions::hold`] as a table does.
+#[cfg(test)]
+pub(crate) fn hold_alone<'m>(asks: impl IntoIterator<Item = Ask<'m>>, request: &Request<'_>) -> bool {
+    let mut builder = ConditionsBuilder::default();
+    let conditions = builder.file(asks);
+    let (path, query) = request.path_and_query();
+    builder.build().hold(&conditions, request, path, query)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

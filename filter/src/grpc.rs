@@ -6,6 +6,7 @@ use crate::document::{GrpcMethodDoc, MatchDoc, ValueMatchType};
 use crate::index::IndexKey;
 use crate::matching::{compile_headers, FullRegex, Inputs, ValueMatch};
 use crate::precedence::GrpcSpecificity;
+#[cfg(test)]
 use crate::request::Request;
 
 /// One entry of a GRPCRoute rule's `matches`, ready to run.
@@ -57,16 +58,11 @@ impl GrpcMatch {
         Ok(GrpcMatch { service, method, headers: compile_headers(&doc.headers)? })
     }
 
-    /// A request whose path is not `/SERVICE/METHOD` can only match without a method match.
+    /// Whether this match alone takes `request`, as a table decides it (by its conditions: the
+    /// key decides nothing). For the tests of a single match.
+    #[cfg(test)]
     pub fn matches(&self, request: &Request<'_>) -> bool {
-        let call = grpc_call(request.path_and_query().0);
-        let name_matches = |name: &Option<NameMatch>, part: Option<&str>| match name {
-            None => true,
-            Some(name) => part.is_some_and(|part| name.value.matches(part)),
-        };
-        name_matches(&self.service, call.map(|(service, _)| service))
-            && name_matches(&self.method, call.map(|(_, method)| method))
-            && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
+        crate::conditions::hold_alone(self.asks(), request)
     }
 
     /// What a call must have, all of it: a gRPC method's key is a path, but a path under it need

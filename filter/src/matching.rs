@@ -6,7 +6,8 @@ use crate::conditions::Ask;
 use crate::document::{MatchDoc, PathMatchDoc, PathMatchType, ValueMatchDoc, ValueMatchType};
 use crate::index::{regex_key, IndexKey};
 use crate::precedence::{HttpSpecificity, PathSpecificity};
-use crate::request::{query_param, Request};
+#[cfg(test)]
+use crate::request::Request;
 
 /// Regexes longer than this are refused; the Gateway API leaves the limit to implementations.
 pub const MAX_REGEX_LEN: usize = 1024;
@@ -20,6 +21,9 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
+    /// What the index answers for an Exact path or PathPrefix (and the regex condition for a
+    /// regex), written out for the tests of a single match.
+    #[cfg(test)]
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(value) => path == value,
@@ -68,13 +72,6 @@ impl ValueMatch {
             ValueMatchType::Exact => ValueMatch::Exact(value.to_owned()),
             ValueMatchType::RegularExpression => ValueMatch::Regex(FullRegex::new(value)?),
         })
-    }
-
-    pub fn matches(&self, value: &str) -> bool {
-        match self {
-            ValueMatch::Exact(expected) => value == expected,
-            ValueMatch::Regex(regex) => regex.matches(value),
-        }
     }
 }
 
@@ -141,12 +138,11 @@ impl HttpMatch {
         Ok(HttpMatch { path, method: doc.method.clone(), headers, query_params })
     }
 
+    /// Whether this match alone takes `request`, as a table decides it: its path by the index,
+    /// the rest by its conditions. For the tests of a single match.
+    #[cfg(test)]
     pub fn matches(&self, request: &Request<'_>) -> bool {
-        let (path, query) = request.path_and_query();
-        self.path.matches(path)
-            && self.method.as_deref().is_none_or(|m| m == request.method)
-            && self.headers.iter().all(|(name, value)| request.header_values(name).any(|v| value.matches(v)))
-            && self.query_params.iter().all(|(name, value)| query_param(query, name).is_some_and(|v| value.matches(v)))
+        self.path.matches(request.path_and_query().0) && crate::conditions::hold_alone(self.asks(), request)
     }
 
     /// What a request that its [`HttpMatch::index_key`] allows must have besides: all but a
