@@ -161,7 +161,7 @@ impl HttpContext for Exchange {
         let own: Option<Vec<u8>> =
             if source == DestinationSource::Header { self.get_http_request_header_bytes(DESTINATION_HEADER) } else { None };
         let written = match source {
-            DestinationSource::AllHeaders => headers.iter().find(|(n, _)| n == DESTINATION_HEADER).map(|(_, v)| v.as_str()),
+            DestinationSource::AllHeaders => header_among(&headers, DESTINATION_HEADER),
             DestinationSource::Header => own.as_deref().and_then(|d| std::str::from_utf8(d).ok()),
             DestinationSource::Property => None,
         };
@@ -174,11 +174,10 @@ impl HttpContext for Exchange {
         };
 
         let inputs = frontend.inputs();
-        let all_read = source == DestinationSource::AllHeaders;
-        if inputs.headers && !all_read {
+        let all_read = source == DestinationSource::AllHeaders || inputs.headers;
+        if all_read && headers.is_empty() {
             headers = self.request_headers();
         }
-        let all_read = all_read || inputs.headers;
         // `:method` and `:path` are borrowed from the headers when every header was read; else
         // each is read on its own, only when a match needs it.
         let read = |needed: bool, name: &str| -> Option<String> {
@@ -194,8 +193,8 @@ impl HttpContext for Exchange {
         let draw = rng.next_u64();
         self.rng.set(rng);
         // Read only for a local reply; from the headers when they were read already.
-        let header = |name: &str| match headers.iter().find(|(n, _)| n == name) {
-            Some((_, value)) => Some(value.clone().into_bytes()),
+        let header = |name: &str| match header_among(&headers, name) {
+            Some(value) => Some(value.as_bytes().to_vec()),
             None if all_read => None,
             None => self.get_http_request_header_bytes(name),
         };
@@ -291,7 +290,12 @@ fn send_local_reply(reply: &LocalReply) -> Action {
 /// Request field `name`: its value among the headers read, else the copy read on its own, else
 /// empty (not read: no match needs it).
 fn field<'a>(headers: &'a [(String, String)], own: &'a Option<String>, name: &str) -> &'a str {
-    headers.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str()).or(own.as_deref()).unwrap_or_default()
+    header_among(headers, name).or(own.as_deref()).unwrap_or_default()
+}
+
+/// The first value of header `name` (lower case, as Envoy hands names over) among those read.
+fn header_among<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
 }
 
 /// Header values are almost always UTF-8: keep the bytes then, replace what is not otherwise.
